@@ -1,0 +1,117 @@
+"""Recording requests in the ledger: one row per authenticated request, off the request's path.
+
+``record_request()`` appends to this process's spool (apps.billing.spool) and returns; the spool's
+thread commits rows to the ledger table. ``start_ledger()``/``stop_ledger()`` bracket a process's
+life (ASGI lifespan); the first record starts it too, for processes without a lifespan.
+"""
+
+from __future__ import annotations
+
+import atexit
+import logging
+import threading
+from dataclasses import asdict, dataclass
+from decimal import Decimal
+
+from django.conf import settings
+from django.db import IntegrityError, close_old_connections, transaction
+
+from apps.billing.spool import LedgerSpool, Row
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True, slots=True)
+class LedgerRecord:
+    """A ledger row as the request path produces it; JSON-native so the spool round-trips it exactly."""
+
+    request_id: str
+    tenant_id: int
+    api_key_id: int
+    endpoint: str
+    public_model: str
+    stream: bool
+    status: str
+    http_status: int
+    created_at: str  # ISO 8601, when the request arrived
+    latency_ms: int
+    error_type: str = ""
+    provider: str = ""
+    deployment_id: int | None = None
+    upstream_model: str = ""
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    cached_tokens: int = 0
+    usage_source: str = "none"
+    input_usd_per_mtok: str | None = None  # Decimal as text
+    output_usd_per_mtok: str | None = None
+    cached_input_usd_per_mtok: str | None = None
+    cost_usd: str = "0"
+    ttft_ms: int | None = None
+
+
+_spool: LedgerSpool | None = None
+_spool_lock = threading.Lock()
+
+
+def record_request(record: LedgerRecord) -> None:
+    spool = _spool or start_ledger()
+    spool.append(asdict(record))
+
+
+def start_ledger() -> LedgerSpool:
+    global _spool
+    with _spool_lock:
+        if _spool is None:
+            _spool = LedgerSpool(
+                settings.EDGE_LEDGER_SPOOL_DIR,
+                insert=insert_rows,
+                flush_interval_s=settings.EDGE_LEDGER_FLUSH_INTERVAL_S,
+                fsync=settings.EDGE_LEDGER_FSYNC,
+            )
+            _spool.start()
+            atexit.register(stop_ledger)
+        return _spool
+
+
+def stop_ledger() -> None:
+    global _spool
+    with _spool_lock:
+        spool, _spool = _spool, None
+    if spool is not None:
+        spool.stop()
+
+
+def ledger_backlog() -> int:
+    """Rows recorded by this process and not yet committed (health checks report it)."""
+    return _spool.pending() if _spool is not None else 0
+
+
+def insert_rows(rows: list[Row]) -> None:
+    """Commit rows, skipping request ids already in the ledger (replays are idempotent).
+
+    A row the database refuses on its own (a tenant deleted meanwhile, say) must not block the rows
+    behind it forever: on an integrity error, rows go in one by one and refused ones are logged.
+    """
+    from apps.billing.models import LedgerEntry
+
+    close_old_connections()  # after a Postgres restart, reconnect instead of failing forever
+    entries = [LedgerEntry(**_model_fields(row)) for row in rows]
+    try:
+        with transaction.atomic():
+            LedgerEntry.objects.bulk_create(entries, ignore_conflicts=True)
+    except IntegrityError:
+        for row, entry in zip(rows, entries, strict=True):
+            try:
+                with transaction.atomic():
+                    LedgerEntry.objects.bulk_create([entry], ignore_conflicts=True)
+            except IntegrityError:
+                logger.error("ledger row refused by the database: %s", row, exc_info=True)
+
+
+def _model_fields(row: Row) -> Row:
+    fields = dict(row)
+    for name in ("input_usd_per_mtok", "output_usd_per_mtok", "cached_input_usd_per_mtok", "cost_usd"):
+        if fields.get(name) is not None:
+            fields[name] = Decimal(fields[name])
+    return fields

@@ -1,0 +1,116 @@
+from __future__ import annotations
+
+from django.db import models
+from django.utils import timezone
+
+COST_FIELD = {"max_digits": 20, "decimal_places": 10}  # USD; sub-cent per request, summed over years
+
+
+class Tenant(models.Model):
+    """A customer of the gateway (a team, a product, a company): keys and costs belong to it."""
+
+    slug = models.SlugField(max_length=64, unique=True)
+    name = models.CharField(max_length=200)
+    is_active = models.BooleanField(default=True, help_text="Inactive tenants' keys stop working.")
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["slug"]
+
+    def __str__(self) -> str:
+        return self.slug
+
+
+class ApiKeyQuerySet(models.QuerySet["ApiKey"]):
+    def active(self) -> ApiKeyQuerySet:
+        now = timezone.now()
+        return self.filter(revoked_at__isnull=True, tenant__is_active=True).exclude(expires_at__lte=now)
+
+
+class ApiKey(models.Model):
+    """A key the gateway issued. Only its SHA-256 is stored; the raw key is shown once, at creation."""
+
+    tenant = models.ForeignKey(Tenant, on_delete=models.PROTECT, related_name="api_keys")
+    name = models.CharField(max_length=200, blank=True)
+    prefix = models.CharField(max_length=24, unique=True, help_text="The key's first characters, to recognise it.")
+    key_hash = models.CharField(max_length=64, unique=True, editable=False)
+    allowed_models = models.JSONField(
+        default=list, blank=True, help_text="Model names this key may use; empty means every model."
+    )
+    expires_at = models.DateTimeField(null=True, blank=True)
+    revoked_at = models.DateTimeField(null=True, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    objects = ApiKeyQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["-created_at"]
+        verbose_name = "API key"
+
+    def __str__(self) -> str:
+        return f"{self.prefix}… ({self.tenant.slug})"
+
+    @property
+    def is_active(self) -> bool:
+        expired = self.expires_at is not None and self.expires_at <= timezone.now()
+        return self.revoked_at is None and not expired and self.tenant.is_active
+
+
+class LedgerEntry(models.Model):
+    """One authenticated request (or a correction of one), as it happened. Never updated.
+
+    Names of providers and models are copied, not referenced, so renaming or deleting
+    configuration never rewrites history. Corrections are new rows of kind ``adjustment``.
+    """
+
+    class Kind(models.TextChoices):
+        REQUEST = "request"
+        ADJUSTMENT = "adjustment"
+
+    class Status(models.TextChoices):
+        OK = "ok"
+        ERROR = "error"
+        CANCELLED = "cancelled", "cancelled by client"
+
+    class UsageSource(models.TextChoices):
+        PROVIDER = "provider", "reported by provider"
+        ESTIMATED = "estimated", "estimated by gateway"
+        NONE = "none", "no usage"
+
+    request_id = models.CharField(max_length=64, unique=True)
+    kind = models.CharField(max_length=16, choices=Kind.choices, default=Kind.REQUEST)
+    adjusts = models.ForeignKey(
+        "self", null=True, blank=True, on_delete=models.PROTECT, related_name="adjustments", to_field="request_id"
+    )
+    note = models.TextField(blank=True)
+    tenant = models.ForeignKey(Tenant, on_delete=models.PROTECT, related_name="ledger_entries")
+    api_key = models.ForeignKey(ApiKey, null=True, blank=True, on_delete=models.PROTECT, related_name="ledger_entries")
+    endpoint = models.CharField(max_length=32, blank=True)
+    public_model = models.CharField(max_length=200, blank=True)
+    provider = models.CharField(max_length=64, blank=True)
+    deployment_id = models.BigIntegerField(null=True, blank=True)  # no FK: deployments may be deleted
+    upstream_model = models.CharField(max_length=200, blank=True)
+    stream = models.BooleanField(default=False)
+    status = models.CharField(max_length=16, choices=Status.choices)
+    http_status = models.PositiveSmallIntegerField()
+    error_type = models.CharField(max_length=64, blank=True)
+    prompt_tokens = models.PositiveIntegerField(default=0)
+    completion_tokens = models.PositiveIntegerField(default=0)
+    cached_tokens = models.PositiveIntegerField(default=0)
+    usage_source = models.CharField(max_length=16, choices=UsageSource.choices, default=UsageSource.NONE)
+    input_usd_per_mtok = models.DecimalField(max_digits=14, decimal_places=6, null=True, blank=True)
+    output_usd_per_mtok = models.DecimalField(max_digits=14, decimal_places=6, null=True, blank=True)
+    cached_input_usd_per_mtok = models.DecimalField(max_digits=14, decimal_places=6, null=True, blank=True)
+    cost_usd = models.DecimalField(**COST_FIELD, default=0)
+    latency_ms = models.PositiveIntegerField(default=0)
+    ttft_ms = models.PositiveIntegerField(null=True, blank=True, help_text="Time to first token (streams).")
+    created_at = models.DateTimeField(db_index=True, help_text="When the gateway received the request.")
+
+    class Meta:
+        ordering = ["-created_at"]
+        verbose_name = "ledger entry"
+        verbose_name_plural = "ledger"
+        indexes = [models.Index(fields=["tenant", "created_at"])]
+
+    def __str__(self) -> str:
+        return self.request_id

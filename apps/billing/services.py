@@ -1,0 +1,57 @@
+"""The only ways to issue and revoke keys and to correct the ledger (admin and commands call these)."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from decimal import Decimal
+
+from django.db import transaction
+from django.utils import timezone
+
+from apps.billing.keys import issue_key
+from apps.billing.models import ApiKey, LedgerEntry, Tenant
+from apps.proxy.exchange import new_request_id
+
+
+def create_api_key(
+    *, tenant: Tenant, name: str = "", allowed_models: list[str] | None = None, expires_at: datetime | None = None
+) -> tuple[ApiKey, str]:
+    """Store a new key's hash and return the raw key, which exists nowhere else: show it once."""
+    issued = issue_key()
+    key = ApiKey.objects.create(
+        tenant=tenant, name=name, prefix=issued.prefix, key_hash=issued.key_hash,
+        allowed_models=sorted(set(allowed_models or [])), expires_at=expires_at,
+    )
+    return key, issued.raw
+
+
+def revoke_api_key(*, key: ApiKey) -> ApiKey:
+    """Revoke at once in the database; gateway processes stop accepting it within EDGE_KEY_CACHE_TTL_S."""
+    if key.revoked_at is None:
+        key.revoked_at = timezone.now()
+        key.save(update_fields=["revoked_at"])
+    return key
+
+
+@transaction.atomic
+def record_adjustment(*, entry: LedgerEntry, cost_delta_usd: Decimal, note: str) -> LedgerEntry:
+    """Correct a request's cost with a new entry; the original row is never changed."""
+    if not note.strip():
+        raise ValueError("an adjustment needs a note saying why")
+    return LedgerEntry.objects.create(
+        request_id=new_request_id().replace("req_", "adj_"),
+        kind=LedgerEntry.Kind.ADJUSTMENT,
+        adjusts=entry,
+        note=note.strip(),
+        tenant_id=entry.tenant_id,
+        api_key_id=entry.api_key_id,
+        endpoint=entry.endpoint,
+        public_model=entry.public_model,
+        provider=entry.provider,
+        deployment_id=entry.deployment_id,
+        upstream_model=entry.upstream_model,
+        status=LedgerEntry.Status.OK,
+        http_status=entry.http_status,
+        cost_usd=cost_delta_usd,
+        created_at=timezone.now(),
+    )

@@ -1,0 +1,202 @@
+"""Adapters for upstreams that speak OpenAI's own wire format: OpenAI and OpenAI-compatible servers."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from typing import Any
+
+import httpx
+import orjson
+
+from apps.providers.adapters.base import ProviderAdapter
+from apps.providers.adapters.wire import (
+    parse_retry_after,
+    read_capped,
+    sse_frames,
+    translate_transport_errors,
+)
+from apps.providers.contracts import ChatRequest, ChatResponse, ChatStream, StreamEvent, Usage
+from apps.providers.errors import ProviderError
+from apps.providers.http import client_for
+
+DONE_FRAME = b"data: [DONE]\n\n"
+# Client errors the provider judged on the request itself: the client gets them as they are.
+_PASSED_THROUGH = {400, 404, 409, 413, 422}
+
+
+class OpenAIWireAdapter(ProviderAdapter):
+    """Shared by every upstream that speaks ``POST {base_url}/chat/completions`` as OpenAI does."""
+
+    chat_path = "/chat/completions"
+
+    def headers(self) -> dict[str, str]:
+        headers = {"Content-Type": "application/json", **self.upstream.headers}
+        if self.upstream.api_key:
+            headers["Authorization"] = f"Bearer {self.upstream.api_key}"
+        return headers
+
+    def encode(self, request: ChatRequest, upstream_model: str) -> bytes:
+        body: dict[str, Any] = {**request.body, "model": upstream_model}
+        if request.stream:
+            # Always ask for usage, or streamed requests would be billed from estimates.
+            body["stream_options"] = {**(request.body.get("stream_options") or {}), "include_usage": True}
+        return orjson.dumps(body)
+
+    async def chat(self, request: ChatRequest, *, upstream_model: str) -> ChatResponse:
+        name = self.upstream.provider_name
+        with translate_transport_errors(name):
+            async with asyncio.timeout(self.upstream.timeout_s):
+                response = await self._send(request, upstream_model)
+                try:
+                    content = await read_capped(response, name)
+                finally:
+                    await response.aclose()
+        if response.status_code != 200:
+            raise error_from_response(response.status_code, content, response.headers, name)
+        return ChatResponse(content=content, usage=usage_of_completion(content, name))
+
+    async def open_stream(self, request: ChatRequest, *, upstream_model: str) -> ChatStream:
+        name = self.upstream.provider_name
+        with translate_transport_errors(name):
+            async with asyncio.timeout(self.upstream.timeout_s):
+                response = await self._send(request, upstream_model)
+                if response.status_code != 200:
+                    try:
+                        content = await read_capped(response, name)
+                    finally:
+                        await response.aclose()
+                    raise error_from_response(response.status_code, content, response.headers, name)
+        return ChatStream(events=self._events(response), close=response.aclose)
+
+    async def _send(self, request: ChatRequest, upstream_model: str) -> httpx.Response:
+        client = client_for(self.upstream)
+        outgoing = client.build_request(
+            "POST", self.chat_path, content=self.encode(request, upstream_model), headers=self.headers()
+        )
+        return await client.send(outgoing, stream=True)
+
+    async def _events(self, response: httpx.Response) -> AsyncIterator[StreamEvent]:
+        name = self.upstream.provider_name
+        with translate_transport_errors(name):
+            async for frame in sse_frames(response, idle_timeout_s=self.upstream.timeout_s):
+                event = chunk_event(frame, name)
+                if event is not None:
+                    yield event
+                    if event.frame is DONE_FRAME:
+                        return
+        raise ProviderError(
+            f"Provider {name} ended the stream before it was complete.",
+            code="upstream_stream_incomplete", retryable=True,
+        )
+
+
+class OpenAIAdapter(OpenAIWireAdapter):
+    kind = "openai"
+
+
+class OpenAICompatibleAdapter(OpenAIWireAdapter):
+    """vLLM, Ollama, Groq, Together, Mistral, DeepSeek…: custom headers, and auth only if a key is set."""
+
+    kind = "openai_compatible"
+
+
+def chunk_event(frame: bytes, provider: str) -> StreamEvent | None:
+    """One OpenAI SSE frame as a StreamEvent; comments and blank frames are dropped."""
+    data = b"\n".join(line[5:].lstrip() for line in frame.splitlines() if line.startswith(b"data:"))
+    if not data:
+        return None
+    if data == b"[DONE]":
+        return StreamEvent(frame=DONE_FRAME)
+    try:
+        chunk = orjson.loads(data)
+    except orjson.JSONDecodeError:
+        raise _malformed(provider) from None
+    if not isinstance(chunk, dict):
+        raise _malformed(provider)
+    if "error" in chunk:
+        raise ProviderError(f"Provider {provider} reported an error mid-stream.", retryable=False)
+    usage = chunk.get("usage")
+    choices = chunk.get("choices") or []
+    return StreamEvent(
+        frame=b"data: " + data + b"\n\n",
+        usage=usage_from(usage) if isinstance(usage, dict) else None,
+        usage_only=not choices and isinstance(usage, dict),
+        text=_delta_text(choices),
+    )
+
+
+def _delta_text(choices: list[Any]) -> str:
+    parts = []
+    for choice in choices:
+        delta = choice.get("delta") if isinstance(choice, dict) else None
+        if isinstance(delta, dict) and isinstance(delta.get("content"), str):
+            parts.append(delta["content"])
+    return "".join(parts)
+
+
+def usage_of_completion(content: bytes, provider: str) -> Usage:
+    try:
+        completion = orjson.loads(content)
+    except orjson.JSONDecodeError:
+        raise _malformed(provider) from None
+    if not isinstance(completion, dict) or not isinstance(completion.get("choices"), list):
+        raise _malformed(provider)
+    usage = completion.get("usage")
+    return usage_from(usage) if isinstance(usage, dict) else Usage()
+
+
+def usage_from(usage: dict[str, Any]) -> Usage:
+    details = usage.get("prompt_tokens_details") or {}
+    return Usage(
+        prompt_tokens=int(usage.get("prompt_tokens") or 0),
+        completion_tokens=int(usage.get("completion_tokens") or 0),
+        cached_tokens=int(details.get("cached_tokens") or 0),
+        source="provider",
+    )
+
+
+def error_from_response(status: int, content: bytes, headers: httpx.Headers, provider: str) -> ProviderError:
+    """Map an upstream's non-200 answer to what the client should see and whether to try again."""
+    if status in _PASSED_THROUGH:
+        error = _openai_error_fields(content)
+        return ProviderError(
+            error.get("message") or f"Provider {provider} rejected the request.",
+            status=status, type=error.get("type") or "invalid_request_error",
+            code=error.get("code"), param=error.get("param"), upstream_status=status, retryable=False,
+        )
+    if status == 429:
+        retry_after = parse_retry_after(headers.get("retry-after"))
+        return ProviderError(
+            f"Provider {provider} is rate limiting the gateway; try again shortly.",
+            status=429, type="rate_limit_error", code="upstream_rate_limited",
+            upstream_status=status, retry_after_s=retry_after, retryable=True,
+            headers={"Retry-After": headers["retry-after"]} if retry_after is not None else None,
+        )
+    if status in (401, 403):
+        # The provider refused the gateway's own credentials: an operator problem, not the client's.
+        return ProviderError(
+            f"Provider {provider} rejected the gateway's credentials.",
+            code="upstream_auth_failed", upstream_status=status, retryable=False,
+        )
+    return ProviderError(
+        f"Provider {provider} failed with HTTP {status}.",
+        code="upstream_error", upstream_status=status, retryable=status >= 500 or status == 408,
+    )
+
+
+def _openai_error_fields(content: bytes) -> dict[str, Any]:
+    try:
+        error = orjson.loads(content).get("error")
+    except (orjson.JSONDecodeError, AttributeError):
+        return {}
+    if not isinstance(error, dict):
+        return {}
+    return {key: value if isinstance(value, str) or value is None else str(value) for key, value in error.items()}
+
+
+def _malformed(provider: str) -> ProviderError:
+    return ProviderError(
+        f"Provider {provider} sent a response the gateway could not read.",
+        code="upstream_malformed_response", retryable=True,
+    )

@@ -1,0 +1,89 @@
+"""Transport helpers shared by adapters: bounded reads, SSE framing, and error translation."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator, Iterator
+
+import httpx
+from django.conf import settings
+
+from apps.providers.errors import ProviderError
+
+_FRAME_ENDS = (b"\r\n\r\n", b"\n\n")
+
+
+@contextlib.contextmanager
+def translate_transport_errors(provider: str) -> Iterator[None]:
+    """Turn timeouts and broken connections into retryable ``ProviderError``s that name no internals."""
+    try:
+        yield
+    except (TimeoutError, httpx.TimeoutException):
+        raise ProviderError(
+            f"Provider {provider} did not answer in time.",
+            status=504, type="timeout", code="upstream_timeout", retryable=True,
+        ) from None
+    except httpx.HTTPError:
+        raise ProviderError(
+            f"Could not complete the request to provider {provider}.",
+            code="upstream_unreachable", retryable=True,
+        ) from None
+
+
+async def read_capped(response: httpx.Response, provider: str) -> bytes:
+    """The whole body, refusing one larger than EDGE_MAX_UPSTREAM_BODY_BYTES before it fills memory."""
+    limit: int = settings.EDGE_MAX_UPSTREAM_BODY_BYTES
+    declared = response.headers.get("content-length", "")
+    if declared.isdigit() and int(declared) > limit:
+        raise _too_large(provider)
+    chunks: list[bytes] = []
+    size = 0
+    async for chunk in response.aiter_bytes():
+        size += len(chunk)
+        if size > limit:
+            raise _too_large(provider)
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def _too_large(provider: str) -> ProviderError:
+    return ProviderError(
+        f"Provider {provider} sent a response larger than the gateway accepts.",
+        code="upstream_response_too_large", retryable=False,
+    )
+
+
+async def sse_frames(response: httpx.Response, *, idle_timeout_s: float) -> AsyncIterator[bytes]:
+    """Yield each complete server-sent event (without its blank-line terminator).
+
+    Upstreams split events across TCP reads arbitrarily; this reassembles them. A read that takes
+    longer than ``idle_timeout_s`` ends the stream with a timeout.
+    """
+    buffer = b""
+    chunks = response.aiter_bytes().__aiter__()
+    while True:
+        try:
+            async with asyncio.timeout(idle_timeout_s):
+                chunk = await chunks.__anext__()
+        except StopAsyncIteration:
+            break
+        buffer += chunk
+        while frame_end := _find_frame_end(buffer):
+            start, end = frame_end
+            yield buffer[:start]
+            buffer = buffer[end:]
+    if buffer.strip():
+        yield buffer  # a last event without its terminator: let the caller judge it
+
+
+def _find_frame_end(buffer: bytes) -> tuple[int, int] | None:
+    found = [(index, index + len(end)) for end in _FRAME_ENDS if (index := buffer.find(end)) >= 0]
+    return min(found) if found else None
+
+
+def parse_retry_after(value: str | None) -> float | None:
+    try:
+        return max(0.0, float(value)) if value else None
+    except ValueError:
+        return None  # an HTTP date: rare from LLM providers; treat as unknown

@@ -1,0 +1,76 @@
+"""What adapters take and give: frozen dataclasses, the only currency across the adapter boundary.
+
+Adapters never see the ORM or Django requests; the pipeline never sees a provider's wire format.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
+from dataclasses import dataclass
+from typing import Any, Literal
+
+UsageSource = Literal["provider", "estimated", "none"]
+
+
+@dataclass(frozen=True, slots=True)
+class Upstream:
+    """One provider endpoint as the adapter needs it (decrypted secret included: keep it in memory)."""
+
+    provider_id: int
+    provider_name: str
+    kind: str
+    base_url: str
+    api_key: str
+    headers: Mapping[str, str]
+    timeout_s: float
+
+
+@dataclass(frozen=True, slots=True)
+class ChatRequest:
+    """A parsed chat completion request. ``body`` is the client's JSON, every parameter untouched."""
+
+    model: str
+    body: Mapping[str, Any]
+    stream: bool
+    include_usage: bool  # the client asked for the usage chunk (stream_options.include_usage)
+
+
+@dataclass(frozen=True, slots=True)
+class Usage:
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    cached_tokens: int = 0
+    source: UsageSource = "none"
+
+    @property
+    def total_tokens(self) -> int:
+        return self.prompt_tokens + self.completion_tokens
+
+
+NO_USAGE = Usage()
+
+
+@dataclass(frozen=True, slots=True)
+class ChatResponse:
+    """A complete OpenAI-shaped answer: ``content`` is sent to the client byte for byte."""
+
+    content: bytes
+    usage: Usage
+
+
+@dataclass(frozen=True, slots=True)
+class StreamEvent:
+    """One server-sent event, already framed (``data: …\\n\\n``) in OpenAI's chunk format."""
+
+    frame: bytes
+    usage: Usage | None = None  # set on the event that carried usage
+    usage_only: bool = False  # the trailing usage chunk OpenAI sends only on request
+    text: str = ""  # content delta, kept to estimate usage when the upstream never reports it
+
+
+@dataclass(slots=True)
+class ChatStream:
+    """An open upstream stream: status and headers are in, events are still to come."""
+
+    events: AsyncIterator[StreamEvent]
+    close: Callable[[], Awaitable[None]]  # releases the upstream connection; idempotent

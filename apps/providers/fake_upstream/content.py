@@ -1,0 +1,199 @@
+"""Deterministic reply text and token counts, shared by both wire formats.
+
+Tests compute exact costs from these numbers, so they are a contract:
+
+* A word is a whitespace-separated run of characters (`len(text.split())`).
+* Chat prompt tokens (OpenAI chat, Anthropic messages) = the words of every text
+  content of every message (a string, or parts/blocks of type "text"; Anthropic
+  tool_result blocks count their text too) + 3 per message. Anthropic's `system`
+  adds its words, with no per-message overhead. Tool definitions are free.
+* Legacy completion prompt tokens = the words of the prompt (summed over a list).
+* Embedding tokens = the words of each input; a token-id array counts its length.
+* The reply is "Mock reply to: " + the first 8 words of the last user message,
+  padded with "lorem ipsum ..." or truncated to `reply_words` words (default 12),
+  then truncated to `max_tokens` / `max_completion_tokens` words if smaller
+  (finish_reason "length" / stop_reason "max_tokens").
+* Completion tokens = the words of the reply, per choice, summed over `n`.
+  A tool call costs TOOL_CALL_TOKENS.
+* Cached tokens = min(knob `cached_tokens`, prompt tokens). As with the real
+  APIs, OpenAI's prompt_tokens includes them, while Anthropic's input_tokens
+  excludes them (they are reported as cache_read_input_tokens instead).
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import itertools
+import struct
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import Any
+
+from .rules import Knobs
+
+MESSAGE_OVERHEAD_TOKENS = 3
+TOOL_CALL_TOKENS = 10
+ECHOED_WORDS = 8
+PADDING = ("lorem", "ipsum", "dolor", "sit", "amet", "consectetur", "adipiscing", "elit")
+
+
+_ids = itertools.count(1)
+
+
+def new_id(prefix: str) -> str:
+    """A unique id in the provider's style; a counter is enough and costs nothing."""
+    return f"{prefix}fake{next(_ids):020d}"
+
+
+@dataclass(frozen=True)
+class ToolUse:
+    name: str
+    arguments: dict[str, Any]
+
+
+@dataclass(frozen=True)
+class Answer:
+    """One choice's reply, before a wire format dresses it."""
+
+    words: list[str]
+    truncated: bool
+    tool_use: ToolUse | None
+    prompt_tokens: int
+    cached_tokens: int
+
+    @property
+    def text(self) -> str:
+        return " ".join(self.words)
+
+    @property
+    def completion_tokens(self) -> int:
+        return TOOL_CALL_TOKENS if self.tool_use else len(self.words)
+
+
+def compose_answer(
+    *,
+    prompt_text: str,
+    prompt_tokens: int,
+    knobs: Knobs,
+    max_tokens: object,
+    tool_use: ToolUse | None,
+) -> Answer:
+    word_count, truncated = reply_limit(knobs.reply_words, max_tokens)
+    if knobs.huge_body_mb:
+        words, truncated = [huge_text(knobs.huge_body_mb)], False
+    else:
+        words = reply_words(prompt_text, word_count)
+    return Answer(
+        words=words,
+        truncated=truncated and tool_use is None,
+        tool_use=tool_use,
+        prompt_tokens=prompt_tokens,
+        cached_tokens=min(knobs.cached_tokens, prompt_tokens),
+    )
+
+
+def count_words(text: str) -> int:
+    return len(text.split())
+
+
+def text_of(content: object) -> str:
+    """The plain text in a message's content, whichever shape the client used."""
+    if isinstance(content, str):
+        return content
+    if not isinstance(content, list):
+        return ""
+    texts = []
+    for part in content:
+        if not isinstance(part, dict):
+            continue
+        if part.get("type") == "text" and isinstance(part.get("text"), str):
+            texts.append(part["text"])
+        elif part.get("type") == "tool_result":
+            texts.append(text_of(part.get("content")))
+    return " ".join(texts)
+
+
+def prompt_tokens_of_messages(messages: Iterable[Any], system: object = None) -> int:
+    tokens = count_words(text_of(system))
+    for message in messages:
+        content = message.get("content") if isinstance(message, dict) else None
+        tokens += count_words(text_of(content)) + MESSAGE_OVERHEAD_TOKENS
+    return tokens
+
+
+def last_user_text(messages: list[Any]) -> str:
+    for message in reversed(messages):
+        if isinstance(message, dict) and message.get("role") == "user":
+            return text_of(message.get("content"))
+    return ""
+
+
+def reply_words(prompt_text: str, word_count: int) -> list[str]:
+    """The reply for a prompt, as exactly `word_count` words."""
+    words = ["Mock", "reply", "to:", *prompt_text.split()[:ECHOED_WORDS]]
+    padding = itertools.cycle(PADDING)
+    while len(words) < word_count:
+        words.append(next(padding))
+    return words[:word_count]
+
+
+def reply_limit(knob_words: int, max_tokens: object) -> tuple[int, bool]:
+    """How many words to send, and whether the client's max_tokens cut the reply short."""
+    if isinstance(max_tokens, int) and not isinstance(max_tokens, bool) and max_tokens < knob_words:
+        return max(max_tokens, 0), True
+    return knob_words, False
+
+
+def split_into_deltas(words: list[str], chunk_count: int | None) -> list[str]:
+    """Stream deltas that concatenate back to the reply; never more deltas than words."""
+    if not words:
+        return [""]
+    count = min(chunk_count or len(words), len(words))
+    size, extra = divmod(len(words), count)
+    deltas, start = [], 0
+    for index in range(count):
+        end = start + size + (1 if index < extra else 0)
+        text = " ".join(words[start:end])
+        deltas.append(text if start == 0 else " " + text)
+        start = end
+    return deltas
+
+
+def huge_text(megabytes: float) -> str:
+    return "x" * int(megabytes * 1024 * 1024)
+
+
+def placeholder_arguments(schema: object) -> dict[str, Any]:
+    """Arguments that satisfy the required properties of a JSON schema, typewise."""
+    if not isinstance(schema, dict):
+        return {}
+    properties = schema.get("properties") or {}
+    samples = {"string": "mock", "integer": 1, "number": 1.5, "boolean": True,
+               "array": [], "object": {}}
+    arguments: dict[str, Any] = {}
+    for name in schema.get("required") or []:
+        spec = properties.get(name) if isinstance(properties, dict) else None
+        kind = spec.get("type") if isinstance(spec, dict) else None
+        arguments[name] = samples.get(kind, "mock") if isinstance(kind, str) else "mock"
+    return arguments
+
+
+def embedding_input_tokens(item: object) -> int:
+    if isinstance(item, str):
+        return count_words(item)
+    return len(item) if isinstance(item, list) else 0
+
+
+def embedding_vector(item: object, dimensions: int) -> list[float]:
+    """A stable vector per input, made of float32-exact values so base64 round-trips."""
+    digest = hashlib.shake_256(repr(item).encode()).digest(dimensions * 2)
+    return [
+        (int.from_bytes(digest[i : i + 2], "little") - 32768) / 32768
+        for i in range(0, dimensions * 2, 2)
+    ]
+
+
+def encode_base64_floats(vector: list[float]) -> str:
+    """OpenAI's base64 encoding: little-endian float32s."""
+    return base64.b64encode(struct.pack(f"<{len(vector)}f", *vector)).decode("ascii")

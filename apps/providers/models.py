@@ -1,0 +1,41 @@
+from __future__ import annotations
+
+from django.core.validators import MinValueValidator
+from django.db import models
+
+from apps.providers.registry import kind_choices
+from apps.providers.secrets import decrypt_secret, encrypt_secret
+
+
+class Provider(models.Model):
+    """An upstream LLM service the gateway can call, with the credentials to call it."""
+
+    name = models.SlugField(max_length=64, unique=True, help_text="Used in config files, headers and the ledger.")
+    kind = models.CharField(max_length=32, choices=kind_choices, help_text="The wire format the provider speaks.")
+    base_url = models.URLField(max_length=500, help_text="For example https://api.openai.com/v1")
+    api_key_encrypted = models.TextField(blank=True, editable=False)
+    extra_headers = models.JSONField(
+        default=dict, blank=True, help_text="Headers sent with every request, e.g. OpenAI-Organization."
+    )
+    timeout_s = models.FloatField(
+        default=60.0, validators=[MinValueValidator(0.1)], help_text="Bound on each attempt, streams included."
+    )
+    enabled = models.BooleanField(default=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["name"]
+
+    def __str__(self) -> str:
+        return self.name
+
+    @property
+    def has_api_key(self) -> bool:
+        return bool(self.api_key_encrypted)
+
+    def set_api_key(self, raw: str) -> None:
+        self.api_key_encrypted = encrypt_secret(raw) if raw else ""
+
+    def api_key(self) -> str:
+        return decrypt_secret(self.api_key_encrypted) if self.api_key_encrypted else ""

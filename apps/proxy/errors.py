@@ -1,0 +1,78 @@
+"""Every failure on the API path becomes OpenAI's error body here, and only here."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+import orjson
+from django.http import HttpRequest, HttpResponse
+from rest_framework import exceptions as drf_exceptions
+from rest_framework.response import Response
+
+from apps.providers.errors import OpenAIError
+
+logger = logging.getLogger(__name__)
+
+
+class InvalidRequest(OpenAIError):
+    status = 400
+    type = "invalid_request_error"
+
+
+class InvalidApiKey(OpenAIError):
+    status = 401
+    type = "invalid_request_error"
+    code = "invalid_api_key"
+
+
+class ModelNotFound(OpenAIError):
+    status = 404
+    type = "invalid_request_error"
+    code = "model_not_found"
+
+    def __init__(self, model: str) -> None:
+        # One message whether the model is unknown or not this key's: never reveal other tenants' models.
+        super().__init__(f"The model `{model}` does not exist or you do not have access to it.", param="model")
+
+
+class NoDeployment(OpenAIError):
+    status = 503
+    type = "service_unavailable"
+    code = "no_deployment_available"
+
+
+class PayloadTooLarge(OpenAIError):
+    status = 413
+    type = "invalid_request_error"
+    code = "request_too_large"
+
+
+def unexpected(exc: BaseException) -> OpenAIError:
+    logger.error("unexpected error on the API path", exc_info=exc)
+    return OpenAIError("The gateway failed to handle this request; it has been logged.", status=500)
+
+
+def error_response(error: OpenAIError) -> HttpResponse:
+    response = HttpResponse(orjson.dumps(error.body()), status=error.status, content_type="application/json")
+    for name, value in error.headers.items():
+        response[name] = value
+    return response
+
+
+def drf_exception_handler(exc: Exception, context: dict[str, Any]) -> Response | None:
+    """DRF's own exceptions (on any DRF view) in OpenAI's shape rather than ``{"detail": …}``."""
+    if not isinstance(exc, drf_exceptions.APIException):
+        return None
+    error = OpenAIError(str(exc.detail), status=exc.status_code, type="invalid_request_error", code=exc.default_code)
+    return Response(error.body(), status=error.status)
+
+
+def api_not_found(request: HttpRequest, exception: Exception | None = None) -> HttpResponse:
+    return error_response(
+        OpenAIError(f"Unknown endpoint: {request.method} {request.path}", status=404, type="invalid_request_error")
+    )
+
+
+def api_server_error(request: HttpRequest) -> HttpResponse:
+    return error_response(OpenAIError("The gateway failed to handle this request; it has been logged.", status=500))

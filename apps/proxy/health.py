@@ -1,0 +1,85 @@
+"""Health endpoints for load balancers and operators.
+
+``/health/live``: the process answers. ``/health/ready``: it can serve (database reachable).
+``/health``: the details, per dependency, for humans and dashboards.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+import orjson
+from asgiref.sync import sync_to_async
+from django.conf import settings
+from django.db import close_old_connections, connection
+from django.http import HttpRequest, HttpResponse
+
+from apps.billing.ledger import ledger_backlog
+from apps.routing.table import routing_tables
+
+
+async def live(request: HttpRequest) -> HttpResponse:
+    return _json({"status": "ok"}, 200)
+
+
+async def ready(request: HttpRequest) -> HttpResponse:
+    database = await sync_to_async(check_database)()
+    return _json({"status": database["status"]}, 200 if database["status"] == "ok" else 503)
+
+
+async def health(request: HttpRequest) -> HttpResponse:
+    checks: dict[str, Any] = {"database": await sync_to_async(check_database)()}
+    if settings.REDIS_URL:
+        checks["redis"] = await sync_to_async(check_redis)()
+    checks["providers"] = await describe_providers()
+    checks["ledger"] = {"status": "ok", "backlog": ledger_backlog()}
+    healthy = all(check["status"] == "ok" for check in checks.values())
+    return _json({"status": "ok" if healthy else "degraded", "checks": checks}, 200 if healthy else 503)
+
+
+def check_database() -> dict[str, Any]:
+    started = time.perf_counter()
+    try:
+        close_old_connections()
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT 1")
+    except Exception as exc:
+        return {"status": "error", "error": type(exc).__name__}
+    finally:
+        connection.close()
+    return {"status": "ok", "latency_ms": round((time.perf_counter() - started) * 1000, 1)}
+
+
+def check_redis() -> dict[str, Any]:
+    import redis
+    from redis.backoff import NoBackoff
+    from redis.retry import Retry
+
+    started = time.perf_counter()
+    try:
+        client = redis.Redis.from_url(
+            settings.REDIS_URL, socket_timeout=settings.REDIS_TIMEOUT_S,
+            socket_connect_timeout=settings.REDIS_TIMEOUT_S, retry=Retry(NoBackoff(), 0),
+        )
+        client.ping()
+        client.close()
+    except Exception as exc:
+        return {"status": "error", "error": type(exc).__name__}
+    return {"status": "ok", "latency_ms": round((time.perf_counter() - started) * 1000, 1)}
+
+
+async def describe_providers() -> dict[str, Any]:
+    try:
+        table = await routing_tables.current()
+    except Exception as exc:
+        return {"status": "error", "error": type(exc).__name__}
+    providers = sorted({target.upstream.provider_name for route in table.routes.values() for target in route.targets})
+    unserved = sorted(name for name, route in table.routes.items() if not route.targets)
+    return {"status": "ok", "configured": providers, "models_without_deployments": unserved}
+
+
+def _json(body: dict[str, Any], status: int) -> HttpResponse:
+    response = HttpResponse(orjson.dumps(body), status=status, content_type="application/json")
+    response["Cache-Control"] = "no-store"
+    return response

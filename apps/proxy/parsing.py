@@ -1,0 +1,82 @@
+"""Step 2: the request body → a typed request, or a 400 that names the offending parameter.
+
+Only what the gateway itself relies on is checked here; every other parameter goes to the
+provider untouched, and the provider, which knows its own limits, judges it.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import orjson
+from django.http import HttpRequest
+
+from apps.providers.contracts import ChatRequest
+from apps.proxy.errors import InvalidRequest
+
+
+def parse_json_body(request: HttpRequest) -> dict[str, Any]:
+    if request.content_type != "application/json":
+        raise InvalidRequest(
+            f"Expected Content-Type application/json, got {request.content_type or 'none'}.",
+            code="unsupported_content_type",
+        )
+    if not request.body:
+        raise InvalidRequest("The request body is empty; send a JSON object.", code="empty_body")
+    try:
+        body = orjson.loads(request.body)
+    except orjson.JSONDecodeError as exc:
+        raise InvalidRequest(f"The request body is not valid JSON: {exc}.", code="invalid_json") from None
+    if not isinstance(body, dict):
+        raise InvalidRequest("The request body must be a JSON object.", code="invalid_json")
+    return body
+
+
+def parse_chat_request(request: HttpRequest) -> ChatRequest:
+    body = parse_json_body(request)
+    model = _required_string(body, "model")
+    _check_messages(body.get("messages"))
+    stream = _optional(body, "stream", bool, "a boolean") or False
+    stream_options = _optional(body, "stream_options", dict, "an object") or {}
+    include_usage = stream_options.get("include_usage", False)
+    if not isinstance(include_usage, bool):
+        raise _wrong_type("stream_options.include_usage", "a boolean", include_usage)
+    return ChatRequest(model=model, body=body, stream=stream, include_usage=stream and include_usage)
+
+
+def _required_string(body: dict[str, Any], name: str) -> str:
+    value = body.get(name)
+    if value is None:
+        raise InvalidRequest(f"Missing required parameter: '{name}'.", param=name, code="missing_required_parameter")
+    if not isinstance(value, str) or not value:
+        raise _wrong_type(name, "a non-empty string", value)
+    return value
+
+
+def _optional(body: dict[str, Any], name: str, kind: type, described: str) -> Any:
+    value = body.get(name)
+    if value is not None and not isinstance(value, kind):
+        raise _wrong_type(name, described, value)
+    return value
+
+
+def _check_messages(messages: object) -> None:
+    if messages is None:
+        raise InvalidRequest(
+            "Missing required parameter: 'messages'.", param="messages", code="missing_required_parameter"
+        )
+    if not isinstance(messages, list) or not messages:
+        raise _wrong_type("messages", "a non-empty array", messages)
+    for index, message in enumerate(messages):
+        if not isinstance(message, dict):
+            raise _wrong_type(f"messages[{index}]", "an object", message)
+        if not isinstance(message.get("role"), str):
+            raise _wrong_type(f"messages[{index}].role", "a string", message.get("role"))
+
+
+_JSON_TYPES = {bool: "boolean", int: "integer", float: "number", str: "string", list: "array", dict: "object"}
+
+
+def _wrong_type(param: str, expected: str, value: object) -> InvalidRequest:
+    got = "null" if value is None else _JSON_TYPES.get(type(value), type(value).__name__)
+    return InvalidRequest(f"Invalid type for '{param}': expected {expected}, got {got}.", param=param, code="invalid_type")

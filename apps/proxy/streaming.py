@@ -1,0 +1,58 @@
+"""Relaying an upstream stream to the client, chunk by chunk, and accounting for it at the end.
+
+Whatever ends the stream (completion, an upstream failure, the client hanging up) ends in exactly
+one ledger row. Usage comes from the upstream's usage chunk; if it never arrived (the stream was
+cut, or the client left first), it is estimated from what was relayed and marked so.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import AsyncIterator
+
+import orjson
+from django.http import StreamingHttpResponse
+
+from apps.billing.models import LedgerEntry
+from apps.providers.contracts import ChatRequest, ChatStream
+from apps.providers.errors import ProviderError
+from apps.providers.tokens import estimate_usage
+from apps.proxy.exchange import Exchange
+
+CLIENT_CLOSED_REQUEST = 499  # nginx's status for a client that hung up; no response was completed
+
+
+def streaming_response(exchange: Exchange, chat: ChatRequest, stream: ChatStream) -> StreamingHttpResponse:
+    response = StreamingHttpResponse(relay(exchange, chat, stream), content_type="text/event-stream")
+    response["Cache-Control"] = "no-cache"
+    response["X-Accel-Buffering"] = "no"  # nginx would otherwise buffer the stream
+    return response
+
+
+async def relay(exchange: Exchange, chat: ChatRequest, stream: ChatStream) -> AsyncIterator[bytes]:
+    relayed: list[str] = []
+    status, http_status, error_type = LedgerEntry.Status.OK, 200, ""
+    try:
+        async for event in stream.events:
+            if event.usage is not None:
+                exchange.usage = event.usage
+            if event.text:
+                if exchange.ttft_ms is None:
+                    exchange.ttft_ms = round((time.perf_counter() - exchange.started) * 1000)
+                relayed.append(event.text)
+            if event.usage_only and not chat.include_usage:
+                continue  # we asked for usage on the client's behalf; it did not ask to see it
+            yield event.frame
+    except ProviderError as exc:
+        status, error_type = LedgerEntry.Status.ERROR, exc.code or exc.type
+        yield b"data: " + orjson.dumps(exc.body()) + b"\n\n"
+    except (asyncio.CancelledError, GeneratorExit):
+        status, http_status = LedgerEntry.Status.CANCELLED, CLIENT_CLOSED_REQUEST
+        raise
+    finally:
+        # Recorded before any await: a cancelled task may not get to run another one.
+        if exchange.usage.source != "provider":
+            exchange.usage = estimate_usage(chat.body, "".join(relayed))
+        exchange.finish(status=status, http_status=http_status, error_type=error_type)
+        await stream.close()

@@ -1,0 +1,74 @@
+"""The OpenAI-compatible endpoints: async DRF views with one exception funnel."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any, ClassVar
+
+import orjson
+from adrf.views import APIView
+from django.http import HttpRequest, HttpResponse
+from django.http.response import HttpResponseBase
+
+from apps.billing.keys import KeyInfo
+from apps.providers.errors import OpenAIError
+from apps.proxy.auth import authenticate
+from apps.proxy.errors import error_response, unexpected
+from apps.proxy.exchange import Exchange
+from apps.proxy.pipeline import chat_completion
+from apps.routing.table import routing_tables
+
+logger = logging.getLogger(__name__)
+
+
+class GatewayView(APIView):
+    """Base of every ``/v1/`` view.
+
+    It replaces DRF's per-request dispatch (content negotiation, DRF's authenticators and
+    permission checks, and adrf's thread hop to run them) with the gateway's own steps: the body
+    is read as bytes and decoded once by the endpoint, authentication is ``apps.proxy.auth``, and
+    every exception ends in ``error_response()``.
+    """
+
+    endpoint: ClassVar[str]
+    authentication_classes: ClassVar[list[Any]] = []
+    permission_classes: ClassVar[list[Any]] = []
+
+    async def async_dispatch(self, request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponseBase:
+        exchange = Exchange(endpoint=self.endpoint)
+        try:
+            handler = getattr(self, request.method.lower(), None) if request.method else None
+            if handler is None:
+                raise OpenAIError(f"Method {request.method} is not allowed here.", status=405,
+                                  type="invalid_request_error", code="method_not_allowed")
+            exchange.key = await authenticate(request)
+            response = await handler(request, exchange, exchange.key)
+        except OpenAIError as exc:
+            exchange.finish(status="error", http_status=exc.status, error_type=exc.code or exc.type)
+            response = error_response(exc)
+        except Exception as exc:
+            error = unexpected(exc)
+            exchange.finish(status="error", http_status=error.status, error_type=error.type)
+            response = error_response(error)
+        return exchange.stamp(response)
+
+
+class ChatCompletionsView(GatewayView):
+    endpoint = "chat.completions"
+
+    async def post(self, request: HttpRequest, exchange: Exchange, key: KeyInfo) -> HttpResponseBase:
+        return await chat_completion(request, exchange, key)
+
+
+class ModelsView(GatewayView):
+    endpoint = "models"
+
+    async def get(self, request: HttpRequest, exchange: Exchange, key: KeyInfo) -> HttpResponseBase:
+        table = await routing_tables.current()
+        models = [
+            {"id": route.name, "object": "model", "created": route.created, "owned_by": "llm-edge"}
+            for route in table.routes.values()
+            if key.may_use(route.name)
+        ]
+        exchange.finish(status="ok", http_status=200)
+        return HttpResponse(orjson.dumps({"object": "list", "data": models}), content_type="application/json")

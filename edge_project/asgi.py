@@ -1,0 +1,20 @@
+"""The ASGI application uvicorn (production), daphne and `runserver` serve.
+
+Two Django handlers share one URLconf: API paths (/v1/, /health) run through API_MIDDLEWARE, which
+leaves out sessions, CSRF and messages (they cost most of a fast request and mean nothing to a
+bearer-key client); admin and every other path get the full MIDDLEWARE. The lifespan protocol
+starts and stops per-process state: the ledger spool, and the pooled upstream connections.
+"""
+
+from __future__ import annotations
+
+import os
+
+import django
+
+os.environ.setdefault("DJANGO_SETTINGS_MODULE", "edge_project.settings.base")
+django.setup(set_prefix=False)
+
+from edge_project.lifespan import EdgeApplication  # noqa: E402  (needs the apps loaded)
+
+application = EdgeApplication()

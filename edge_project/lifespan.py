@@ -1,0 +1,59 @@
+from __future__ import annotations
+
+import asyncio
+import logging
+from typing import Any
+
+from django.conf import settings
+from django.contrib.staticfiles.handlers import ASGIStaticFilesHandler
+from django.core.handlers.asgi import ASGIHandler
+
+from apps.billing.ledger import start_ledger, stop_ledger
+from apps.providers.http import close_clients
+from apps.proxy.body_limit import BodySizeLimit
+
+logger = logging.getLogger(__name__)
+
+
+class ApiHandler(ASGIHandler):
+    """Django's ASGI handler with API_MIDDLEWARE in place of MIDDLEWARE."""
+
+    def load_middleware(self, is_async: bool = False) -> None:
+        # BaseHandler reads settings.MIDDLEWARE directly; swap it only while the chain is built,
+        # once per process at start-up.
+        browser_middleware = settings.MIDDLEWARE
+        settings.MIDDLEWARE = settings.API_MIDDLEWARE
+        try:
+            super().load_middleware(is_async)
+        finally:
+            settings.MIDDLEWARE = browser_middleware
+
+
+class EdgeApplication:
+    def __init__(self) -> None:
+        self.api = BodySizeLimit(ApiHandler())
+        # Admin's static files, served by Django: small, and no extra server needed for `make run`.
+        self.browser = BodySizeLimit(ASGIStaticFilesHandler(ASGIHandler()))
+
+    async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
+        if scope["type"] == "lifespan":
+            return await self.lifespan(receive, send)
+        is_api = scope.get("path", "").startswith(settings.API_PATH_PREFIXES)
+        await (self.api if is_api else self.browser)(scope, receive, send)
+
+    async def lifespan(self, receive: Any, send: Any) -> None:
+        while True:
+            message = await receive()
+            if message["type"] == "lifespan.startup":
+                try:
+                    await asyncio.to_thread(start_ledger)  # replays spool segments of dead processes
+                except Exception as exc:
+                    logger.exception("gateway start-up failed")
+                    await send({"type": "lifespan.startup.failed", "message": str(exc)})
+                    return
+                await send({"type": "lifespan.startup.complete"})
+            elif message["type"] == "lifespan.shutdown":
+                await close_clients()
+                await asyncio.to_thread(stop_ledger)  # commits what it can; the rest stays spooled
+                await send({"type": "lifespan.shutdown.complete"})
+                return

@@ -1,0 +1,160 @@
+"""Settings for every environment; values come from the environment through ``edge_project.env``.
+
+Nothing here talks to a database or network. Misconfiguration is reported by the system checks in
+``apps/proxy/checks.py`` at start-up, not by exceptions at import time, except for values that cannot
+even be parsed (a non-integer port, say).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from edge_project.env import (
+    database_from_url,
+    env_bool,
+    env_float,
+    env_int,
+    env_list,
+    env_raw,
+    env_str,
+)
+
+BASE_DIR = Path(__file__).resolve().parent.parent.parent
+VAR_DIR = Path(env_str("EDGE_VAR_DIR", str(BASE_DIR / "var")))  # local state: SQLite file, ledger spool
+
+# Insecure default so `make run` works; checks.E002 refuses it when DEBUG is off.
+DEV_SECRET_KEY = "dev-insecure-secret-key-change-me"
+SECRET_KEY = env_str("SECRET_KEY", DEV_SECRET_KEY)
+DEBUG = env_bool("DEBUG", False)  # never on in production: it leaks settings in error pages
+ALLOWED_HOSTS = env_list("ALLOWED_HOSTS", ["127.0.0.1", "localhost", "[::1]"])  # Host headers served
+CSRF_TRUSTED_ORIGINS = env_list("CSRF_TRUSTED_ORIGINS", [])  # admin behind a TLS proxy needs its origin here
+
+INSTALLED_APPS = [
+    "daphne",  # first, so `runserver` is the ASGI dev server
+    "django.contrib.admin",
+    "django.contrib.auth",
+    "django.contrib.contenttypes",
+    "django.contrib.sessions",
+    "django.contrib.messages",
+    "django.contrib.staticfiles",
+    "rest_framework",
+    "apps.providers",
+    "apps.routing",
+    "apps.billing",
+    "apps.proxy",
+]
+
+# Admin and other browser pages. API paths (API_PATH_PREFIXES) get API_MIDDLEWARE instead, from
+# their own handler (edge_project.lifespan): sessions, CSRF and messages cost ~60% of a trivial
+# async view's throughput and mean nothing to a bearer-key client.
+MIDDLEWARE = [
+    "django.middleware.security.SecurityMiddleware",
+    "django.contrib.sessions.middleware.SessionMiddleware",
+    "django.middleware.common.CommonMiddleware",
+    "django.middleware.csrf.CsrfViewMiddleware",
+    "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "django.contrib.messages.middleware.MessageMiddleware",
+    "django.middleware.clickjacking.XFrameOptionsMiddleware",
+]
+API_MIDDLEWARE: list[str] = []
+API_PATH_PREFIXES = ("/v1/", "/health")  # served by the API handler, with API_MIDDLEWARE
+
+ROOT_URLCONF = "edge_project.urls"
+ASGI_APPLICATION = "edge_project.asgi.application"
+WSGI_APPLICATION = None
+
+TEMPLATES = [
+    {
+        "BACKEND": "django.template.backends.django.DjangoTemplates",
+        "DIRS": [BASE_DIR / "templates"],
+        "APP_DIRS": True,
+        "OPTIONS": {
+            "context_processors": [
+                "django.template.context_processors.request",
+                "django.contrib.auth.context_processors.auth",
+                "django.contrib.messages.context_processors.messages",
+            ],
+        },
+    },
+]
+
+DATABASES = {
+    "default": database_from_url(
+        env_str("DATABASE_URL", f"sqlite:///{VAR_DIR / 'edge.sqlite3'}"),
+        # Per process; workers x this must stay under Postgres' max_connections.
+        pool_max_size=env_int("DATABASE_POOL_MAX_SIZE", 4),
+    )
+}
+DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+
+REDIS_URL = env_raw("REDIS_URL") or None  # unset: in-process backends, no L2 cache
+REDIS_TIMEOUT_S = env_float("REDIS_TIMEOUT_S", 0.2)  # bound on any one Redis command on the request path
+
+CACHES = {
+    "default": (
+        {
+            "BACKEND": "django_redis.cache.RedisCache",
+            "LOCATION": REDIS_URL,
+            "OPTIONS": {
+                "SOCKET_CONNECT_TIMEOUT": REDIS_TIMEOUT_S,
+                "SOCKET_TIMEOUT": REDIS_TIMEOUT_S,
+                # A sick Redis degrades the gateway to in-process state instead of failing requests.
+                "IGNORE_EXCEPTIONS": True,
+            },
+        }
+        if REDIS_URL
+        else {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}
+    )
+}
+
+AUTH_PASSWORD_VALIDATORS = [
+    {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
+    {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
+    {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
+]
+
+LANGUAGE_CODE = "en-us"
+TIME_ZONE = "UTC"
+USE_I18N = False  # no translations; saves a per-request locale activation
+USE_TZ = True
+
+STATIC_URL = "static/"
+STATIC_ROOT = BASE_DIR / "staticfiles"
+
+REST_FRAMEWORK = {
+    # The /v1/ views do their own key authentication (apps.proxy.auth); DRF's session and basic
+    # authenticators would otherwise run per request and answer in DRF's shape.
+    "DEFAULT_AUTHENTICATION_CLASSES": [],
+    "DEFAULT_PERMISSION_CLASSES": [],
+    "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
+    "EXCEPTION_HANDLER": "apps.proxy.errors.drf_exception_handler",
+    "UNAUTHENTICATED_USER": None,
+}
+
+LOG_LEVEL = env_str("LOG_LEVEL", "INFO")  # root level for the gateway's JSON logs
+LOGGING = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "formatters": {"json": {"()": "apps.proxy.logging.JsonFormatter"}},
+    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "json"}},
+    "root": {"handlers": ["console"], "level": LOG_LEVEL},
+    "loggers": {
+        "django.request": {"level": "ERROR"},  # 4xx are client errors, already in the ledger
+        "httpx": {"level": "WARNING"},  # one line per upstream call would drown everything else
+    },
+}
+
+# --- LLM Edge ---------------------------------------------------------------------------------
+# Fernet keys (comma-separated) for provider secrets at rest: the first encrypts, all decrypt, so
+# rotation is "prepend a new key, re-save secrets, drop the old one". Unset: derived from SECRET_KEY
+# (checks.W001), which is fine for `make run` and nothing else.
+EDGE_ENCRYPTION_KEYS = env_list("EDGE_ENCRYPTION_KEYS", [])
+EDGE_MAX_BODY_BYTES = env_int("EDGE_MAX_BODY_BYTES", 20 * 1024 * 1024)  # request bodies over this get 413
+DATA_UPLOAD_MAX_MEMORY_SIZE = EDGE_MAX_BODY_BYTES  # Django's own cap, kept in step with ours
+EDGE_MAX_UPSTREAM_BODY_BYTES = env_int("EDGE_MAX_UPSTREAM_BODY_BYTES", 32 * 1024 * 1024)  # bigger → 502
+EDGE_KEY_CACHE_TTL_S = env_float("EDGE_KEY_CACHE_TTL_S", 5.0)  # how long a revoked key may keep working
+EDGE_CONFIG_TTL_S = env_float("EDGE_CONFIG_TTL_S", 2.0)  # how stale the routing snapshot may get
+EDGE_LEDGER_SPOOL_DIR = Path(env_str("EDGE_LEDGER_SPOOL_DIR", str(VAR_DIR / "spool")))  # crash-safe ledger buffer
+EDGE_LEDGER_FLUSH_INTERVAL_S = env_float("EDGE_LEDGER_FLUSH_INTERVAL_S", 0.25)  # spool → database cadence
+EDGE_LEDGER_FSYNC = env_bool("EDGE_LEDGER_FSYNC", False)  # fsync each row: survives power loss, costs latency
+EDGE_UPSTREAM_MAX_CONNECTIONS = env_int("EDGE_UPSTREAM_MAX_CONNECTIONS", 1000)  # httpx pool per provider

@@ -1,5 +1,8 @@
 from __future__ import annotations
 
+from urllib.parse import urlsplit
+
+from django.core.exceptions import ValidationError
 from django.core.validators import MinValueValidator
 from django.db import models
 
@@ -7,12 +10,22 @@ from apps.providers.registry import kind_choices
 from apps.providers.secrets import decrypt_secret, encrypt_secret
 
 
+def validate_base_url(value: str) -> None:
+    # Not URLValidator: it refuses single-label hosts (http://vllm:8000/v1), which is how
+    # docker-compose and Kubernetes name the servers a gateway most often talks to.
+    parts = urlsplit(value)
+    if parts.scheme not in {"http", "https"} or not parts.hostname:
+        raise ValidationError("Enter an http:// or https:// URL with a host, e.g. https://api.openai.com/v1")
+
+
 class Provider(models.Model):
     """An upstream LLM service the gateway can call, with the credentials to call it."""
 
     name = models.SlugField(max_length=64, unique=True, help_text="Used in config files, headers and the ledger.")
     kind = models.CharField(max_length=32, choices=kind_choices, help_text="The wire format the provider speaks.")
-    base_url = models.URLField(max_length=500, help_text="For example https://api.openai.com/v1")
+    base_url = models.CharField(
+        max_length=500, validators=[validate_base_url], help_text="For example https://api.openai.com/v1"
+    )
     api_key_encrypted = models.TextField(blank=True, editable=False)
     extra_headers = models.JSONField(
         default=dict, blank=True, help_text="Headers sent with every request, e.g. OpenAI-Organization."

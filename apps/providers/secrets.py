@@ -25,6 +25,14 @@ def decrypt_secret(token: str) -> str:
         raise SecretUnreadable("no configured EDGE_ENCRYPTION_KEYS entry decrypts this secret") from None
 
 
+def reencrypt_secret(token: str) -> str:
+    """The same secret under the first (newest) key: step two of a key rotation."""
+    try:
+        return _fernet(tuple(settings.EDGE_ENCRYPTION_KEYS), settings.SECRET_KEY).rotate(token.encode()).decode()
+    except InvalidToken:
+        raise SecretUnreadable("no configured EDGE_ENCRYPTION_KEYS entry decrypts this secret") from None
+
+
 def dev_key_from(secret_key: str) -> str:
     """A Fernet key derived from SECRET_KEY, used only when EDGE_ENCRYPTION_KEYS is unset (checks.W001)."""
     return base64.urlsafe_b64encode(hashlib.sha256(f"edge-secrets:{secret_key}".encode()).digest()).decode()

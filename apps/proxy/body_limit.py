@@ -13,6 +13,7 @@ import orjson
 from django.conf import settings
 
 from apps.proxy.errors import PayloadTooLarge
+from apps.proxy.exchange import new_request_id
 
 Scope = dict[str, Any]
 Message = dict[str, Any]
@@ -67,6 +68,6 @@ async def _refuse(send: Any, limit: int) -> None:
         "type": "http.response.start",
         "status": 413,
         "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode()),
-                    (b"connection", b"close")],
+                    (b"x-request-id", new_request_id().encode()), (b"connection", b"close")],
     })
     await send({"type": "http.response.body", "body": body})

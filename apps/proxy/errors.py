@@ -11,6 +11,7 @@ from rest_framework import exceptions as drf_exceptions
 from rest_framework.response import Response
 
 from apps.providers.errors import OpenAIError
+from apps.proxy.exchange import new_request_id
 
 logger = logging.getLogger(__name__)
 
@@ -69,10 +70,18 @@ def drf_exception_handler(exc: Exception, context: dict[str, Any]) -> Response |
 
 
 def api_not_found(request: HttpRequest, exception: Exception | None = None) -> HttpResponse:
-    return error_response(
+    return _with_request_id(error_response(
         OpenAIError(f"Unknown endpoint: {request.method} {request.path}", status=404, type="invalid_request_error")
-    )
+    ))
 
 
 def api_server_error(request: HttpRequest) -> HttpResponse:
-    return error_response(OpenAIError("The gateway failed to handle this request; it has been logged.", status=500))
+    return _with_request_id(
+        error_response(OpenAIError("The gateway failed to handle this request; it has been logged.", status=500))
+    )
+
+
+def _with_request_id(response: HttpResponse) -> HttpResponse:
+    # Answers from outside the views' funnel have no ledger row, but support still needs an id to quote.
+    response["x-request-id"] = new_request_id()
+    return response

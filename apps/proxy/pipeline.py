@@ -12,6 +12,7 @@ from django.http.response import HttpResponseBase
 from apps.billing.keys import KeyInfo
 from apps.providers.adapters.base import ProviderAdapter
 from apps.providers.contracts import ChatRequest, ChatResponse, ChatStream
+from apps.providers.tokens import estimate_completion_usage
 from apps.proxy.errors import ModelNotFound, NoDeployment
 from apps.proxy.exchange import Exchange
 from apps.proxy.parsing import parse_chat_request
@@ -28,7 +29,9 @@ async def chat_completion(request: HttpRequest, exchange: Exchange, key: KeyInfo
         stream = await open_stream(route, chat, exchange)
         return streaming_response(exchange, chat, stream)
     answer = await complete(route, chat, exchange)
-    exchange.usage = answer.usage
+    exchange.usage = (
+        answer.usage if answer.usage.source == "provider" else estimate_completion_usage(chat.body, answer.content)
+    )
     exchange.finish(status="ok", http_status=200)
     return HttpResponse(answer.content, content_type="application/json")
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import logging
+import inspect
 from typing import Any, ClassVar
 
 import orjson
@@ -18,7 +18,6 @@ from apps.proxy.exchange import Exchange
 from apps.proxy.pipeline import chat_completion
 from apps.routing.table import routing_tables
 
-logger = logging.getLogger(__name__)
 
 
 class GatewayView(APIView):
@@ -37,10 +36,7 @@ class GatewayView(APIView):
     async def async_dispatch(self, request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponseBase:
         exchange = Exchange(endpoint=self.endpoint)
         try:
-            handler = getattr(self, request.method.lower(), None) if request.method else None
-            if handler is None:
-                raise OpenAIError(f"Method {request.method} is not allowed here.", status=405,
-                                  type="invalid_request_error", code="method_not_allowed")
+            handler = self.handler_for(request.method or "")
             exchange.key = await authenticate(request)
             response = await handler(request, exchange, exchange.key)
         except OpenAIError as exc:
@@ -51,6 +47,14 @@ class GatewayView(APIView):
             exchange.finish(status="error", http_status=error.status, error_type=error.type)
             response = error_response(error)
         return exchange.stamp(response)
+
+    def handler_for(self, method: str) -> Any:
+        # Only this view's own async handlers: DRF's inherited ones (options) are sync.
+        handler = getattr(self, method.lower(), None)
+        if handler is None or not inspect.iscoroutinefunction(handler):
+            raise OpenAIError(f"Method {method} is not allowed here.", status=405,
+                              type="invalid_request_error", code="method_not_allowed")
+        return handler
 
 
 class ChatCompletionsView(GatewayView):

@@ -58,6 +58,9 @@ class RoutingTable:
 
 def load_routing_table() -> RoutingTable:
     close_old_connections()
+    # Models before deployments: each query sees its own snapshot, and a model committed together with
+    # its deployments between the two must not be served without them (a 503 until the next reload).
+    models = list(PublicModel.objects.filter(enabled=True).select_related("policy"))
     deployments = (
         Deployment.objects.filter(enabled=True, model__enabled=True, provider__enabled=True)
         .select_related("provider")
@@ -79,7 +82,7 @@ def load_routing_table() -> RoutingTable:
             targets=tuple(targets.get(model.pk, ())),
             created=int(model.created_at.timestamp()),
         )
-        for model in PublicModel.objects.filter(enabled=True).select_related("policy")
+        for model in models
     }
     return RoutingTable(routes=routes, loaded_at=time.monotonic())
 

@@ -66,7 +66,10 @@ class GatewayProcess:
             "--timeout-graceful-shutdown", "10",
         ]
         log = open(self.log_path, "ab")
-        self.process = subprocess.Popen(command, cwd=ROOT, env=self.env, stdout=log, stderr=subprocess.STDOUT)
+        # Its own process group, so kill() reaches every worker, not just uvicorn's supervisor.
+        self.process = subprocess.Popen(
+            command, cwd=ROOT, env=self.env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
+        )
         self._wait_until_live()
         return self
 
@@ -96,8 +99,11 @@ class GatewayProcess:
             return self.process.wait()
 
     def kill(self) -> None:
-        """SIGKILL the whole process: no shutdown code runs."""
-        self.stop(signal.SIGKILL)
+        """SIGKILL the whole process and its workers: no shutdown code runs."""
+        if self.process is None or self.process.poll() is not None:
+            return
+        os.killpg(self.process.pid, signal.SIGKILL)
+        self.process.wait()
 
     def log(self) -> str:
         return self.log_path.read_text(errors="replace")[-5000:] if self.log_path.exists() else ""

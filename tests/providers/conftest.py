@@ -1,4 +1,7 @@
-"""Fixtures for tests that talk to the fake upstream; none of them needs a database."""
+"""Clients pointed at the fake upstream (the `fake` fixture comes from tests/conftest.py).
+
+None of them needs a database.
+"""
 
 from __future__ import annotations
 
@@ -10,19 +13,6 @@ import openai
 import pytest
 
 from apps.providers.fake_upstream import BackgroundFakeUpstream
-
-
-@pytest.fixture(scope="session")
-def running_fake_upstream() -> Iterator[BackgroundFakeUpstream]:
-    with BackgroundFakeUpstream() as fake:
-        yield fake
-
-
-@pytest.fixture
-def fake(running_fake_upstream: BackgroundFakeUpstream) -> BackgroundFakeUpstream:
-    """The shared fake, with no rules, counters or recorded requests left by earlier tests."""
-    running_fake_upstream.reset()
-    return running_fake_upstream
 
 
 @pytest.fixture

@@ -2,24 +2,25 @@
 
 from __future__ import annotations
 
-import os
 import signal
 import subprocess
 import sys
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import anthropic
 import httpx
 import openai
 import orjson
+import pytest
 
 from apps.providers.fake_upstream import BackgroundFakeUpstream
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 # Not a real model name: the SDK warns about real ones as they near retirement.
 CLAUDE = "claude-test"
-HELLO = [{"role": "user", "content": "Tell me a short story about a brave little fox"}]
+HELLO: Any = [{"role": "user", "content": "Tell me a short story about a brave little fox"}]
 # 10 words + 3 for the one message, per the documented counting rule.
 HELLO_PROMPT_TOKENS = 13
 # "Mock reply to:" + the first 8 words, padded to the default 12 words.
@@ -130,18 +131,19 @@ def test_it_calls_a_tool_when_the_rule_says_so(
     fake: BackgroundFakeUpstream, openai_client: openai.OpenAI,
 ) -> None:
     fake.set_rule("gpt-4o", tool_call=True)
-    tools = [{"type": "function", "function": {"name": "get_weather", "parameters": {
+    tools: Any = [{"type": "function", "function": {"name": "get_weather", "parameters": {
         "type": "object", "properties": {"city": {"type": "string"}}, "required": ["city"]}}}]
 
     completion = openai_client.chat.completions.create(
-        model="gpt-4o", messages=HELLO, tools=tools)  # type: ignore[arg-type]
+        model="gpt-4o", messages=HELLO, tools=tools)
 
     choice = completion.choices[0]
     assert choice.finish_reason == "tool_calls"
     assert choice.message.tool_calls is not None
     call = choice.message.tool_calls[0]
-    assert call.function.name == "get_weather"  # type: ignore[union-attr]
-    assert orjson.loads(call.function.arguments) == {"city": "mock"}  # type: ignore[union-attr]
+    assert call.type == "function"
+    assert call.function.name == "get_weather"
+    assert orjson.loads(call.function.arguments) == {"city": "mock"}
 
 
 def test_it_reports_cached_tokens_but_never_more_than_the_prompt(
@@ -318,11 +320,14 @@ def test_it_reads_chunked_request_bodies(http: httpx.Client) -> None:
     assert response.json()["usage"]["prompt_tokens"] == 4
 
 
-def test_it_runs_from_the_command_line_and_announces_its_address() -> None:
+@pytest.mark.parametrize("command", [
+    ["-m", "apps.providers.fake_upstream"],
+    ["manage.py", "edge_fake_upstream"],
+], ids=["python -m", "manage.py"])
+def test_it_runs_from_the_command_line_and_announces_its_address(command: list[str]) -> None:
     process = subprocess.Popen(
-        [sys.executable, "-m", "apps.providers.fake_upstream", "--port", "0",
-         "--reply-words", "3"],
-        cwd=REPO_ROOT, stdout=subprocess.PIPE, text=True, env={**os.environ},
+        [sys.executable, *command, "--port", "0", "--reply-words", "3"],
+        cwd=REPO_ROOT, stdout=subprocess.PIPE, text=True,
     )
     try:
         assert process.stdout is not None
@@ -332,5 +337,5 @@ def test_it_runs_from_the_command_line_and_announces_its_address() -> None:
         reply = httpx.post(f"{url}/v1/chat/completions", json={"model": "m", "messages": HELLO})
         assert reply.json()["choices"][0]["message"]["content"] == "Mock reply to:"
     finally:
-        process.send_signal(signal.SIGTERM)
-        assert process.wait(timeout=5) == 0
+        process.send_signal(signal.SIGINT)
+        assert process.wait(timeout=10) == 0

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from typing import Any
 
 import anthropic
 import httpx
@@ -12,7 +13,7 @@ import pytest
 
 from apps.providers.fake_upstream import BackgroundFakeUpstream
 
-HELLO = [{"role": "user", "content": "hello there"}]
+HELLO: Any = [{"role": "user", "content": "hello there"}]
 CHAT = {"model": "gpt-4o", "messages": HELLO}
 STREAM = {**CHAT, "stream": True}
 
@@ -168,9 +169,11 @@ def test_it_cuts_a_stream_short_without_done_or_terminator(
     fake.set_rule("gpt-4o", cut_stream_after=2)
     received: list[str] = []
 
-    with pytest.raises(httpx.RemoteProtocolError):  # noqa: PT012 - lines arrive before the cut
-        with http.stream("POST", "/v1/chat/completions", json=STREAM) as response:
-            received.extend(line for line in response.iter_lines() if line.startswith("data:"))
+    with (
+        pytest.raises(httpx.RemoteProtocolError),
+        http.stream("POST", "/v1/chat/completions", json=STREAM) as response,
+    ):
+        received.extend(line for line in response.iter_lines() if line.startswith("data:"))
 
     contents = [orjson.loads(line[6:])["choices"][0]["delta"].get("content") for line in received]
     assert contents == ["", "Mock", " reply"]

@@ -79,7 +79,7 @@ class OpenAIWireAdapter(ProviderAdapter):
     async def _events(self, response: httpx.Response) -> AsyncIterator[StreamEvent]:
         name = self.upstream.provider_name
         with translate_transport_errors(name):
-            async for frame in sse_frames(response, idle_timeout_s=self.upstream.timeout_s):
+            async for frame in sse_frames(response, idle_timeout_s=self.upstream.timeout_s, provider=name):
                 event = chunk_event(frame, name)
                 if event is not None:
                     yield event
@@ -112,12 +112,12 @@ def chunk_event(frame: bytes, provider: str) -> StreamEvent | None:
         chunk = orjson.loads(data)
     except orjson.JSONDecodeError:
         raise _malformed(provider) from None
-    if not isinstance(chunk, dict):
+    if not isinstance(chunk, dict) or not isinstance(chunk.get("choices"), list):
         raise _malformed(provider)
     if "error" in chunk:
         raise ProviderError(f"Provider {provider} reported an error mid-stream.", retryable=False)
     usage = chunk.get("usage")
-    choices = chunk.get("choices") or []
+    choices = chunk["choices"]
     return StreamEvent(
         frame=b"data: " + data + b"\n\n",
         usage=usage_from(usage) if isinstance(usage, dict) else None,

@@ -54,27 +54,40 @@ def _too_large(provider: str) -> ProviderError:
     )
 
 
-async def sse_frames(response: httpx.Response, *, idle_timeout_s: float) -> AsyncIterator[bytes]:
+async def sse_frames(response: httpx.Response, *, idle_timeout_s: float, provider: str) -> AsyncIterator[bytes]:
     """Yield each complete server-sent event (without its blank-line terminator).
 
-    Upstreams split events across TCP reads arbitrarily; this reassembles them. A read that takes
-    longer than ``idle_timeout_s`` ends the stream with a timeout.
+    Upstreams split events across TCP reads arbitrarily; this reassembles them. An event that takes
+    longer than ``idle_timeout_s`` to complete ends the stream with a timeout: per event, not per
+    read, since an upstream dribbling a byte at a time outlives any per-read timeout.
     """
     buffer = b""
     chunks = response.aiter_bytes().__aiter__()
     while True:
-        try:
+        if (frame_end := _find_frame_end(buffer)) is None:
             async with asyncio.timeout(idle_timeout_s):
-                chunk = await chunks.__anext__()
-        except StopAsyncIteration:
-            break
-        buffer += chunk
-        while frame_end := _find_frame_end(buffer):
-            start, end = frame_end
-            yield buffer[:start]
-            buffer = buffer[end:]
+                buffer, frame_end = await _read_frame(chunks, buffer, provider)
+            if frame_end is None:
+                break
+        start, end = frame_end
+        yield buffer[:start]
+        buffer = buffer[end:]
     if buffer.strip():
         yield buffer  # a last event without its terminator: let the caller judge it
+
+
+async def _read_frame(
+    chunks: AsyncIterator[bytes], buffer: bytes, provider: str
+) -> tuple[bytes, tuple[int, int] | None]:
+    """Read until ``buffer`` holds a whole event; no frame end means the body ended first."""
+    while len(buffer) <= settings.EDGE_MAX_UPSTREAM_BODY_BYTES:  # one event must not fill memory either
+        try:
+            buffer += await chunks.__anext__()
+        except StopAsyncIteration:
+            return buffer, None
+        if (frame_end := _find_frame_end(buffer)) is not None:
+            return buffer, frame_end
+    raise _too_large(provider)
 
 
 def _find_frame_end(buffer: bytes) -> tuple[int, int] | None:

@@ -55,16 +55,7 @@ def error_reply(status: int, message: str | None = None, *, param: str | None = 
 
 def chat_completion(body: Payload, knobs: Knobs) -> JsonReply | SseReply:
     model = required_text(body, "model")
-    messages = body.get("messages")
-    if not isinstance(messages, list) or not messages:
-        raise ProviderError(400, "'messages' must be a non-empty array.", param="messages")
-    answer = compose_answer(
-        prompt_text=last_user_text(messages),
-        prompt_tokens=prompt_tokens_of_messages(messages),
-        knobs=knobs,
-        max_tokens=body.get("max_completion_tokens", body.get("max_tokens")),
-        tool_use=_tool_use(body, knobs),
-    )
+    answer = _chat_answer(body, knobs)
     choices = choice_count(body)
     if body.get("stream"):
         include_usage = wants_stream_usage(body) and not knobs.no_usage
@@ -79,6 +70,19 @@ def chat_completion(body: Payload, knobs: Knobs) -> JsonReply | SseReply:
     if knobs.no_usage:
         del payload["usage"]
     return JsonReply(payload, essential_field="choices")
+
+
+def _chat_answer(body: Payload, knobs: Knobs) -> Answer:
+    messages = body.get("messages")
+    if not isinstance(messages, list) or not messages:
+        raise ProviderError(400, "'messages' must be a non-empty array.", param="messages")
+    return compose_answer(
+        prompt_text=last_user_text(messages),
+        prompt_tokens=prompt_tokens_of_messages(messages),
+        knobs=knobs,
+        max_tokens=body.get("max_completion_tokens", body.get("max_tokens")),
+        tool_use=_tool_use(body, knobs),
+    )
 
 
 def _tool_use(body: Payload, knobs: Knobs) -> ToolUse | None:

@@ -26,25 +26,27 @@ WILDCARD_MODEL = "*"
 
 @dataclass(frozen=True)
 class Knobs:
-    latency_ms: float = 0
-    jitter_ms: float = 0
-    stream_chunks: int | None = None  # None: one content delta per word
-    chunk_delay_ms: float = 0
-    fail_status: int | None = None
-    fail_rate: float = 1.0
-    retry_after: int | None = None
-    hang: bool = False
-    reset: bool = False
-    malformed: bool = False
-    missing_fields: bool = False
-    huge_body_mb: float = 0
-    dribble_ms: float = 0
-    cut_stream_after: int | None = None
-    no_usage: bool = False
-    tool_call: bool = False
-    reply_words: int = 12
-    cached_tokens: int = 0
-    require_key: str | None = None
+    """How the fake behaves for one model. The POST /_fake/rules keys are these names."""
+
+    latency_ms: float = 0  # wait this long before answering at all
+    jitter_ms: float = 0  # plus a random 0..jitter_ms on top
+    stream_chunks: int | None = None  # content deltas per stream; None = one per word
+    chunk_delay_ms: float = 0  # pause between stream events
+    fail_status: int | None = None  # answer with this error status, in the route's shape
+    fail_rate: float = 1.0  # fraction of requests the fault knobs hit
+    retry_after: int | None = None  # Retry-After seconds on fail_status errors
+    hang: bool = False  # read the request, never answer, wait for the client to leave
+    reset: bool = False  # read the request, then close with a TCP RST
+    malformed: bool = False  # 200 whose body (or one stream event) is not JSON
+    missing_fields: bool = False  # 200 with valid JSON lacking choices / content / data
+    huge_body_mb: float = 0  # 200 whose reply text is this many MB
+    dribble_ms: float = 0  # send the body one byte at a time, this far apart
+    cut_stream_after: int | None = None  # drop a stream after N content events, unterminated
+    no_usage: bool = False  # never report usage, even when include_usage is asked
+    tool_call: bool = False  # call the first offered tool instead of replying with text
+    reply_words: int = 12  # words per reply, before max_tokens
+    cached_tokens: int = 0  # prompt tokens reported as read from cache (capped at prompt)
+    require_key: str | None = None  # 401 unless Bearer / x-api-key carries this key
 
     def as_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)

@@ -55,7 +55,7 @@ def event_loop_factory() -> Callable[[], asyncio.AbstractEventLoop]:
     return uvloop.new_event_loop
 
 
-def presented_key(headers: dict[str, str]) -> set[str]:
+def presented_keys(headers: dict[str, str]) -> set[str]:
     """The API keys a request carries, whether the OpenAI or the Anthropic way."""
     keys = {headers.get("x-api-key", "")}
     scheme, _, token = headers.get("authorization", "").partition(" ")
@@ -156,10 +156,9 @@ class FakeUpstream:
         if request.method != route.method:
             refusal = route.render_error(405, f"Method {request.method} not allowed.")
             return await send_reply(writer, refusal, NO_FAULTS, keep_alive=request.keep_alive)
-        body = _parse_json(request.body) if route.takes_body else {}
+        body = _parse_json(request.body) if request.body else None
         self.state.recorder.record(request, body)
-        model = body.get("model") if isinstance(body, dict) else None
-        rule = self.state.rules.rule_for(model if isinstance(model, str) else "")
+        rule = self.state.rules.rule_for(_model_of(body))
         knobs = rule.draw()
         delay = rule.delay_seconds()
         if delay:
@@ -176,16 +175,21 @@ class FakeUpstream:
 
 def _provider_reply(route: ProviderRoute, request: Request, body: object,
                     knobs: Knobs) -> Reply:
-    if knobs.require_key and knobs.require_key not in presented_key(request.headers):
+    if knobs.require_key and knobs.require_key not in presented_keys(request.headers):
         return route.render_error(401)
     if knobs.fail_status:
         return route.render_error(knobs.fail_status, retry_after=knobs.retry_after)
-    if not isinstance(body, dict):
+    if route.takes_body and not isinstance(body, dict):
         return route.render_error(400, "We could not parse the JSON body of your request.")
     try:
-        return route.build(body, knobs)
+        return route.build(body if isinstance(body, dict) else {}, knobs)
     except ProviderError as exc:
         return route.render_error(exc.status, exc.message, param=exc.param)
+
+
+def _model_of(body: object) -> str:
+    model = body.get("model") if isinstance(body, dict) else None
+    return model if isinstance(model, str) else ""
 
 
 def _parse_json(raw: bytes) -> object:

@@ -17,7 +17,8 @@ from apps.providers.fake_upstream.server import FakeUpstream
 
 class Command(BaseCommand):
     help = "Run the fake OpenAI/Anthropic upstream until SIGINT or SIGTERM."
-    requires_system_checks: list[str] = []
+    # No checks and no migration check: the fake must start even without a database.
+    requires_system_checks = ()
     requires_migrations_checks = False
 
     def add_arguments(self, parser: ArgumentParser) -> None:

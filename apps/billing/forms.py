@@ -1,0 +1,104 @@
+"""Admin forms for keys and ledger corrections. Issuing and correcting go through apps.billing.services."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from datetime import datetime
+from decimal import Decimal
+from typing import TYPE_CHECKING, Any
+
+from django import forms
+from django.contrib.admin.widgets import AdminSplitDateTime, FilteredSelectMultiple
+from django.utils import timezone
+
+from apps.billing.models import COST_FIELD, ApiKey, Tenant
+from apps.routing.models import PublicModel
+
+if TYPE_CHECKING:  # django-stubs makes ModelForm generic; Django itself cannot subscript it
+    ApiKeyModelForm = forms.ModelForm[ApiKey]
+else:
+    ApiKeyModelForm = forms.ModelForm
+
+
+def model_name_choices(current: Iterable[str] = ()) -> list[tuple[str, str]]:
+    """Configured model names, plus any a key already allows that have since been renamed or deleted
+    (so saving an old key's other fields does not silently drop them)."""
+    names = list(PublicModel.objects.order_by("name").values_list("name", flat=True))
+    gone = sorted(set(current) - set(names))
+    return [(name, name) for name in names] + [(name, f"{name} (no longer configured)") for name in gone]
+
+
+def allowed_models_field() -> forms.MultipleChoiceField:
+    return forms.MultipleChoiceField(
+        required=False,
+        widget=FilteredSelectMultiple("models", is_stacked=False),
+        help_text="Models this key may use. Choose none to allow every model, including ones added later.",
+    )
+
+
+def refuse_past(expires_at: datetime | None) -> datetime | None:
+    if expires_at is not None and expires_at <= timezone.now():
+        raise forms.ValidationError("Choose a time in the future, or leave blank for a key that never expires.")
+    return expires_at
+
+
+class ApiKeyCreateForm(forms.Form):
+    """Not a ModelForm: the key row is made by services.create_api_key, which alone knows the raw key."""
+
+    tenant = forms.ModelChoiceField(queryset=Tenant.objects.order_by("slug"))
+    name = forms.CharField(max_length=200, required=False, help_text="Who or what uses this key.")
+    allowed_models = allowed_models_field()
+    expires_at = forms.SplitDateTimeField(
+        label="Expires", required=False, widget=AdminSplitDateTime, help_text="Blank: never expires. Times in UTC."
+    )
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        # Choices are read per form, not at import: models are added while the gateway runs.
+        self.fields["allowed_models"].choices = model_name_choices()  # type: ignore[attr-defined]
+
+    def clean_expires_at(self) -> datetime | None:
+        return refuse_past(self.cleaned_data.get("expires_at"))
+
+
+class ApiKeyChangeForm(ApiKeyModelForm):
+    """An issued key's name, models and expiry may change; its tenant and secret never do."""
+
+    allowed_models = allowed_models_field()
+
+    class Meta:
+        model = ApiKey
+        fields = ["name", "allowed_models", "expires_at"]
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        current = self.instance.allowed_models or []
+        self.fields["allowed_models"].choices = model_name_choices(current)  # type: ignore[attr-defined]
+
+    def clean_allowed_models(self) -> list[str]:
+        return sorted(set(self.cleaned_data.get("allowed_models") or []))
+
+    def clean_expires_at(self) -> datetime | None:
+        expires_at: datetime | None = self.cleaned_data.get("expires_at")
+        if "expires_at" in self.changed_data:  # an already-past expiry may stay as it was
+            return refuse_past(expires_at)
+        return expires_at
+
+
+class AdjustmentForm(forms.Form):
+    amount_usd = forms.DecimalField(
+        label="Amount (USD)",
+        max_digits=COST_FIELD["max_digits"],
+        decimal_places=COST_FIELD["decimal_places"],
+        help_text="Added to what the request cost: negative for a credit, positive for a charge.",
+    )
+    note = forms.CharField(
+        widget=forms.Textarea(attrs={"rows": 3, "cols": 60}),
+        help_text="Why: kept with the adjustment for whoever reads the ledger later.",
+    )
+
+    def clean_amount_usd(self) -> Decimal:
+        amount: Decimal = self.cleaned_data["amount_usd"]
+        if amount == 0:
+            raise forms.ValidationError("An adjustment of zero changes nothing.")
+        return amount

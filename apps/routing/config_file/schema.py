@@ -1,0 +1,93 @@
+"""The validated configuration document: what edge_apply writes and edge_export reads back.
+
+Every value here has been checked and converted (prices are Decimals, references name something that
+exists), so the writing layer never has to doubt its input.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from decimal import Decimal
+
+# Top-level sections in the order they are written: a section refers only to sections above it.
+SECTIONS = ("providers", "routing_policies", "models", "tenants")
+
+
+class ConfigError(Exception):
+    """The file cannot be applied. Carries every problem found, each naming its entry and field."""
+
+    def __init__(self, errors: list[str]) -> None:
+        super().__init__("\n".join(errors))
+        self.errors = errors
+
+    def render(self, source: str) -> str:
+        count = len(self.errors)
+        heading = f"{source}: {count} error{'s' if count != 1 else ''}, nothing was applied"
+        return "\n".join([heading, *(f"  {error}" for error in self.errors)])
+
+
+@dataclass(frozen=True, slots=True)
+class ProviderSpec:
+    name: str
+    kind: str
+    base_url: str
+    api_key: str | None  # None: keep whatever key is stored
+    timeout_s: float
+    headers: Mapping[str, str]
+    enabled: bool
+
+
+@dataclass(frozen=True, slots=True)
+class PolicySpec:
+    name: str
+    strategy: str
+    max_retries: int
+
+
+@dataclass(frozen=True, slots=True)
+class DeploymentSpec:
+    provider: str
+    upstream_model: str
+    input_usd_per_mtok: Decimal
+    output_usd_per_mtok: Decimal
+    cached_input_usd_per_mtok: Decimal | None
+    priority: int
+    weight: int
+    enabled: bool
+
+    @property
+    def identity(self) -> tuple[str, str]:
+        """What makes a deployment the same one across applies (the database's unique constraint)."""
+        return (self.provider, self.upstream_model)
+
+
+@dataclass(frozen=True, slots=True)
+class ModelSpec:
+    name: str
+    policy: str
+    enabled: bool
+    deployments: tuple[DeploymentSpec, ...]  # the complete set: others are removed
+
+
+@dataclass(frozen=True, slots=True)
+class TenantSpec:
+    slug: str
+    name: str
+    active: bool
+
+
+@dataclass(frozen=True, slots=True)
+class ConfigDocument:
+    providers: tuple[ProviderSpec, ...] = ()
+    routing_policies: tuple[PolicySpec, ...] = ()
+    models: tuple[ModelSpec, ...] = ()
+    tenants: tuple[TenantSpec, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class KnownNames:
+    """Names already in the database that file entries may refer to without declaring them."""
+
+    providers: frozenset[str] = frozenset()
+    routing_policies: frozenset[str] = frozenset()

@@ -1,0 +1,69 @@
+"""The benchmark's chores inside the gateway's database, run as a child with the gateway's environment.
+
+    python bench/edge_db.py configure http://127.0.0.1:PORT   prints {"key": "sk-edge-..."}
+    python bench/edge_db.py ledger                            prints {"total": n, "ok": n, ...}
+
+A child process, not Django inside bench/run.py, so the benchmark itself holds no connection to
+the database it measures and always sees the same settings the gateway does.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from decimal import Decimal
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent
+
+BENCH_MODEL = "bench-model"
+UPSTREAM_MODEL = "mock-model"
+
+
+def configure(upstream_url: str) -> dict[str, str]:
+    """One provider (the fake), one model with prices, one tenant and its key."""
+    from apps.billing.models import Tenant
+    from apps.billing.services import create_api_key
+    from apps.providers.models import Provider
+    from apps.routing.models import Deployment, PublicModel, RoutingPolicy
+
+    provider = Provider(name="fake", kind="openai", base_url=f"{upstream_url}/v1", timeout_s=30.0)
+    provider.set_api_key("sk-fake-upstream")
+    provider.save()
+    policy = RoutingPolicy.objects.create(name="bench")
+    model = PublicModel.objects.create(name=BENCH_MODEL, policy=policy)
+    Deployment.objects.create(
+        model=model, provider=provider, upstream_model=UPSTREAM_MODEL,
+        input_usd_per_mtok=Decimal("0.15"), output_usd_per_mtok=Decimal("0.60"),
+    )
+    tenant = Tenant.objects.create(slug="bench", name="Benchmark")
+    _, raw_key = create_api_key(tenant=tenant, name="bench")
+    return {"key": raw_key}
+
+
+def ledger_counts() -> dict[str, int]:
+    from django.db.models import Count
+
+    from apps.billing.models import LedgerEntry
+
+    counts = {row["status"]: row["n"] for row in LedgerEntry.objects.values("status").annotate(n=Count("id"))}
+    return {"total": sum(counts.values()), **counts}
+
+
+def main(argv: list[str]) -> None:
+    sys.path.insert(0, str(REPO))
+    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "edge_project.settings.base")
+    import django
+
+    django.setup()
+    if argv[:1] == ["configure"] and len(argv) == 2:
+        print(json.dumps(configure(argv[1])))
+    elif argv == ["ledger"]:
+        print(json.dumps(ledger_counts()))
+    else:
+        raise SystemExit(__doc__)
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])

@@ -1,0 +1,84 @@
+"""Routing admin: models with their deployments inline, and lists that cost the same few queries."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+
+import pytest
+from django.urls import reverse
+
+from apps.routing import table
+from apps.routing.models import Deployment, PublicModel, RoutingPolicy
+from tests.admin.conftest import count_queries
+from tests.factories import make_provider, make_route, unique
+
+pytestmark = pytest.mark.django_db
+
+
+def inline_management(total: int, initial: int = 0) -> dict[str, str]:
+    return {"deployments-TOTAL_FORMS": str(total), "deployments-INITIAL_FORMS": str(initial),
+            "deployments-MIN_NUM_FORMS": "0", "deployments-MAX_NUM_FORMS": "1000"}
+
+
+def test_it_adds_a_model_with_its_deployments(admin_client):
+    policy = RoutingPolicy.objects.create(name=unique("policy"))
+    primary, backup = make_provider("https://a.example.com/v1"), make_provider("https://b.example.com/v1")
+    name = unique("model")
+    deployment = {"upstream_model": "gpt-4o-mini", "input_usd_per_mtok": "0.15", "output_usd_per_mtok": "0.6",
+                  "cached_input_usd_per_mtok": "", "weight": "1", "enabled": "on"}
+
+    response = admin_client.post(reverse("admin:routing_publicmodel_add"), {
+        "name": name, "policy": policy.pk, "enabled": "on", **inline_management(2),
+        **{f"deployments-0-{field}": value for field, value in deployment.items()},
+        "deployments-0-provider": primary.pk, "deployments-0-priority": "1",
+        **{f"deployments-1-{field}": value for field, value in deployment.items()},
+        "deployments-1-provider": backup.pk, "deployments-1-priority": "2",
+        "deployments-1-cached_input_usd_per_mtok": "0.075",
+    })
+
+    assert response.status_code == 302
+    deployments = list(Deployment.objects.filter(model__name=name).order_by("priority"))
+    assert [d.provider for d in deployments] == [primary, backup]
+    assert deployments[1].cached_input_usd_per_mtok == Decimal("0.075")
+    assert deployments[0].input_usd_per_mtok == Decimal("0.15")
+
+
+def test_it_shows_how_many_deployments_each_model_has(admin_client, fake_v1):
+    route = make_route(fake_v1)
+    Deployment.objects.create(model=route.model, provider=make_provider(fake_v1), upstream_model="other",
+                              input_usd_per_mtok=1, output_usd_per_mtok=2)
+
+    page = admin_client.get(reverse("admin:routing_publicmodel_changelist"), {"q": route.model.name})
+
+    assert '<td class="field-deployment_count">2</td>' in page.content.decode()
+
+
+def test_it_makes_this_process_reload_routes_once_an_edit_commits(
+    admin_client, monkeypatch, django_capture_on_commit_callbacks
+):
+    reloads = []
+    monkeypatch.setattr(table.routing_tables, "invalidate", lambda: reloads.append(True))
+    policy = RoutingPolicy.objects.create(name=unique("policy"))
+    model = PublicModel.objects.create(name=unique("model"), policy=policy)
+
+    with django_capture_on_commit_callbacks(execute=True):
+        admin_client.post(reverse("admin:routing_publicmodel_change", args=[model.pk]),
+                          {"name": model.name, "policy": policy.pk, **inline_management(0)})
+        assert reloads == []  # not before the transaction commits
+
+    assert reloads
+
+
+@pytest.mark.parametrize("url_name", [
+    "admin:routing_publicmodel_changelist", "admin:routing_deployment_changelist",
+    "admin:routing_routingpolicy_changelist",
+])
+def test_it_lists_in_a_constant_number_of_queries(admin_client, django_assert_max_num_queries, fake_v1, url_name):
+    url = reverse(url_name)
+    make_route(fake_v1)
+    few = count_queries(lambda: admin_client.get(url))
+    for _ in range(8):
+        make_route(fake_v1)
+
+    with django_assert_max_num_queries(few):
+        assert admin_client.get(url).status_code == 200

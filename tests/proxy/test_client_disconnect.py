@@ -1,0 +1,72 @@
+"""A client that hangs up mid-stream: the provider request is cancelled, and the ledger still records it."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+
+import pytest
+
+from apps.providers.fake_upstream import BackgroundFakeUpstream
+from tests.harness.gateway import GatewayProcess
+from tests.harness.served import Served, ledger_row, serve
+from tests.harness.sockets import established_connections
+
+pytestmark = pytest.mark.usefixtures("live_db")
+
+CHUNK_DELAY_MS = 250  # 12 words: the whole stream would take ~3.5 s
+
+
+@pytest.fixture
+def own_fake() -> Iterator[BackgroundFakeUpstream]:
+    """A fake nobody else talks to, so every connection it holds is this test's."""
+    with BackgroundFakeUpstream() as fake:
+        yield fake
+
+
+def wait_for(condition, timeout_s: float) -> float:  # type: ignore[no-untyped-def]
+    started = time.monotonic()
+    while not condition():
+        if time.monotonic() - started > timeout_s:
+            raise AssertionError(f"not within {timeout_s}s")
+        time.sleep(0.02)
+    return time.monotonic() - started
+
+
+def test_it_cancels_the_upstream_request_when_the_client_hangs_up(gateway: GatewayProcess, own_fake):
+    served: Served = serve(gateway, f"{own_fake.base_url}/v1")
+    own_fake.set_rule(served.upstream_model, chunk_delay_ms=CHUNK_DELAY_MS)
+    raw = served.client().chat.completions.with_raw_response.create(
+        model=served.model, messages=[{"role": "user", "content": "please write me a long story"}], stream=True
+    )
+    stream = raw.parse()
+    relayed = ""
+    for chunk in stream:
+        relayed += chunk.choices[0].delta.content or ""
+        if relayed:
+            break
+    assert established_connections(own_fake.port) == 1
+
+    stream.close()
+
+    # Still streaming, or idle in the gateway's pool, the connection would stay up if not cancelled.
+    assert wait_for(lambda: established_connections(own_fake.port) == 0, timeout_s=1.5) < 1.5
+    row = ledger_row(raw.headers["x-request-id"])
+    assert (row.status, row.http_status, row.usage_source) == ("cancelled", 499, "estimated")
+    assert row.prompt_tokens > 0 and 1 <= row.completion_tokens < 12
+    assert row.latency_ms < 12 * CHUNK_DELAY_MS
+
+
+def test_it_records_a_client_that_hangs_up_before_the_first_token(gateway: GatewayProcess, own_fake):
+    served: Served = serve(gateway, f"{own_fake.base_url}/v1")
+    own_fake.set_rule(served.upstream_model, chunk_delay_ms=CHUNK_DELAY_MS)
+    raw = served.client().chat.completions.with_raw_response.create(
+        model=served.model, messages=[{"role": "user", "content": "hello"}], stream=True
+    )
+
+    raw.parse().close()
+
+    wait_for(lambda: established_connections(own_fake.port) == 0, timeout_s=1.5)
+    row = ledger_row(raw.headers["x-request-id"])
+    assert (row.status, row.completion_tokens, row.ttft_ms) == ("cancelled", 0, None)
+    assert row.prompt_tokens > 0 and row.usage_source == "estimated"

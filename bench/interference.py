@@ -103,4 +103,8 @@ def own_cpu_by_core(cores: Sequence[tuple[int, Callable[[], float]]]) -> OwnCpu:
     by_core: dict[int, list[Callable[[], float]]] = {}
     for core, read in cores:
         by_core.setdefault(core, []).append(read)
-    return {core: (lambda reads=reads: sum(read() for read in reads)) for core, reads in by_core.items()}
+    return {core: _summed(reads) for core, reads in by_core.items()}
+
+
+def _summed(reads: list[Callable[[], float]]) -> Callable[[], float]:
+    return lambda: sum(read() for read in reads)

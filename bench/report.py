@@ -22,6 +22,8 @@ class Run:
     scenario: Scenario
     wrk: WrkResult
     cpu_ms_per_request: float
+    sys_ms_per_request: float  # of which in the kernel
+    off_loop_ms_per_request: float  # of which outside the main (event loop) thread
     rss_mib: float
     foreign: Foreign  # other work on the cores during the run
     attempts: int  # 1 unless earlier attempts were disturbed
@@ -39,6 +41,8 @@ class Summary:
     p50_ms: float
     p99_ms: float
     cpu_ms_per_request: float
+    sys_ms_per_request: float
+    off_loop_ms_per_request: float
     rss_mib: float  # after the last repeat
     foreign_max: float  # the most any core spent on other work in any kept repeat
     retried: int  # repeats measured again because other work disturbed them
@@ -60,6 +64,8 @@ def summarise(runs: Sequence[Run]) -> Summary:
         p50_ms=statistics.median(run.wrk.p50_ms for run in runs),
         p99_ms=statistics.median(run.wrk.p99_ms for run in runs),
         cpu_ms_per_request=statistics.median(run.cpu_ms_per_request for run in runs),
+        sys_ms_per_request=statistics.median(run.sys_ms_per_request for run in runs),
+        off_loop_ms_per_request=statistics.median(run.off_loop_ms_per_request for run in runs),
         rss_mib=runs[-1].rss_mib,
         foreign_max=max(max(run.foreign.shares.values(), default=0.0) for run in runs),
         retried=sum(run.attempts - 1 for run in runs),
@@ -79,12 +85,13 @@ def nearest_rank(values: Sequence[float], percent: float) -> float:
 
 
 def results_table(summaries: Sequence[Summary]) -> str:
-    header = ("scenario", "target", "req/s", "min..max", "p50 ms", "p99 ms", "CPU ms/req", "core", "RSS MiB",
-              "noise")
+    header = ("scenario", "target", "req/s", "min..max", "p50 ms", "p99 ms", "CPU ms/req", "sys", "off-loop",
+              "core", "RSS MiB", "noise")
     rows = [
         (
             s.scenario.name, s.target, f"{s.rps:.0f}", f"{s.rps_min:.0f}..{s.rps_max:.0f}",
-            f"{s.p50_ms:.2f}", f"{s.p99_ms:.2f}", f"{s.cpu_ms_per_request:.2f}",
+            f"{s.p50_ms:.2f}", f"{s.p99_ms:.2f}", f"{s.cpu_ms_per_request:.2f}", f"{s.sys_ms_per_request:.2f}",
+            f"{s.off_loop_ms_per_request:.2f}",
             f"{s.core_share:.0%}", f"{s.rss_mib:.0f}", _noise(s),
         )
         for s in summaries
@@ -108,7 +115,7 @@ def ratios_table(summaries: Sequence[Summary], scenarios: Sequence[Scenario]) ->
         all_met = all_met and met
         rows.append((
             scenario.name,
-            f"{ratio:.2f}x" if ratio is not None else "n/a (no floor)",
+            f"{ratio:.3f}x" if ratio is not None else "n/a (no floor)",
             ("ok" if met else "BELOW") + f" (>= {FLOOR_RATIO_TARGET}x)" if ratio is not None else "-",
             f"{gateway.p50_ms - direct.p50_ms:+.2f}" if direct else "n/a",
             f"{gateway.p50_ms - floor.p50_ms:+.2f}" if floor else "n/a",

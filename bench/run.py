@@ -32,11 +32,10 @@ if VENV_PYTHON.exists() and Path(sys.prefix).resolve() != VENV_PYTHON.parent.par
     os.execv(VENV_PYTHON, [str(VENV_PYTHON), __file__, *sys.argv[1:]])
 
 import httpx  # noqa: E402
-
 from edge_db import BENCH_MODEL, UPSTREAM_MODEL  # noqa: E402
+from interference import OwnCpu, Watch, own_cpu_by_core, reaped_children_cpu_s, wait_until_quiet  # noqa: E402
 from loadgen import SCENARIOS, Endpoint, Scenario, WrkResult, run_wrk  # noqa: E402
 from report import RSS_TARGET_MIB, Run, nearest_rank, ratios_table, results_table, summarise  # noqa: E402
-from interference import OwnCpu, Watch, own_cpu_by_core, reaped_children_cpu_s, wait_until_quiet  # noqa: E402
 from servers import BenchError, Processes, Server, free_port  # noqa: E402
 
 FLOOR_DIR = REPO.parent / "shared" / "bench"  # ../shared/bench from the repo root
@@ -48,7 +47,8 @@ SETTLE_S = 1.0  # after each run, still counted: the run's tail (ledger flush, c
 OVERHEAD_SAMPLES = 200
 LEDGER_WAIT_S = 60.0
 MAX_ATTEMPTS = 4  # per run, when other work on the machine disturbed the earlier ones
-QUIET_WAIT_S = 120.0  # how long to wait for the cores to go idle before each run
+QUIET_WAIT_S = 120.0
+PROFILE_S = 10.0  # py-spy recording per server (--profile)  # how long to wait for the cores to go idle before each run
 UVICORN_FLAGS = ["--host", "127.0.0.1", "--no-access-log", "--loop", "uvloop", "--http", "httptools"]
 
 
@@ -74,6 +74,7 @@ class GatewayTally:
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     signal.signal(signal.SIGTERM, _interrupt)  # so `kill` also runs the cleanup in finally blocks
+    signal.signal(signal.SIGINT, signal.default_int_handler)  # even when started in the background
     workdir = Path(tempfile.mkdtemp(prefix="edge-bench-"))
     succeeded = False
     try:
@@ -102,8 +103,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                         metavar="URL", help="use Postgres (database created and dropped by the run) instead of SQLite")
     parser.add_argument("--scenario", action="append", choices=[s.name for s in SCENARIOS],
                         help="run only this scenario (repeatable)")
-    parser.add_argument("--profile", action="store_true",
-                        help="afterwards, profile the gateway with py-spy under chat c=16 and summarise it")
+    parser.add_argument("--profile", nargs="?", const="chat c=16", choices=[s.name for s in SCENARIOS],
+                        metavar="SCENARIO", help="afterwards, profile the gateway with py-spy under this load "
+                        "(default: chat c=16) and summarise where its CPU goes")
     parser.add_argument("--keep", action="store_true", help="keep the temporary directory (logs, profiles)")
     args = parser.parse_args(argv)
     if args.quick:
@@ -122,7 +124,8 @@ def _interrupt(signum: int, frame: object) -> None:
 def check_tools(args: argparse.Namespace) -> None:
     for tool in ("wrk", "taskset"):
         if shutil.which(tool) is None:
-            raise BenchError(f"`{tool}` is not installed (apt-get install -y {'wrk' if tool == 'wrk' else 'util-linux'})")
+            package = "wrk" if tool == "wrk" else "util-linux"
+            raise BenchError(f"`{tool}` is not installed (apt-get install -y {package})")
     if len(os.sched_getaffinity(0)) < 2 or not {0, 1} <= os.sched_getaffinity(0):
         raise BenchError("needs cores 0 and 1: load and upstream on one, the server under test alone on the other")
 
@@ -147,7 +150,7 @@ def benchmark(args: argparse.Namespace, processes: Processes, workdir: Path, dat
 
     print_report(args, runs, scenarios, overhead, ledger, tally, floor_missing=floor is None)
     if args.profile:
-        profile(processes, gateway, targets[-1].endpoint, workdir)
+        profile(processes, targets, workdir, scenario_name=args.profile)
 
 
 # --- processes ------------------------------------------------------------------------------------
@@ -224,23 +227,25 @@ def gateway_database(args: argparse.Namespace, workdir: Path) -> Iterator[str]:
         yield f"sqlite:///{workdir / 'edge.sqlite3'}"  # an absolute path: sqlite:////tmp/...
         return
     import psycopg
+    from psycopg import sql
 
     url = args.postgres
-    name = url.rsplit("/", 1)[1].split("?")[0]
+    name = sql.Identifier(url.rsplit("/", 1)[1].split("?")[0])
 
-    def maintenance(statement: str) -> None:
+    def maintenance(statement: sql.Composed) -> None:
         with psycopg.connect(url, dbname="postgres", autocommit=True) as connection:
-            connection.execute(statement)  # type: ignore[arg-type]  # names cannot be parameters
+            connection.execute(statement)
 
+    drop = sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(name)
     try:
-        maintenance(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        maintenance(f'CREATE DATABASE "{name}"')
+        maintenance(drop)
+        maintenance(sql.SQL("CREATE DATABASE {}").format(name))
     except psycopg.Error as exc:
-        raise BenchError(f"cannot create database {name} at {url}: {exc}") from exc
+        raise BenchError(f"cannot create the benchmark database at {url}: {exc}") from exc
     try:
         yield url
     finally:
-        maintenance(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        maintenance(drop)
 
 
 # --- measuring ------------------------------------------------------------------------------------
@@ -260,7 +265,8 @@ def measure_all(processes: Processes, targets: list[Target], scenarios: list[Sce
                 runs.setdefault((target.name, scenario.name), []).append(run)
                 print(f"[{repeat}/{args.repeats}] {scenario.name:<11} {target.name:<7} {run.wrk.rps:7.0f} req/s"
                       f"  p50 {run.wrk.p50_ms:6.2f} ms  p99 {run.wrk.p99_ms:6.2f} ms"
-                      f"  {run.cpu_ms_per_request:5.2f} CPU ms/req  foreign {run.foreign}", file=sys.stderr, flush=True)
+                      f"  CPU {run.cpu_ms_per_request:5.2f} ms/req (sys {run.sys_ms_per_request:4.2f}, off-loop "
+                      f"{run.off_loop_ms_per_request:4.2f})  foreign {run.foreign}", file=sys.stderr, flush=True)
     return runs
 
 
@@ -268,21 +274,26 @@ def measure(processes: Processes, target: Target, scenario: Scenario, duration_s
             tally: GatewayTally, own_cpu: OwnCpu) -> Run:
     """Warm up, then load and watch the cores; a run disturbed by other work is done again."""
     server = target.server
+    # The direct target runs wholly on the load core; the others need both cores undisturbed.
+    judged = {core: read for core, read in own_cpu.items() if target.name != "direct" or core == int(UPSTREAM_CORE)}
     for attempt in range(1, MAX_ATTEMPTS + 1):
-        wait_until_quiet(own_cpu, max_wait_s=QUIET_WAIT_S, report=_progress)
+        wait_until_quiet(judged, max_wait_s=QUIET_WAIT_S, report=_progress)
         server.check_alive()
         warmup = run_wrk(processes, target.endpoint, scenario, duration_s=WARMUP_S)
         _fail_on_errors(target, scenario, warmup, "warm-up")
-        watch = Watch(own_cpu)
-        cpu_before = server.cpu_seconds()
+        watch = Watch(judged)
+        cpu_before = server.cpu_times()
         result = run_wrk(processes, target.endpoint, scenario, duration_s=duration_s)
         time.sleep(SETTLE_S)
-        cpu_ms = (server.cpu_seconds() - cpu_before) * 1000
+        cpu = server.cpu_times() - cpu_before
         foreign = watch.stop()
         if target.name == "gateway":
             tally.add(warmup.ok + result.ok, warmup.sent + result.sent)
         _fail_on_errors(target, scenario, result, "run")
-        run = Run(target=target.name, scenario=scenario, wrk=result, cpu_ms_per_request=cpu_ms / result.completed,
+        per_request_ms = 1000 / result.completed
+        run = Run(target=target.name, scenario=scenario, wrk=result, cpu_ms_per_request=cpu.total_s * per_request_ms,
+                  sys_ms_per_request=cpu.system_s * per_request_ms,
+                  off_loop_ms_per_request=(cpu.total_s - cpu.loop_s) * per_request_ms,
                   rss_mib=server.rss_mib(), foreign=foreign, attempts=attempt)
         if not foreign.disturbed():
             return run
@@ -370,14 +381,17 @@ def _by_status(counts: dict[str, int]) -> str:
     return ", ".join(f"{status} {n}" for status, n in counts.items() if status != "total")
 
 
-def profile(processes: Processes, gateway: Server, endpoint: Endpoint, workdir: Path) -> None:
-    from profiling import profile_gateway
+def profile(processes: Processes, targets: list[Target], workdir: Path, *, scenario_name: str) -> None:
+    from profiling import profile_servers
 
-    scenario = next(s for s in SCENARIOS if s.name == "chat c=16")
-    out_dir = workdir / "profile"
+    scenario = next(s for s in SCENARIOS if s.name == scenario_name)
+    out_dir = workdir / f"profile-{scenario_name.replace(' ', '-').replace('=', '')}"
     out_dir.mkdir()
-    summary = profile_gateway(processes, gateway, endpoint, scenario, duration_s=10, out_dir=out_dir)
-    print(f"\nprofile of the gateway under {scenario.name} (py-spy, 10 s; files in {out_dir}):\n{summary}")
+    recorded = [(t.name, t.server, t.endpoint) for t in targets if t.name in ("floor", "gateway")]
+    _progress(f"profiling {', '.join(name for name, _, _ in recorded)} under {scenario.name}...")
+    summary = profile_servers(processes, recorded, scenario, duration_s=PROFILE_S, out_dir=out_dir)
+    print(f"\nprofile under {scenario.name} (py-spy, {PROFILE_S:g} s per server; flame graphs and raw stacks "
+          f"in {out_dir}):\n{summary}")
 
 
 if __name__ == "__main__":

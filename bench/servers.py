@@ -7,6 +7,7 @@ the children in order (the gateway gets SIGTERM first, so its lifespan shutdown 
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import socket
@@ -33,6 +34,27 @@ def free_port() -> int:
         return int(probe.getsockname()[1])
 
 
+@dataclass(frozen=True)
+class CpuTimes:
+    user_s: float
+    system_s: float  # in the kernel on the process's behalf: sockets, thread creation, file I/O
+    loop_s: float  # of which the main thread, where uvicorn's event loop runs
+
+    @property
+    def total_s(self) -> float:
+        return self.user_s + self.system_s
+
+    def __sub__(self, before: CpuTimes) -> CpuTimes:
+        return CpuTimes(self.user_s - before.user_s, self.system_s - before.system_s, self.loop_s - before.loop_s)
+
+
+def _stat_times(path: Path) -> tuple[float, float]:
+    """utime and stime in seconds from a /proc stat file (fields 14 and 15 in proc(5))."""
+    stat = path.read_text()
+    fields = stat[stat.rindex(")") + 2:].split()  # after "(comm)": state is [0], utime [11], stime [12]
+    return int(fields[11]) / CLOCK_TICKS_PER_S, int(fields[12]) / CLOCK_TICKS_PER_S
+
+
 @dataclass
 class Server:
     name: str
@@ -45,11 +67,14 @@ class Server:
         return self.process.pid
 
     def cpu_seconds(self) -> float:
-        """User + system CPU of the whole process (all its threads) so far, from /proc/<pid>/stat."""
-        stat = Path(f"/proc/{self.pid}/stat").read_text()
-        # Fields after "(comm)": state is [0], utime [11], stime [12] (fields 14 and 15 in proc(5)).
-        fields = stat[stat.rindex(")") + 2:].split()
-        return (int(fields[11]) + int(fields[12])) / CLOCK_TICKS_PER_S
+        """User + system CPU of the whole process (all its threads, live or ended) so far."""
+        return self.cpu_times().total_s
+
+    def cpu_times(self) -> CpuTimes:
+        """The process's CPU split by mode, and the main thread's (the event loop's) share of it."""
+        user, system = _stat_times(Path(f"/proc/{self.pid}/stat"))
+        loop_user, loop_system = _stat_times(Path(f"/proc/{self.pid}/task/{self.pid}/stat"))
+        return CpuTimes(user_s=user, system_s=system, loop_s=loop_user + loop_system)
 
     def rss_mib(self) -> float:
         for line in Path(f"/proc/{self.pid}/status").read_text().splitlines():
@@ -77,13 +102,9 @@ class Processes:
     def spawn(self, argv: list[str], *, env: dict[str, str], cwd: Path,
               log_path: Path | None = None) -> subprocess.Popen[bytes]:
         """Start a child in its own session; without ``log_path`` its stdout is a pipe to read."""
-        stdout = open(log_path, "ab") if log_path else subprocess.PIPE
-        try:
-            child = subprocess.Popen(argv, cwd=cwd, env=env, stdout=stdout, stderr=subprocess.STDOUT,
-                                     stdin=subprocess.DEVNULL, start_new_session=True)
-        finally:
-            if log_path:
-                stdout.close()  # type: ignore[union-attr]  # the child holds its own copy
+        with open(log_path or os.devnull, "ab") as log:  # the child keeps its own copy of the file
+            child = subprocess.Popen(argv, cwd=cwd, env=env, stdout=log if log_path else subprocess.PIPE,
+                                     stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True)
         self._children.append(child)
         return child
 
@@ -121,10 +142,8 @@ class Processes:
 
 
 def _signal_group(child: subprocess.Popen[bytes], signum: int) -> None:
-    try:
+    with contextlib.suppress(ProcessLookupError):
         os.killpg(child.pid, signum)  # the child leads its own session, so its pgid is its pid
-    except ProcessLookupError:
-        pass
 
 
 def wait_until_ready(server: Server, path: str) -> None:

@@ -10,8 +10,10 @@ from typing import TYPE_CHECKING, Any
 from django import forms
 from django.contrib.admin.widgets import AdminSplitDateTime, FilteredSelectMultiple
 from django.utils import timezone
+from django.utils.html import format_html
+from django.utils.safestring import SafeString
 
-from apps.billing.models import COST_FIELD, ApiKey, Tenant
+from apps.billing.models import ApiKey, LedgerEntry, Tenant
 from apps.routing.models import PublicModel
 
 if TYPE_CHECKING:  # django-stubs makes ModelForm generic; Django itself cannot subscript it
@@ -28,10 +30,21 @@ def model_name_choices(current: Iterable[str] = ()) -> list[tuple[str, str]]:
     return [(name, name) for name in names] + [(name, f"{name} (no longer configured)") for name in gone]
 
 
+class ModelNamesWidget(FilteredSelectMultiple):
+    """Admin's two-box selector for a plain choice field.
+
+    Its script moves the boxes to the start of the select's parent element; admin's related-field
+    wrapper normally provides that parent, and without one the boxes would land before the label.
+    """
+
+    def render(self, name: str, value: Any, attrs: dict[str, Any] | None = None, renderer: Any = None) -> SafeString:
+        return format_html('<div class="related-widget-wrapper">{}</div>', super().render(name, value, attrs, renderer))
+
+
 def allowed_models_field() -> forms.MultipleChoiceField:
     return forms.MultipleChoiceField(
         required=False,
-        widget=FilteredSelectMultiple("models", is_stacked=False),
+        widget=ModelNamesWidget("models", is_stacked=False),
         help_text="Models this key may use. Choose none to allow every model, including ones added later.",
     )
 
@@ -88,8 +101,8 @@ class ApiKeyChangeForm(ApiKeyModelForm):
 class AdjustmentForm(forms.Form):
     amount_usd = forms.DecimalField(
         label="Amount (USD)",
-        max_digits=COST_FIELD["max_digits"],
-        decimal_places=COST_FIELD["decimal_places"],
+        max_digits=LedgerEntry._meta.get_field("cost_usd").max_digits,
+        decimal_places=LedgerEntry._meta.get_field("cost_usd").decimal_places,
         help_text="Added to what the request cost: negative for a credit, positive for a charge.",
     )
     note = forms.CharField(

@@ -16,7 +16,8 @@ from datetime import datetime
 
 from asgiref.sync import sync_to_async
 from django.conf import settings
-from django.db import close_old_connections
+
+from edge_project.db import release_connection
 
 KEY_PREFIX = "sk-edge-"
 DISPLAY_PREFIX_LENGTH = len(KEY_PREFIX) + 8
@@ -106,8 +107,10 @@ def _fail(future: asyncio.Future[KeyInfo | None], exc: BaseException) -> None:
 def load_key_info(key_hash: str) -> KeyInfo | None:
     from apps.billing.models import ApiKey
 
-    close_old_connections()  # a connection broken by a Postgres restart is replaced, not reused
-    key = ApiKey.objects.active().select_related("tenant").filter(key_hash=key_hash).first()
+    try:
+        key = ApiKey.objects.active().select_related("tenant").filter(key_hash=key_hash).first()
+    finally:
+        release_connection()
     if key is None:
         return None
     return KeyInfo(

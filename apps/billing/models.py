@@ -3,7 +3,6 @@ from __future__ import annotations
 from django.db import models
 from django.utils import timezone
 
-COST_FIELD = {"max_digits": 20, "decimal_places": 10}  # USD; sub-cent per request, summed over years
 
 
 class Tenant(models.Model):
@@ -101,7 +100,8 @@ class LedgerEntry(models.Model):
     input_usd_per_mtok = models.DecimalField(max_digits=14, decimal_places=6, null=True, blank=True)
     output_usd_per_mtok = models.DecimalField(max_digits=14, decimal_places=6, null=True, blank=True)
     cached_input_usd_per_mtok = models.DecimalField(max_digits=14, decimal_places=6, null=True, blank=True)
-    cost_usd = models.DecimalField(**COST_FIELD, default=0)
+    # USD to 10 places: a request can cost a millionth of a cent, and sums run over years.
+    cost_usd = models.DecimalField(max_digits=20, decimal_places=10, default=0)
     latency_ms = models.PositiveIntegerField(default=0)
     ttft_ms = models.PositiveIntegerField(null=True, blank=True, help_text="Time to first token (streams).")
     created_at = models.DateTimeField(db_index=True, help_text="When the gateway received the request.")

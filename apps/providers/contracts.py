@@ -70,7 +70,11 @@ class StreamEvent:
 
 @dataclass(slots=True)
 class ChatStream:
-    """An open upstream stream: status and headers are in, events are still to come."""
+    """An open upstream stream: status and headers are in, events are still to come.
 
-    events: AsyncIterator[StreamEvent]
+    Events come in batches, one per upstream read (never empty), so what arrived together can be
+    relayed together.
+    """
+
+    events: AsyncIterator[list[StreamEvent]]
     close: Callable[[], Awaitable[None]]  # releases the upstream connection; idempotent

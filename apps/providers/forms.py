@@ -15,10 +15,6 @@ else:
 
 
 class ProviderForm(ProviderModelForm):
-    # Typed without a scheme, a provider's address means HTTPS: its key must not cross the network in clear.
-    base_url = forms.URLField(
-        label="Base URL", max_length=500, assume_scheme="https", help_text=Provider._meta.get_field("base_url").help_text
-    )
     api_key = forms.CharField(
         label="API key",
         required=False,

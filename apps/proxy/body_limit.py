@@ -25,7 +25,8 @@ class BodySizeLimit:
 
     async def __call__(self, scope: Scope, receive: Any, send: Any) -> None:
         if scope["type"] != "http":
-            return await self.app(scope, receive, send)
+            await self.app(scope, receive, send)
+            return
         limit: int = settings.EDGE_MAX_BODY_BYTES
         declared = _content_length(scope)
         if declared is not None and declared > limit:

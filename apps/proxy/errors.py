@@ -6,6 +6,7 @@ import logging
 from typing import Any
 
 import orjson
+from django.db import DatabaseError
 from django.http import HttpRequest, HttpResponse
 from rest_framework import exceptions as drf_exceptions
 from rest_framework.response import Response
@@ -50,6 +51,12 @@ class PayloadTooLarge(OpenAIError):
 
 
 def unexpected(exc: BaseException) -> OpenAIError:
+    if isinstance(exc, DatabaseError):
+        # Only a cold key lookup or a config reload reaches the database on this path; while it is
+        # down, say so with a status clients retry instead of a 500 that reads like our bug.
+        logger.warning("database unavailable on the API path: %s", exc)
+        return OpenAIError("The gateway's database is unavailable; retry shortly.", status=503,
+                           type="service_unavailable", code="database_unavailable")
     logger.error("unexpected error on the API path", exc_info=exc)
     return OpenAIError("The gateway failed to handle this request; it has been logged.", status=500)
 

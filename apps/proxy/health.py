@@ -59,7 +59,7 @@ def check_redis() -> dict[str, Any]:
     started = time.perf_counter()
     try:
         client = redis.Redis.from_url(
-            settings.REDIS_URL, socket_timeout=settings.REDIS_TIMEOUT_S,
+            str(settings.REDIS_URL), socket_timeout=settings.REDIS_TIMEOUT_S,
             socket_connect_timeout=settings.REDIS_TIMEOUT_S, retry=Retry(NoBackoff(), 0),
         )
         client.ping()

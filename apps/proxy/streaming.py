@@ -18,6 +18,7 @@ from apps.billing.models import LedgerEntry
 from apps.providers.contracts import ChatRequest, ChatStream
 from apps.providers.errors import ProviderError
 from apps.providers.tokens import estimate_usage
+from apps.proxy.errors import unexpected
 from apps.proxy.exchange import Exchange
 
 CLIENT_CLOSED_REQUEST = 499  # nginx's status for a client that hung up; no response was completed
@@ -34,22 +35,27 @@ async def relay(exchange: Exchange, chat: ChatRequest, stream: ChatStream) -> As
     relayed: list[str] = []
     status, http_status, error_type = LedgerEntry.Status.OK, 200, ""
     try:
-        async for event in stream.events:
-            if event.usage is not None:
-                exchange.usage = event.usage
-            if event.text:
-                if exchange.ttft_ms is None:
-                    exchange.ttft_ms = round((time.perf_counter() - exchange.started) * 1000)
-                relayed.append(event.text)
-            if event.usage_only and not chat.include_usage:
-                continue  # we asked for usage on the client's behalf; it did not ask to see it
-            yield event.frame
-    except ProviderError as exc:
-        status, error_type = LedgerEntry.Status.ERROR, exc.code or exc.type
-        yield b"data: " + orjson.dumps(exc.body()) + b"\n\n"
+        async for batch in stream.events:
+            frames = []
+            for event in batch:
+                if event.usage is not None:
+                    exchange.usage = event.usage
+                if event.text:
+                    relayed.append(event.text)
+                if not (event.usage_only and not chat.include_usage):
+                    frames.append(event.frame)  # the usage chunk only if the client asked for it
+            if relayed and exchange.ttft_ms is None:
+                exchange.ttft_ms = round((time.perf_counter() - exchange.started) * 1000)
+            if frames:
+                yield b"".join(frames)
     except (asyncio.CancelledError, GeneratorExit):
         status, http_status = LedgerEntry.Status.CANCELLED, CLIENT_CLOSED_REQUEST
         raise
+    except Exception as exc:
+        # Headers are gone already: the error travels as an event, the way OpenAI reports one.
+        error = exc if isinstance(exc, ProviderError) else unexpected(exc)
+        status, error_type = LedgerEntry.Status.ERROR, error.code or error.type
+        yield b"data: " + orjson.dumps(error.body()) + b"\n\n"
     finally:
         # Recorded before any await: a cancelled task may not get to run another one.
         if exchange.usage.source != "provider":

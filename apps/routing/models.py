@@ -7,7 +7,7 @@ from django.db import models
 
 from apps.providers.models import Provider
 
-PRICE_FIELD = {"max_digits": 14, "decimal_places": 6, "validators": [MinValueValidator(Decimal(0))]}
+NON_NEGATIVE = [MinValueValidator(Decimal(0))]
 
 
 class Strategy(models.TextChoices):
@@ -58,10 +58,12 @@ class Deployment(models.Model):
     model = models.ForeignKey(PublicModel, on_delete=models.CASCADE, related_name="deployments")
     provider = models.ForeignKey(Provider, on_delete=models.PROTECT, related_name="deployments")
     upstream_model = models.CharField(max_length=200, help_text="The model id the provider expects.")
-    input_usd_per_mtok = models.DecimalField(**PRICE_FIELD)
-    output_usd_per_mtok = models.DecimalField(**PRICE_FIELD)
+    # USD per million tokens; six places cover every published per-token price.
+    input_usd_per_mtok = models.DecimalField(max_digits=14, decimal_places=6, validators=NON_NEGATIVE)
+    output_usd_per_mtok = models.DecimalField(max_digits=14, decimal_places=6, validators=NON_NEGATIVE)
     cached_input_usd_per_mtok = models.DecimalField(
-        **PRICE_FIELD, null=True, blank=True, help_text="Blank: cached input tokens cost the input price."
+        max_digits=14, decimal_places=6, validators=NON_NEGATIVE, null=True, blank=True,
+        help_text="Blank: cached input tokens cost the input price.",
     )
     priority = models.PositiveSmallIntegerField(default=1, help_text="Lower is tried first by failover.")
     weight = models.PositiveSmallIntegerField(default=1, help_text="Share of traffic for weighted routing.")

@@ -15,13 +15,13 @@ from dataclasses import dataclass
 
 from asgiref.sync import sync_to_async
 from django.conf import settings
-from django.db import close_old_connections
 
 from apps.billing.pricing import Prices
 from apps.providers.contracts import Upstream
 from apps.providers.models import Provider
 from apps.providers.secrets import SecretUnreadable
 from apps.routing.models import Deployment, PublicModel
+from edge_project.db import release_connection
 
 logger = logging.getLogger(__name__)
 
@@ -57,7 +57,13 @@ class RoutingTable:
 
 
 def load_routing_table() -> RoutingTable:
-    close_old_connections()
+    try:
+        return _query_routing_table()
+    finally:
+        release_connection()
+
+
+def _query_routing_table() -> RoutingTable:
     # Models before deployments: each query sees its own snapshot, and a model committed together with
     # its deployments between the two must not be served without them (a 503 until the next reload).
     models = list(PublicModel.objects.filter(enabled=True).select_related("policy"))

@@ -78,6 +78,8 @@ TEMPLATES = [
     },
 ]
 
+if not env_raw("DATABASE_URL"):
+    VAR_DIR.mkdir(parents=True, exist_ok=True)  # the embedded SQLite default lives here; git keeps no var/
 DATABASES = {
     "default": database_from_url(
         env_str("DATABASE_URL", f"sqlite:///{VAR_DIR / 'edge.sqlite3'}"),

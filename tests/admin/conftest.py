@@ -100,7 +100,9 @@ def superuser_login(live_db: None) -> tuple[str, str]:
 @pytest.fixture
 def admin_page(chromium: Any, gateway: Any, superuser_login: tuple[str, str]) -> Iterator[Any]:
     """A Chromium tab logged in to the gateway process's admin."""
-    context = chromium.new_context(base_url=gateway.url, accept_downloads=True, viewport={"width": 1400, "height": 900})
+    context = chromium.new_context(
+        base_url=gateway.url, accept_downloads=True, viewport={"width": 1600, "height": 1000}
+    )
     context.grant_permissions(["clipboard-read", "clipboard-write"], origin=gateway.url)
     page = context.new_page()
     page.set_default_timeout(10_000)

@@ -83,7 +83,7 @@ def test_it_refuses_an_expiry_in_the_past(admin_client):
 
 def test_it_revokes_the_selected_keys(admin_client):
     tenant = make_tenant()
-    (first, first_raw), (second, _), (kept, kept_raw) = (make_key(tenant) for _ in range(3))
+    (first, first_raw), (second, _), (_, kept_raw) = (make_key(tenant) for _ in range(3))
 
     response = admin_client.post(reverse("admin:billing_apikey_changelist"), {
         "action": "revoke_selected", "_selected_action": [first.pk, second.pk],
@@ -141,7 +141,8 @@ def test_it_shows_each_keys_status(admin_client):
 
     page = admin_client.get(reverse("admin:billing_apikey_changelist") + f"?tenant__id__exact={tenant.pk}")
 
-    rows = {key.prefix: page.content.decode().split(f">{key.prefix}<")[1].split("</tr>")[0] for key in (active, expired)}
+    html = page.content.decode()
+    rows = {key.prefix: html.split(f">{key.prefix}<")[1].split("</tr>")[0] for key in (active, expired)}
     assert '<td class="field-status">active</td>' in rows[active.prefix]
     assert '<td class="field-status">expired</td>' in rows[expired.prefix]
 

@@ -92,6 +92,16 @@ def test_it_stores_a_new_providers_key_encrypted_and_never_echoes_it(admin_clien
     assert provider.extra_headers == {"OpenAI-Organization": "org-1"}
 
 
+def test_it_accepts_a_provider_on_a_single_label_host(admin_client):
+    provider = make_provider("https://api.example.com/v1")
+
+    response = admin_client.post(change_url(provider), form_data(provider, base_url="http://vllm:8000/v1"))
+
+    assert response.status_code == 302
+    provider.refresh_from_db()
+    assert provider.base_url == "http://vllm:8000/v1"
+
+
 def test_it_refuses_extra_headers_that_are_not_a_flat_object(admin_client):
     provider = make_provider("https://api.example.com/v1")
 

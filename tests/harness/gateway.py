@@ -65,11 +65,12 @@ class GatewayProcess:
             "--loop", "uvloop", "--http", "httptools", "--workers", str(self.workers),
             "--timeout-graceful-shutdown", "10",
         ]
-        log = open(self.log_path, "ab")
-        # Its own process group, so kill() reaches every worker, not just uvicorn's supervisor.
-        self.process = subprocess.Popen(
-            command, cwd=ROOT, env=self.env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
-        )
+        # Its own process group, so kill() reaches every worker, not just uvicorn's supervisor. The
+        # child keeps its own copy of the log's descriptor.
+        with open(self.log_path, "ab") as log:
+            self.process = subprocess.Popen(
+                command, cwd=ROOT, env=self.env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
+            )
         self._wait_until_live()
         return self
 

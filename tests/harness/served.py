@@ -41,13 +41,14 @@ class Served:
         return self.route.deployment.upstream_model
 
     def client(self, **options: Any) -> openai.OpenAI:
-        # No SDK retries: a test must see the gateway's first answer, not the SDK's third try.
-        return openai.OpenAI(**{"base_url": f"{self.gateway.url}/v1", "api_key": self.raw_key, "max_retries": 0, **options})
+        return openai.OpenAI(**self._sdk_options(options))
 
     def async_client(self, **options: Any) -> openai.AsyncOpenAI:
-        return openai.AsyncOpenAI(
-            **{"base_url": f"{self.gateway.url}/v1", "api_key": self.raw_key, "max_retries": 0, **options}
-        )
+        return openai.AsyncOpenAI(**self._sdk_options(options))
+
+    def _sdk_options(self, options: dict[str, Any]) -> dict[str, Any]:
+        # No SDK retries: a test must see the gateway's first answer, not the SDK's third try.
+        return {"base_url": f"{self.gateway.url}/v1", "api_key": self.raw_key, "max_retries": 0, **options}
 
     def headers(self, **extra: str) -> dict[str, str]:
         return {"Authorization": f"Bearer {self.raw_key}", **extra}

@@ -9,6 +9,7 @@ from typing import Any
 
 import pytest
 
+from apps.providers.fake_upstream import BackgroundFakeUpstream
 from tests.harness.gateway import GatewayProcess
 from tests.harness.served import Served, serve
 
@@ -25,6 +26,20 @@ def serve_with(gateway: GatewayProcess, fake_v1: str, live_db: None) -> Callable
 @pytest.fixture
 def served(serve_with: Callable[..., Served]) -> Served:
     return serve_with()
+
+
+@pytest.fixture(scope="module")
+def module_serve_with(
+    gateway: GatewayProcess, fake_upstream: BackgroundFakeUpstream, django_db_blocker: Any
+) -> Callable[..., Served]:
+    """``serve_with`` for module-scoped fixtures: a model for tests that change neither it nor its key
+    (rules on the fake are still per test: the ``fake`` fixture clears them)."""
+
+    def serve_for_module(**options: Any) -> Served:
+        with django_db_blocker.unblock():
+            return serve(gateway, f"{fake_upstream.base_url}/v1", **options)
+
+    return serve_for_module
 
 
 @pytest.fixture(scope="session")

@@ -21,6 +21,11 @@ pytestmark = pytest.mark.usefixtures("live_db")
 KEY_CACHE_TTL_S = 0.5  # EDGE_KEY_CACHE_TTL_S of the test gateway
 
 
+@pytest.fixture(scope="module")
+def served(module_serve_with: Callable[..., Served]) -> Served:
+    return module_serve_with()
+
+
 def chat_with(served: Served, headers: dict[str, str]) -> httpx.Response:
     return served.post(served.chat_body(), headers=headers)
 
@@ -36,7 +41,9 @@ def test_it_refuses_a_request_without_a_key(served: Served):
     assert_refused_as_unauthenticated(chat_with(served, {}), code="missing_api_key")
 
 
-@pytest.mark.parametrize("header", ["Basic dXNlcjpwYXNz", "Bearer", "Bearer: sk-edge-x", "sk-edge-no-scheme", "Token abc"])
+@pytest.mark.parametrize(
+    "header", ["Basic dXNlcjpwYXNz", "Bearer", "Bearer: sk-edge-x", "sk-edge-no-scheme", "Token abc"]
+)
 def test_it_refuses_a_malformed_authorization_header(served: Served, header: str):
     assert_refused_as_unauthenticated(chat_with(served, {"Authorization": header}), code="missing_api_key")
 
@@ -51,10 +58,11 @@ def test_it_refuses_an_unknown_key_through_the_sdk(served: Served):
 
 
 def test_it_stops_accepting_a_revoked_key_within_the_cache_ttl(served: Served):
-    client = served.client()
+    key, raw_key = served.another_key()
+    client = served.client(api_key=raw_key)
     client.models.list()  # the key is now cached by the gateway
 
-    revoke_api_key(key=served.key)
+    revoke_api_key(key=key)
     revoked_at = time.monotonic()
     with pytest.raises(openai.AuthenticationError):
         while time.monotonic() - revoked_at < 5:
@@ -72,11 +80,12 @@ def test_it_refuses_an_expired_key(served: Served):
 
 
 def test_it_refuses_a_key_once_it_expires_even_while_cached(served: Served):
-    _, raw_key = make_key(served.tenant, expires_at=timezone.now() + timedelta(seconds=0.3))
+    expires_at = timezone.now() + timedelta(seconds=0.3)
+    _, raw_key = make_key(served.tenant, expires_at=expires_at)
     client = served.client(api_key=raw_key)
-    client.models.list()
+    client.models.list()  # cached now, for longer than the key has left
 
-    time.sleep(0.35)
+    time.sleep((expires_at - timezone.now()).total_seconds() + 0.02)
 
     with pytest.raises(openai.AuthenticationError):
         client.models.list()
@@ -104,4 +113,5 @@ def test_it_answers_a_model_outside_the_allowlist_exactly_as_an_unknown_model(se
 
     assert [error.code for error in errors] == ["model_not_found", "model_not_found"]
     assert [error.param for error in errors] == ["model", "model"]
-    assert errors[0].message.replace(forbidden.model, "M") == errors[1].message.replace("model-that-does-not-exist", "M")
+    forbidden_message, unknown_message = (error.message for error in errors)
+    assert forbidden_message.replace(forbidden.model, "M") == unknown_message.replace("model-that-does-not-exist", "M")

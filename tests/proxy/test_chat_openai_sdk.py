@@ -51,7 +51,8 @@ def test_it_completes_a_chat_and_bills_it_exactly(served: Served):
     expected = (Decimal(completion.usage.prompt_tokens) * Decimal("0.15")
                 + Decimal(completion.usage.completion_tokens) * Decimal("0.60")) / 1_000_000
     assert completion.choices[0].message.content.startswith("Mock reply to: hello there friend")
-    assert (row.prompt_tokens, row.completion_tokens) == (completion.usage.prompt_tokens, completion.usage.completion_tokens)
+    usage = completion.usage
+    assert (row.prompt_tokens, row.completion_tokens) == (usage.prompt_tokens, usage.completion_tokens)
     assert row.cost_usd == expected
     assert raw.headers["x-edge-cost-usd"] == f"{expected:.10f}"
     assert row.status == "ok" and row.usage_source == "provider" and row.public_model == served.model
@@ -115,7 +116,8 @@ def test_it_sends_the_usage_chunk_to_clients_that_asked(served: Served):
     assert usage_chunk.choices == [] and usage_chunk.usage is not None
     assert usage_chunk.usage.prompt_tokens == 4 + 3  # the fake counts words, plus 3 per message
     row = ledger_row(raw.headers["x-request-id"])
-    assert (row.prompt_tokens, row.completion_tokens) == (usage_chunk.usage.prompt_tokens, usage_chunk.usage.completion_tokens)
+    usage = usage_chunk.usage
+    assert (row.prompt_tokens, row.completion_tokens) == (usage.prompt_tokens, usage.completion_tokens)
 
 
 def test_it_relays_the_providers_tool_calls(served: Served, fake):

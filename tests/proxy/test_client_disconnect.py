@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import time
 from collections.abc import Iterator
 
 import pytest
@@ -11,6 +10,7 @@ from apps.providers.fake_upstream import BackgroundFakeUpstream
 from tests.harness.gateway import GatewayProcess
 from tests.harness.served import Served, ledger_row, serve
 from tests.harness.sockets import established_connections
+from tests.harness.waiting import wait_until
 
 pytestmark = pytest.mark.usefixtures("live_db")
 
@@ -22,15 +22,6 @@ def own_fake() -> Iterator[BackgroundFakeUpstream]:
     """A fake nobody else talks to, so every connection it holds is this test's."""
     with BackgroundFakeUpstream() as fake:
         yield fake
-
-
-def wait_for(condition, timeout_s: float) -> float:  # type: ignore[no-untyped-def]
-    started = time.monotonic()
-    while not condition():
-        if time.monotonic() - started > timeout_s:
-            raise AssertionError(f"not within {timeout_s}s")
-        time.sleep(0.02)
-    return time.monotonic() - started
 
 
 def test_it_cancels_the_upstream_request_when_the_client_hangs_up(gateway: GatewayProcess, own_fake):
@@ -50,7 +41,7 @@ def test_it_cancels_the_upstream_request_when_the_client_hangs_up(gateway: Gatew
     stream.close()
 
     # Still streaming, or idle in the gateway's pool, the connection would stay up if not cancelled.
-    assert wait_for(lambda: established_connections(own_fake.port) == 0, timeout_s=1.5) < 1.5
+    wait_until(lambda: established_connections(own_fake.port) == 0, timeout_s=1.0, what="upstream hung up")
     row = ledger_row(raw.headers["x-request-id"])
     assert (row.status, row.http_status, row.usage_source) == ("cancelled", 499, "estimated")
     assert row.prompt_tokens > 0 and 1 <= row.completion_tokens < 12
@@ -66,7 +57,7 @@ def test_it_records_a_client_that_hangs_up_before_the_first_token(gateway: Gatew
 
     raw.parse().close()
 
-    wait_for(lambda: established_connections(own_fake.port) == 0, timeout_s=1.5)
+    wait_until(lambda: established_connections(own_fake.port) == 0, timeout_s=1.0, what="upstream hung up")
     row = ledger_row(raw.headers["x-request-id"])
     assert (row.status, row.completion_tokens, row.ttft_ms) == ("cancelled", 0, None)
     assert row.prompt_tokens > 0 and row.usage_source == "estimated"

@@ -4,6 +4,7 @@ the offending parameter named, and an x-request-id that matches the ledger row."
 from __future__ import annotations
 
 import socket
+from collections.abc import Callable
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -18,7 +19,10 @@ from tests.proxy.conftest import SMALL_BODY_BYTES
 
 pytestmark = pytest.mark.usefixtures("live_db")
 
-USER_HI = [{"role": "user", "content": "hi"}]
+
+@pytest.fixture(scope="module")
+def served(module_serve_with: Callable[..., Served]) -> Served:
+    return module_serve_with()
 
 
 def assert_openai_error(response: httpx.Response, status: int, **expected: Any) -> dict[str, Any]:
@@ -45,6 +49,14 @@ def test_it_refuses_a_body_that_is_not_a_json_object(served: Served, content: by
     response = served.post(content=content, headers=served.headers(**{"Content-Type": content_type}))
 
     assert_openai_error(response, 400, code=code, param=None, type="invalid_request_error")
+
+
+def test_it_accepts_json_that_names_its_charset(served: Served):
+    headers = served.headers(**{"Content-Type": "application/json; charset=utf-8"})
+
+    response = served.post(content=orjson.dumps(served.chat_body()), headers=headers)
+
+    assert response.status_code == 200
 
 
 @pytest.mark.parametrize(
@@ -77,7 +89,9 @@ def test_it_names_the_parameter_that_is_missing_or_of_the_wrong_type(
     assert fake.stats()["requests"] == 0
 
 
-@pytest.mark.parametrize("path", ["/v1/nothing-here", "/v1/chat/completions/extra", "/v1/", "/v1/engines/x/completions"])
+@pytest.mark.parametrize(
+    "path", ["/v1/nothing-here", "/v1/chat/completions/extra", "/v1/", "/v1/engines/x/completions"]
+)
 def test_it_answers_an_unknown_api_path_with_a_json_404(served: Served, path: str):
     response = httpx.post(f"{served.gateway.url}{path}", json=served.chat_body(), headers=served.headers())
 

@@ -13,7 +13,7 @@ from apps.providers.adapters.base import ProviderAdapter
 from apps.providers.adapters.wire import (
     parse_retry_after,
     read_capped,
-    sse_frames,
+    sse_batches,
     translate_transport_errors,
 )
 from apps.providers.contracts import ChatRequest, ChatResponse, ChatStream, StreamEvent, Usage
@@ -76,15 +76,15 @@ class OpenAIWireAdapter(ProviderAdapter):
         )
         return await client.send(outgoing, stream=True)
 
-    async def _events(self, response: httpx.Response) -> AsyncIterator[StreamEvent]:
+    async def _events(self, response: httpx.Response) -> AsyncIterator[list[StreamEvent]]:
         name = self.upstream.provider_name
         with translate_transport_errors(name):
-            async for frame in sse_frames(response, idle_timeout_s=self.upstream.timeout_s, provider=name):
-                event = chunk_event(frame, name)
-                if event is not None:
-                    yield event
-                    if event.frame is DONE_FRAME:
-                        return
+            async for frames in sse_batches(response, idle_timeout_s=self.upstream.timeout_s, provider=name):
+                events = [event for frame in frames if (event := chunk_event(frame, name)) is not None]
+                if events:
+                    yield events
+                if any(event.frame is DONE_FRAME for event in events):
+                    return
         raise ProviderError(
             f"Provider {name} ended the stream before it was complete.",
             code="upstream_stream_incomplete", retryable=True,

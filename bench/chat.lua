@@ -1,9 +1,11 @@
 -- wrk script: POST one small chat completion per request and count the answers by status.
 --
 -- Env: BENCH_PATH (default /v1/chat/completions), BENCH_MODEL, BENCH_KEY, BENCH_STREAM ("1": stream).
--- done() prints one machine-readable line, "BENCH sent=N ok=N bad=N", which bench/loadgen.py reads:
--- wrk's own "Non-2xx or 3xx" counter lets 3xx pass, and wrk has no count of requests still in flight
--- when the run ends, which the ledger check needs (those requests reached the server too).
+-- done() prints one machine-readable line, "BENCH sent=N ok=N bad=N broken=N", which bench/loadgen.py
+-- reads: wrk's own "Non-2xx or 3xx" counter lets 3xx pass, a stream that fails after its 200 status
+-- carries its error in the body (so a 2xx stream counts as ok only if it ends with [DONE] and has no
+-- error event), and wrk has no count of requests still in flight when the run ends, which the ledger
+-- check needs (those requests reached the server too).
 
 local threads = {}
 
@@ -12,9 +14,10 @@ function setup(thread)
 end
 
 function init(args)
-  sent, ok, bad = 0, 0, 0
+  sent, ok, bad, broken = 0, 0, 0, 0
+  streaming = os.getenv("BENCH_STREAM") == "1"
   local stream = ""
-  if os.getenv("BENCH_STREAM") == "1" then
+  if streaming then
     stream = ', "stream": true'
   end
   local body = '{"model": "' .. os.getenv("BENCH_MODEL") .. '", '
@@ -32,20 +35,29 @@ function request()
   return prepared
 end
 
+local function complete(body)
+  if streaming then
+    return body:find("data: [DONE]", 1, true) ~= nil and body:find('"error":', 1, true) == nil
+  end
+  return body:find('"choices"', 1, true) ~= nil
+end
+
 function response(status, headers, body)
-  if status >= 200 and status < 300 then
+  if status < 200 or status >= 300 then
+    bad = bad + 1
+  elseif complete(body) then
     ok = ok + 1
   else
-    bad = bad + 1
+    broken = broken + 1
   end
 end
 
 function done(summary, latency, requests)
-  local total_sent, total_ok, total_bad = 0, 0, 0
+  local totals = {sent = 0, ok = 0, bad = 0, broken = 0}
   for _, thread in ipairs(threads) do
-    total_sent = total_sent + thread:get("sent")
-    total_ok = total_ok + thread:get("ok")
-    total_bad = total_bad + thread:get("bad")
+    for name, _ in pairs(totals) do
+      totals[name] = totals[name] + thread:get(name)
+    end
   end
-  io.write(string.format("BENCH sent=%d ok=%d bad=%d\n", total_sent, total_ok, total_bad))
+  io.write(string.format("BENCH sent=%d ok=%d bad=%d broken=%d\n", totals.sent, totals.ok, totals.bad, totals.broken))
 end

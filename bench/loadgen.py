@@ -48,8 +48,9 @@ class WrkResult:
     p50_ms: float
     p99_ms: float
     sent: int  # requests written, including those still in flight when the run ended
-    ok: int  # 2xx responses
+    ok: int  # 2xx responses that are complete (a stream ends with [DONE] and carries no error event)
     bad: int  # any other status
+    broken: int  # 2xx responses that are not complete: a stream failed after its status was sent
     non_2xx_or_3xx: int
     socket_errors: int
     output: str
@@ -58,6 +59,8 @@ class WrkResult:
         problems = []
         if self.bad or self.non_2xx_or_3xx:
             problems.append(f"{max(self.bad, self.non_2xx_or_3xx)} non-2xx responses")
+        if self.broken:
+            problems.append(f"{self.broken} 2xx responses with an error or cut short in the body")
         if self.socket_errors:
             problems.append(f"{self.socket_errors} socket errors")
         if self.completed == 0:
@@ -112,6 +115,7 @@ def parse_wrk(text: str) -> WrkResult:
         sent=int(number(r"^BENCH sent=(\d+)")),
         ok=int(number(r"^BENCH .* ok=(\d+)")),
         bad=int(number(r"^BENCH .* bad=(\d+)")),
+        broken=int(number(r"^BENCH .* broken=(\d+)")),
         non_2xx_or_3xx=int(number(r"Non-2xx or 3xx responses: (\d+)", "0")),
         socket_errors=sum(int(n) for n in socket_errors.groups()) if socket_errors else 0,
         output=text,

@@ -3,8 +3,10 @@
 py-spy (pinned in requirements/dev.txt; attaching needs root or ptrace rights) records each server
 while wrk loads it, sampling only the thread that holds the GIL (``--gil``): in one Python process
 that is where the CPU goes, whichever thread (event loop, sync_to_async executors, ledger spool)
-does the work. Samples are turned into microseconds per request (samples / rate / requests), so
-the gateway and the floor can be compared line by line although they serve different rates.
+does the work. ``--nonblocking`` leaves the process running while its stacks are read (pausing
+it 200 times a second slowed it and skewed the comparison). Samples are turned into microseconds
+per request (samples / rate / requests), so the gateway and the floor can be compared line by
+line although they serve different rates.
 Flame graphs (SVG) and the raw collapsed stacks are written beside the summary.
 """
 
@@ -27,6 +29,13 @@ SAMPLE_RATE_HZ = 200
 GATEWAY_DIRS = ("apps/", "edge_project/")
 LOAD_LEAD_S = 1.0  # load runs this long before sampling starts, to reach steady state
 TOP = 15
+# Steps both servers take, by the function each one takes it in (floor_app.py / the gateway).
+SHARED_STEPS = {
+    "Django's ASGI handler (the whole request)": {"ASGIHandler.handle", "ASGIHandler.handle.<locals>.process_request"},
+    "the view (floor: _forward; gateway: dispatch)": {"_forward", "GatewayView.async_dispatch"},
+    "the upstream call (httpx send + read)": {"AsyncClient.post", "AsyncClient.send", "OpenAIWireAdapter.chat"},
+    "writing the response to the client": {"ASGIHandler.send_response"},
+}
 
 
 @dataclass
@@ -39,6 +48,7 @@ class Breakdown:
     by_package: Counter[str] = field(default_factory=Counter)
     self_time: Counter[str] = field(default_factory=Counter)
     inclusive: Counter[str] = field(default_factory=Counter)
+    steps: Counter[str] = field(default_factory=Counter)  # SHARED_STEPS, once per stack
 
     def us_per_request(self, count: float) -> float:
         return count / SAMPLE_RATE_HZ / self.requests * 1e6 if self.requests else 0.0
@@ -75,7 +85,7 @@ def record_under_load(processes: Processes, server: Server, endpoint: Endpoint, 
     log_path = output.with_suffix(".log")
     recorder = processes.spawn(
         ["taskset", "-c", LOAD_CORE, py_spy_binary(), "record", "--pid", str(server.pid),
-         "--duration", f"{duration_s:g}", "--rate", str(SAMPLE_RATE_HZ), "--gil", "--threads",
+         "--duration", f"{duration_s:g}", "--rate", str(SAMPLE_RATE_HZ), "--gil", "--threads", "--nonblocking",
          "--format", fmt, "-o", str(output)],
         env=dict(os.environ), cwd=output.parent, log_path=log_path,
     )
@@ -101,11 +111,16 @@ def breakdown(text: str, *, requests: float) -> Breakdown:
             continue
         count = int(count_text)
         counted.samples += count
+        counted.steps["all (every thread)"] += count
         counted.by_thread[_thread_name(thread)] += count
         counted.by_package[_package(frames[-1][1])] += count
         counted.self_time[_label(*frames[-1])] += count
         for label in {_label(*frame) for frame in frames}:
             counted.inclusive[label] += count
+        functions = {function for function, _ in frames}
+        for step, names in SHARED_STEPS.items():
+            if functions & names:
+                counted.steps[step] += count
     return counted
 
 
@@ -117,6 +132,7 @@ def describe(breakdowns: dict[str, Breakdown]) -> str:
         lines.append(f"  {name}: {counted.samples} samples over ~{counted.requests:.0f} requests = "
                      f"{counted.us_per_request(counted.samples):.0f} us/request")
     if floor is not None:
+        lines += _compared("steps both take, inclusive", gateway, floor, lambda b: b.steps, len(SHARED_STEPS))
         lines += _compared("by library of the running function", gateway, floor, lambda b: b.by_package, 14)
         lines += _compared("by function, self time: largest gateway - floor differences", gateway, floor,
                            lambda b: b.self_time, TOP)

@@ -4,24 +4,20 @@
 Core 0 runs the fake upstream and wrk; core 1 runs one server at a time under load (the gateway
 and the floor both stay up, but only one is loaded at once). Each scenario is measured for every
 target in turn, repeats interleaved, and the median is reported. bench/README.md explains each
-figure; any non-2xx answer or socket error aborts the run, since a benchmark of errors is worthless.
+figure. Any non-2xx answer, socket error or broken body aborts the run, and so does a ledger that
+lost or invented a row: a benchmark of errors is worthless.
 """
 
 from __future__ import annotations
 
 import argparse
-import base64
 import json
 import os
-import secrets
 import shutil
 import signal
-import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -36,20 +32,26 @@ from edge_db import BENCH_MODEL, UPSTREAM_MODEL  # noqa: E402
 from interference import OwnCpu, Watch, own_cpu_by_core, reaped_children_cpu_s, wait_until_quiet  # noqa: E402
 from loadgen import SCENARIOS, Endpoint, Scenario, WrkResult, run_wrk  # noqa: E402
 from report import RSS_TARGET_MIB, Run, nearest_rank, ratios_table, results_table, summarise  # noqa: E402
-from servers import BenchError, Processes, Server, free_port  # noqa: E402
+from servers import BenchError, Processes, Server  # noqa: E402
+from stack import (  # noqa: E402
+    SERVER_CORE,
+    UPSTREAM_CORE,
+    gateway_database,
+    gateway_environment,
+    prepare_database,
+    run_python,
+    start_fake_upstream,
+    start_floor,
+    start_gateway,
+)
 
-FLOOR_DIR = REPO.parent / "shared" / "bench"  # ../shared/bench from the repo root
-PYTHON = str(VENV_PYTHON if VENV_PYTHON.exists() else Path(sys.executable))
-SERVER_CORE = "1"
-UPSTREAM_CORE = "0"
 WARMUP_S = 1.0  # per run, unmeasured: fills connection pools and caches at this concurrency
 SETTLE_S = 1.0  # after each run, still counted: the run's tail (ledger flush, closing connections)
 OVERHEAD_SAMPLES = 200
 LEDGER_WAIT_S = 60.0
 MAX_ATTEMPTS = 4  # per run, when other work on the machine disturbed the earlier ones
-QUIET_WAIT_S = 120.0
-PROFILE_S = 10.0  # py-spy recording per server (--profile)  # how long to wait for the cores to go idle before each run
-UVICORN_FLAGS = ["--host", "127.0.0.1", "--no-access-log", "--loop", "uvloop", "--http", "httptools"]
+QUIET_WAIT_S = 120.0  # how long to wait for the cores to go idle before each run
+PROFILE_S = 10.0  # py-spy recording per server (--profile)
 
 
 @dataclass(frozen=True)
@@ -104,8 +106,10 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--scenario", action="append", choices=[s.name for s in SCENARIOS],
                         help="run only this scenario (repeatable)")
     parser.add_argument("--profile", nargs="?", const="chat c=16", choices=[s.name for s in SCENARIOS],
-                        metavar="SCENARIO", help="afterwards, profile the gateway with py-spy under this load "
-                        "(default: chat c=16) and summarise where its CPU goes")
+                        metavar="SCENARIO", help="afterwards, profile the floor and the gateway with py-spy under "
+                        "this load (default: chat c=16) and compare where their CPU goes")
+    parser.add_argument("--gateway-env", action="append", default=[], metavar="NAME=VALUE",
+                        help="extra environment for the gateway, e.g. EDGE_LEDGER_FSYNC=true (repeatable)")
     parser.add_argument("--keep", action="store_true", help="keep the temporary directory (logs, profiles)")
     args = parser.parse_args(argv)
     if args.quick:
@@ -114,6 +118,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         args.keep = True  # the flame graph and raw stacks are in the temporary directory
     if args.duration <= 0 or args.repeats < 1:
         parser.error("--duration must be positive and --repeats at least 1")
+    if any("=" not in item for item in args.gateway_env):
+        parser.error("--gateway-env takes NAME=VALUE")
     return args
 
 
@@ -132,7 +138,7 @@ def check_tools(args: argparse.Namespace) -> None:
 
 def benchmark(args: argparse.Namespace, processes: Processes, workdir: Path, database_url: str) -> None:
     fake = start_fake_upstream(processes)
-    gateway_env = gateway_environment(workdir, database_url)
+    gateway_env = gateway_environment(workdir, database_url) | dict(i.split("=", 1) for i in args.gateway_env)
     gateway_key = prepare_database(gateway_env, upstream_url=fake.url)
     gateway = start_gateway(processes, gateway_env)
     floor = start_floor(processes, upstream_url=fake.url)
@@ -151,101 +157,6 @@ def benchmark(args: argparse.Namespace, processes: Processes, workdir: Path, dat
     print_report(args, runs, scenarios, overhead, ledger, tally, floor_missing=floor is None)
     if args.profile:
         profile(processes, targets, workdir, scenario_name=args.profile)
-
-
-# --- processes ------------------------------------------------------------------------------------
-
-
-def start_fake_upstream(processes: Processes) -> Server:
-    port = free_port()
-    return processes.start_server(
-        "fake-upstream",
-        ["taskset", "-c", UPSTREAM_CORE, PYTHON, "-m", "apps.providers.fake_upstream", "--port", str(port)],
-        env=dict(os.environ), cwd=REPO, port=port, ready_path="/v1/models",
-    )
-
-
-def gateway_environment(workdir: Path, database_url: str) -> dict[str, str]:
-    return {
-        **os.environ,
-        "DJANGO_SETTINGS_MODULE": "edge_project.settings.base",
-        "DATABASE_URL": database_url,
-        "REDIS_URL": "",  # the embedded, in-process backends: what `make run` serves
-        "SECRET_KEY": f"bench-{secrets.token_hex(16)}",
-        "EDGE_ENCRYPTION_KEYS": base64.urlsafe_b64encode(os.urandom(32)).decode(),  # a fresh Fernet key
-        "DEBUG": "false",
-        "ALLOWED_HOSTS": "127.0.0.1",
-        "EDGE_VAR_DIR": str(workdir / "var"),
-        "EDGE_LEDGER_SPOOL_DIR": str(workdir / "spool"),
-    }
-
-
-def prepare_database(env: dict[str, str], *, upstream_url: str) -> str:
-    """Migrate, configure the fake as the provider of bench-model, and return a new API key."""
-    _run_python([str(REPO / "manage.py"), "migrate", "--noinput", "-v", "0"], env)
-    output = _run_python([str(REPO / "bench" / "edge_db.py"), "configure", upstream_url], env)
-    return str(json.loads(output.strip().splitlines()[-1])["key"])
-
-
-def _run_python(argv: list[str], env: dict[str, str]) -> str:
-    done = subprocess.run([PYTHON, *argv], cwd=REPO, env=env, capture_output=True, text=True, timeout=300)
-    if done.returncode != 0:
-        raise BenchError(f"`python {' '.join(argv)}` failed:\n{done.stdout}\n{done.stderr}")
-    return done.stdout
-
-
-def start_gateway(processes: Processes, env: dict[str, str]) -> Server:
-    port = free_port()
-    return processes.start_server(
-        "gateway",
-        ["taskset", "-c", SERVER_CORE, PYTHON, "-m", "uvicorn", "edge_project.asgi:application",
-         *UVICORN_FLAGS, "--port", str(port)],
-        env=env, cwd=REPO, port=port, ready_path="/health/live",
-    )
-
-
-def start_floor(processes: Processes, *, upstream_url: str) -> Server | None:
-    if not (FLOOR_DIR / "floor_app.py").exists():
-        print(f"floor: {FLOOR_DIR / 'floor_app.py'} not found; skipping the floor (no gateway/floor ratios)",
-              file=sys.stderr)
-        return None
-    port = free_port()
-    env = {name: value for name, value in os.environ.items() if name != "DJANGO_SETTINGS_MODULE"}
-    env |= {"FLOOR_UPSTREAM": upstream_url, "FLOOR_KEY": "sk-floor", "FLOOR_UPSTREAM_MODEL": UPSTREAM_MODEL,
-            "PYTHONPATH": str(FLOOR_DIR)}
-    return processes.start_server(
-        "floor",
-        ["taskset", "-c", SERVER_CORE, PYTHON, "-m", "uvicorn", "floor_app:application",
-         *UVICORN_FLAGS, "--lifespan", "off", "--port", str(port)],
-        env=env, cwd=REPO, port=port, ready_path="/health",
-    )
-
-
-@contextmanager
-def gateway_database(args: argparse.Namespace, workdir: Path) -> Iterator[str]:
-    if not args.postgres:
-        yield f"sqlite:///{workdir / 'edge.sqlite3'}"  # an absolute path: sqlite:////tmp/...
-        return
-    import psycopg
-    from psycopg import sql
-
-    url = args.postgres
-    name = sql.Identifier(url.rsplit("/", 1)[1].split("?")[0])
-
-    def maintenance(statement: sql.Composed) -> None:
-        with psycopg.connect(url, dbname="postgres", autocommit=True) as connection:
-            connection.execute(statement)
-
-    drop = sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(name)
-    try:
-        maintenance(drop)
-        maintenance(sql.SQL("CREATE DATABASE {}").format(name))
-    except psycopg.Error as exc:
-        raise BenchError(f"cannot create the benchmark database at {url}: {exc}") from exc
-    try:
-        yield url
-    finally:
-        maintenance(drop)
 
 
 # --- measuring ------------------------------------------------------------------------------------
@@ -293,7 +204,8 @@ def measure(processes: Processes, target: Target, scenario: Scenario, duration_s
         per_request_ms = 1000 / result.completed
         run = Run(target=target.name, scenario=scenario, wrk=result, cpu_ms_per_request=cpu.total_s * per_request_ms,
                   sys_ms_per_request=cpu.system_s * per_request_ms,
-                  off_loop_ms_per_request=(cpu.total_s - cpu.loop_s) * per_request_ms,
+                  # Ticks are read from two files a moment apart: clamp the -0.0 that can leave.
+                  off_loop_ms_per_request=max(0.0, cpu.total_s - cpu.loop_s) * per_request_ms,
                   rss_mib=server.rss_mib(), foreign=foreign, attempts=attempt)
         if not foreign.disturbed():
             return run
@@ -322,7 +234,7 @@ def sample_overhead(gateway: Server, key: str) -> list[float]:
     with httpx.Client(base_url=gateway.url, headers={"Authorization": f"Bearer {key}"}, timeout=30) as client:
         for _ in range(OVERHEAD_SAMPLES):
             response = client.post("/v1/chat/completions", json=body)
-            if response.status_code != 200:
+            if response.status_code != 200 or "choices" not in response.json():
                 raise BenchError(f"overhead sample got {response.status_code}: {response.text[:500]}")
             samples.append(float(response.headers["x-edge-overhead-ms"]))
     return samples
@@ -338,7 +250,7 @@ def check_ledger(gateway: Server, env: dict[str, str], tally: GatewayTally) -> d
         if time.monotonic() > deadline:
             raise BenchError(f"the ledger still had {backlog} rows to commit after {LEDGER_WAIT_S:.0f}s")
         time.sleep(0.25)
-    counts: dict[str, int] = json.loads(_run_python([str(REPO / "bench" / "edge_db.py"), "ledger"], env))
+    counts: dict[str, int] = json.loads(run_python([str(REPO / "bench" / "edge_db.py"), "ledger"], env))
     if not tally.answered <= counts["total"] <= tally.sent or counts.get("error", 0):
         raise BenchError(
             f"ledger incomplete: {counts} for {tally.answered} answered and {tally.sent} sent gateway requests"
@@ -353,8 +265,9 @@ def print_report(args: argparse.Namespace, runs: dict[tuple[str, str], list[Run]
                  overhead: list[float], ledger: dict[str, int], tally: GatewayTally, *, floor_missing: bool) -> None:
     summaries = [summarise(runs[key]) for key in sorted(runs, key=lambda k: _order(k, scenarios))]
     mode = "postgres" if args.postgres else "sqlite"
+    extra = f", gateway env {' '.join(args.gateway_env)}" if args.gateway_env else ""
     print(f"\nLLM Edge benchmark, {time.strftime('%Y-%m-%d %H:%M')}: {args.duration:g} s per run, "
-          f"median of {args.repeats}, database {mode}; server alone on core {SERVER_CORE}, "
+          f"median of {args.repeats}, database {mode}{extra}; server alone on core {SERVER_CORE}, "
           f"wrk and fake upstream on core {UPSTREAM_CORE}\n")
     print(results_table(summaries))
     if floor_missing:
@@ -369,7 +282,7 @@ def print_report(args: argparse.Namespace, runs: dict[tuple[str, str], list[Run]
     in_flight = ledger["total"] - tally.answered
     print(f"ledger: {ledger['total']} rows = {tally.answered} answered + {in_flight} in flight when wrk stopped "
           f"(at most {tally.sent - tally.answered}); by status {_by_status(ledger)}: complete")
-    print(f"gateway/floor >= 0.8x in every scenario: {'yes' if all_met and not floor_missing else 'NO'}")
+    print(f"gateway/floor >= 0.8x in every scenario run: {'yes' if all_met and not floor_missing else 'NO'}")
 
 
 def _order(key: tuple[str, str], scenarios: list[Scenario]) -> tuple[int, int]:

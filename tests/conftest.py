@@ -40,13 +40,15 @@ def fake_v1(fake: BackgroundFakeUpstream) -> str:
 
 
 @pytest.fixture(scope="session")
-def django_db_setup(django_test_environment: None, django_db_blocker: Any, django_db_modify_db_settings: None) -> Iterator[None]:
+def django_db_setup(
+    django_test_environment: None, django_db_blocker: Any, django_db_modify_db_settings: None
+) -> Iterator[None]:
     """Always create the test database: pytest-django creates only what marked tests ask for, and
     ``live_db``/``gateway`` users carry no marker."""
     from django.test.utils import setup_databases, teardown_databases
 
     with django_db_blocker.unblock():
-        databases = setup_databases(verbosity=0, interactive=False, aliases={"default"})
+        databases = setup_databases(verbosity=0, interactive=False, aliases={"default"})  # type: ignore[arg-type]  # stubs say Mapping; any collection of aliases works
     yield
     with django_db_blocker.unblock():
         teardown_databases(databases, verbosity=0)

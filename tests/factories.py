@@ -36,7 +36,9 @@ def make_key(
     return key, issued.raw
 
 
-def make_provider(base_url: str, *, kind: str = "openai", api_key: str = "sk-upstream", timeout_s: float = 10) -> Provider:
+def make_provider(
+    base_url: str, *, kind: str = "openai", api_key: str = "sk-upstream", timeout_s: float = 10
+) -> Provider:
     provider = Provider(name=unique("provider"), kind=kind, base_url=base_url, timeout_s=timeout_s)
     provider.set_api_key(api_key)
     provider.save()

@@ -24,7 +24,7 @@ from apps.billing.spool import LedgerSpool, Row
 logger = logging.getLogger(__name__)
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)  # not frozen: a frozen init sets 24 fields through object.__setattr__, per request
 class LedgerRecord:
     """A ledger row as the request path produces it; JSON-native so the spool round-trips it exactly."""
 
@@ -133,12 +133,14 @@ def _insert_statement() -> str:
 
 def _parameters(row: Row) -> tuple[Any, ...]:
     # .get with the record's default: a segment spooled by an older release may lack newer fields.
-    values = []
-    for name, default in _RECORD_FIELDS.items():
-        value = row.get(name, None if default is MISSING else default)
-        if name == "created_at":
-            value = connection.ops.adapt_datetimefield_value(datetime.fromisoformat(str(value)))
-        elif name in _DECIMAL_FIELDS and value is not None:
-            value = connection.ops.adapt_decimalfield_value(Decimal(value))
-        values.append(value)
+    values = [row.get(name, default) for name, default in _DEFAULTS]
+    values[_CREATED_AT] = connection.ops.adapt_datetimefield_value(datetime.fromisoformat(str(values[_CREATED_AT])))
+    for index in _DECIMAL_INDEXES:
+        if (value := values[index]) is not None:
+            values[index] = connection.ops.adapt_decimalfield_value(Decimal(value))
     return (*values, "request", "")
+
+
+_DEFAULTS = [(name, None if default is MISSING else default) for name, default in _RECORD_FIELDS.items()]
+_CREATED_AT = list(_RECORD_FIELDS).index("created_at")
+_DECIMAL_INDEXES = [index for index, name in enumerate(_RECORD_FIELDS) if name in _DECIMAL_FIELDS]

@@ -4,7 +4,6 @@ from django.db import models
 from django.utils import timezone
 
 
-
 class Tenant(models.Model):
     """A customer of the gateway (a team, a product, a company): keys and costs belong to it."""
 

@@ -17,7 +17,8 @@ def check_encryption_keys(app_configs: Any = None, **kwargs: Any) -> list[CheckM
     if not settings.EDGE_ENCRYPTION_KEYS:
         messages.append(Warning(
             "EDGE_ENCRYPTION_KEYS is not set; provider API keys are encrypted with a key derived from SECRET_KEY.",
-            hint="Generate one with: python -c 'from cryptography.fernet import Fernet; print(Fernet.generate_key().decode())'",
+            hint="Generate one with: python -c "
+            "'from cryptography.fernet import Fernet; print(Fernet.generate_key().decode())'",
             id="edge.W001",
         ))
     for index, key in enumerate(settings.EDGE_ENCRYPTION_KEYS):

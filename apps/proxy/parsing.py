@@ -79,4 +79,6 @@ _JSON_TYPES = {bool: "boolean", int: "integer", float: "number", str: "string", 
 
 def _wrong_type(param: str, expected: str, value: object) -> InvalidRequest:
     got = "null" if value is None else _JSON_TYPES.get(type(value), type(value).__name__)
-    return InvalidRequest(f"Invalid type for '{param}': expected {expected}, got {got}.", param=param, code="invalid_type")
+    return InvalidRequest(
+        f"Invalid type for '{param}': expected {expected}, got {got}.", param=param, code="invalid_type"
+    )

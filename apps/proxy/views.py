@@ -19,7 +19,6 @@ from apps.proxy.pipeline import chat_completion
 from apps.routing.table import routing_tables
 
 
-
 class GatewayView(APIView):
     """Base of every ``/v1/`` view.
 
@@ -32,6 +31,11 @@ class GatewayView(APIView):
     endpoint: ClassVar[str]
     authentication_classes: ClassVar[list[Any]] = []
     permission_classes: ClassVar[list[Any]] = []
+
+    def dispatch(self, request: HttpRequest, *args: Any, **kwargs: Any) -> Any:
+        # Straight to the async path: adrf's dispatch() re-derives view_is_async from every handler
+        # on each request to choose between its sync and async paths, and ours are all async.
+        return self.async_dispatch(request, *args, **kwargs)
 
     async def async_dispatch(self, request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponseBase:
         exchange = Exchange(endpoint=self.endpoint)

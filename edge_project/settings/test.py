@@ -5,8 +5,8 @@ import os
 os.environ.setdefault("DATABASE_URL", "postgres://postgres@127.0.0.1:5432/test")
 os.environ.setdefault("REDIS_URL", "redis://127.0.0.1:6379/0")
 
-from edge_project.settings.base import *  # noqa: E402, F403
-from edge_project.settings.base import VAR_DIR  # noqa: E402
+from edge_project.settings.base import *  # noqa: F403
+from edge_project.settings.base import VAR_DIR
 
 SECRET_KEY = "test-only-secret-key-not-for-production"
 EDGE_ENCRYPTION_KEYS = ["b3b9eG2KqzQ5c0m7m5u2N3xJ8V6yXk0lQ1yVvG4t9Zs="]

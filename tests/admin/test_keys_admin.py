@@ -67,6 +67,7 @@ def test_it_limits_a_new_key_to_the_chosen_models_and_expiry(admin_client):
 
     key = ApiKey.objects.get(tenant=tenant)
     assert key.allowed_models == sorted([models[0].name, models[2].name])
+    assert key.expires_at is not None
     assert key.expires_at.date() == expires.date() and key.expires_at.strftime("%H:%M") == "10:30"
 
 

@@ -12,6 +12,7 @@ from collections.abc import Iterator
 from decimal import Decimal
 
 import httpx
+import openai
 import pytest
 
 from apps.billing.models import LedgerEntry
@@ -38,10 +39,11 @@ def chat(served: Served, *, stream: bool, text: str = PROMPT) -> tuple[str, str]
     raw = served.client().chat.completions.with_raw_response.create(
         model=served.model, messages=[{"role": "user", "content": text}], stream=stream
     )
-    if stream:
-        reply = "".join(chunk.choices[0].delta.content or "" for chunk in raw.parse() if chunk.choices)
+    parsed = raw.parse()
+    if isinstance(parsed, openai.Stream):
+        reply = "".join(chunk.choices[0].delta.content or "" for chunk in parsed if chunk.choices)
     else:
-        reply = raw.parse().choices[0].message.content or ""
+        reply = parsed.choices[0].message.content or ""
     return reply, raw.headers["x-request-id"]
 
 

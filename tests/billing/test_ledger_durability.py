@@ -95,7 +95,7 @@ def test_it_replays_a_killed_processes_spool_once_and_only_once(tmp_path: Path, 
         key, raw_key = served.another_key()
         answers = asyncio.run(post_concurrently(first.url + CHAT_PATH, raw_key, served.chat_body(), 60))
         first.kill()
-    request_ids = [answer.request_id for answer in answers if answer.status == 200]
+    request_ids = [str(answer.request_id) for answer in answers if answer.status == 200]
     assert len(request_ids) == 60
     assert not LedgerEntry.objects.filter(api_key=key).exists()
     assert spooled_request_ids(tmp_path) >= set(request_ids)

@@ -46,7 +46,7 @@ def test_it_loses_no_rows_when_postgres_restarts_under_load(tmp_path: Path, fake
         down_at, back_at, answers = asyncio.run(load_across_restart())
         connection.close()  # this thread's connection died with the old server
 
-        answered = [answer.request_id for answer in answers if answer.status == 200]
+        answered = [str(answer.request_id) for answer in answers if answer.status == 200]
         wait_for_rows(answered, timeout_s=30)  # the spool retries with backoff until Postgres takes them
 
     assert any(down_at <= answer.sent_at <= back_at for answer in answers), "no request overlapped the restart"

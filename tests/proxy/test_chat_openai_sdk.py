@@ -8,6 +8,7 @@ from typing import Any
 
 import openai
 import pytest
+from openai.types.chat import ChatCompletionMessageFunctionToolCall, ChatCompletionMessageParam
 
 from tests.harness.served import Served, ledger_row
 
@@ -46,12 +47,13 @@ def test_it_completes_a_chat_and_bills_it_exactly(served: Served):
         model=served.model, messages=[{"role": "user", "content": "hello there friend"}]
     )
     completion = raw.parse()
+    usage, content = completion.usage, completion.choices[0].message.content
+    assert usage is not None and content is not None
 
     row = ledger_row(raw.headers["x-request-id"])
-    expected = (Decimal(completion.usage.prompt_tokens) * Decimal("0.15")
-                + Decimal(completion.usage.completion_tokens) * Decimal("0.60")) / 1_000_000
-    assert completion.choices[0].message.content.startswith("Mock reply to: hello there friend")
-    usage = completion.usage
+    expected = (Decimal(usage.prompt_tokens) * Decimal("0.15")
+                + Decimal(usage.completion_tokens) * Decimal("0.60")) / 1_000_000
+    assert content.startswith("Mock reply to: hello there friend")
     assert (row.prompt_tokens, row.completion_tokens) == (usage.prompt_tokens, usage.completion_tokens)
     assert row.cost_usd == expected
     assert raw.headers["x-edge-cost-usd"] == f"{expected:.10f}"
@@ -87,7 +89,7 @@ def test_it_sends_the_providers_key_upstream_never_the_clients(served: Served, f
 
 def test_it_streams_the_same_reply_it_would_send_whole(served: Served):
     client = served.client()
-    messages = [{"role": "user", "content": "tell me about streams"}]
+    messages: list[ChatCompletionMessageParam] = [{"role": "user", "content": "tell me about streams"}]
     whole = client.chat.completions.create(model=served.model, messages=messages)
     chunks = list(client.chat.completions.create(model=served.model, messages=messages, stream=True))
 
@@ -128,7 +130,10 @@ def test_it_relays_the_providers_tool_calls(served: Served, fake):
         model=served.model, messages=[{"role": "user", "content": "weather in Oslo?"}], tools=tools
     )
 
-    call = completion.choices[0].message.tool_calls[0]
+    tool_calls = completion.choices[0].message.tool_calls
+    assert tool_calls is not None
+    call = tool_calls[0]
+    assert isinstance(call, ChatCompletionMessageFunctionToolCall)
     assert completion.choices[0].finish_reason == "tool_calls"
     assert call.function.name == "get_weather" and "city" in call.function.arguments
 
@@ -136,7 +141,7 @@ def test_it_relays_the_providers_tool_calls(served: Served, fake):
 def test_it_serves_the_async_sdk_streaming_and_not(served: Served):
     async def chat() -> tuple[str, str]:
         async with served.async_client() as client:
-            messages = [{"role": "user", "content": "async hello"}]
+            messages: list[ChatCompletionMessageParam] = [{"role": "user", "content": "async hello"}]
             whole = await client.chat.completions.create(model=served.model, messages=messages)
             stream = await client.chat.completions.create(model=served.model, messages=messages, stream=True)
             streamed = "".join([chunk.choices[0].delta.content or "" async for chunk in stream if chunk.choices])

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -11,9 +12,10 @@ import orjson
 
 from apps.providers.adapters.base import ProviderAdapter
 from apps.providers.adapters.wire import (
+    SseDecoder,
+    finish_body,
     parse_retry_after,
     read_capped,
-    sse_batches,
     translate_transport_errors,
 )
 from apps.providers.contracts import ChatRequest, ChatResponse, ChatStream, StreamEvent, Usage
@@ -71,19 +73,39 @@ class OpenAIWireAdapter(ProviderAdapter):
 
     async def _send(self, request: ChatRequest, upstream_model: str) -> httpx.Response:
         client = client_for(self.upstream)
+        headers = self.headers()
+        if request.stream:
+            headers["Accept-Encoding"] = "identity"  # streams are read raw, as they arrive: no decoding
         outgoing = client.build_request(
-            "POST", self.chat_path, content=self.encode(request, upstream_model), headers=self.headers()
+            "POST", self.chat_path, content=self.encode(request, upstream_model), headers=headers
         )
         return await client.send(outgoing, stream=True)
 
     async def _events(self, response: httpx.Response) -> AsyncIterator[list[StreamEvent]]:
-        name = self.upstream.provider_name
+        name, idle_s = self.upstream.provider_name, self.upstream.timeout_s
+        decoder = SseDecoder(name)
+        chunks = response.aiter_raw()
+        event_deadline = time.monotonic() + idle_s
         with translate_transport_errors(name):
-            async for frames in sse_batches(response, idle_timeout_s=self.upstream.timeout_s, provider=name):
+            async for chunk in chunks:
+                frames = decoder.feed(chunk)
+                if not frames:
+                    # httpx bounds each read by the timeout; this bounds an upstream that dribbles
+                    # a byte per read, which would otherwise stretch one event forever.
+                    if time.monotonic() > event_deadline:
+                        raise TimeoutError
+                    continue
+                event_deadline = time.monotonic() + idle_s
                 events = [event for frame in frames if (event := chunk_event(frame, name)) is not None]
                 if events:
                     yield events
                 if any(event.frame is DONE_FRAME for event in events):
+                    await finish_body(chunks)
+                    return
+            last = chunk_event(decoder.remainder(), name) if decoder.remainder().strip() else None
+            if last is not None:
+                yield [last]
+                if last.frame is DONE_FRAME:
                     return
         raise ProviderError(
             f"Provider {name} ended the stream before it was complete.",
@@ -103,7 +125,10 @@ class OpenAICompatibleAdapter(OpenAIWireAdapter):
 
 def chunk_event(frame: bytes, provider: str) -> StreamEvent | None:
     """One OpenAI SSE frame as a StreamEvent; comments and blank frames are dropped."""
-    data = b"\n".join(line[5:].lstrip() for line in frame.splitlines() if line.startswith(b"data:"))
+    if frame.startswith(b"data: ") and b"\n" not in frame:
+        data = frame[6:]  # the usual single-line event, without the general parse below
+    else:
+        data = b"\n".join(line[5:].lstrip() for line in frame.splitlines() if line.startswith(b"data:"))
     if not data:
         return None
     if data == b"[DONE]":

@@ -52,45 +52,47 @@ def _too_large(provider: str) -> ProviderError:
     )
 
 
-async def sse_batches(response: httpx.Response, *, idle_timeout_s: float, provider: str) -> AsyncIterator[list[bytes]]:
-    """Yield the complete server-sent events (without their blank-line terminators) of each read.
+class SseDecoder:
+    """Reassembles server-sent events from reads that split them anywhere.
 
-    Upstreams split events across TCP reads arbitrarily; this reassembles them. Events that arrive
-    together are yielded together, so the relay forwards them in one write, as the upstream did:
-    one write per event costs a stream more CPU than everything else the gateway does to it.
-    An event that takes longer than ``idle_timeout_s`` to complete ends the stream with a timeout:
-    per event, not per read, since an upstream dribbling a byte at a time outlives any per-read timeout.
+    ``feed()`` returns the events a read completed, without their blank-line terminators. An event
+    growing past EDGE_MAX_UPSTREAM_BODY_BYTES is refused, so a broken upstream cannot fill memory.
+    Synchronous on purpose: one async generator layer per event costs a stream more than the decoding.
     """
-    buffer = b""
-    chunks = response.aiter_bytes().__aiter__()
-    while True:
-        async with asyncio.timeout(idle_timeout_s):
-            buffer, frame_end = await _read_frame(chunks, buffer, provider)
-        if frame_end is None:
-            break
+
+    def __init__(self, provider: str) -> None:
+        self._buffer = b""
+        self._provider = provider
+        self._limit: int = settings.EDGE_MAX_UPSTREAM_BODY_BYTES
+
+    def feed(self, chunk: bytes) -> list[bytes]:
+        buffer = self._buffer + chunk if self._buffer else chunk
         frames = []
-        while frame_end is not None:
+        while (frame_end := _find_frame_end(buffer)) is not None:
             start, end = frame_end
             frames.append(buffer[:start])
             buffer = buffer[end:]
-            frame_end = _find_frame_end(buffer)
-        yield frames
-    if buffer.strip():
-        yield [buffer]  # a last event without its terminator: let the caller judge it
+        if len(buffer) > self._limit:
+            raise _too_large(self._provider)
+        self._buffer = buffer
+        return frames
+
+    def remainder(self) -> bytes:
+        """What is left when the body ends: a last event without its terminator, or nothing."""
+        return self._buffer
 
 
-async def _read_frame(
-    chunks: AsyncIterator[bytes], buffer: bytes, provider: str
-) -> tuple[bytes, tuple[int, int] | None]:
-    """Read until ``buffer`` holds a whole event; no frame end means the body ended first."""
-    while len(buffer) <= settings.EDGE_MAX_UPSTREAM_BODY_BYTES:  # one event must not fill memory either
-        try:
-            buffer += await chunks.__anext__()
-        except StopAsyncIteration:
-            return buffer, None
-        if (frame_end := _find_frame_end(buffer)) is not None:
-            return buffer, frame_end
-    raise _too_large(provider)
+async def finish_body(chunks: AsyncIterator[bytes], timeout_s: float = 1.0) -> None:
+    """Read what follows ``[DONE]`` (the chunked body's terminator, normally in the same read).
+
+    A response read to its end returns its connection to the pool; one closed early is torn down,
+    and the next stream pays for a new TCP connection. An upstream that never ends its body after
+    ``[DONE]`` gets ``timeout_s`` and then its connection closed.
+    """
+    with contextlib.suppress(TimeoutError):
+        async with asyncio.timeout(timeout_s):
+            async for _ in chunks:
+                pass
 
 
 def _find_frame_end(buffer: bytes) -> tuple[int, int] | None:

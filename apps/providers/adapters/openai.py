@@ -133,16 +133,11 @@ def chunk_event(frame: bytes, provider: str) -> StreamEvent | None:
         return None
     if data == b"[DONE]":
         return StreamEvent(frame=DONE_FRAME)
-    try:
-        chunk = orjson.loads(data)
-    except orjson.JSONDecodeError:
-        raise _malformed(provider) from None
-    if not isinstance(chunk, dict) or not isinstance(chunk.get("choices"), list):
-        raise _malformed(provider)
+    chunk = _json_object(data, provider)
     if "error" in chunk:
         raise ProviderError(f"Provider {provider} reported an error mid-stream.", retryable=False)
+    choices = _choices(chunk, provider)
     usage = chunk.get("usage")
-    choices = chunk["choices"]
     return StreamEvent(
         frame=b"data: " + data + b"\n\n",
         usage=usage_from(usage) if isinstance(usage, dict) else None,
@@ -161,12 +156,8 @@ def _delta_text(choices: list[Any]) -> str:
 
 
 def usage_of_completion(content: bytes, provider: str) -> Usage:
-    try:
-        completion = orjson.loads(content)
-    except orjson.JSONDecodeError:
-        raise _malformed(provider) from None
-    if not isinstance(completion, dict) or not isinstance(completion.get("choices"), list):
-        raise _malformed(provider)
+    completion = _json_object(content, provider)
+    _choices(completion, provider)
     usage = completion.get("usage")
     return usage_from(usage) if isinstance(usage, dict) else Usage()
 
@@ -218,6 +209,24 @@ def _openai_error_fields(content: bytes) -> dict[str, Any]:
     if not isinstance(error, dict):
         return {}
     return {key: value if isinstance(value, str) or value is None else str(value) for key, value in error.items()}
+
+
+def _json_object(data: bytes, provider: str) -> dict[str, Any]:
+    try:
+        parsed = orjson.loads(data)
+    except orjson.JSONDecodeError:
+        raise _malformed(provider) from None
+    if not isinstance(parsed, dict):
+        raise _malformed(provider)
+    return parsed
+
+
+def _choices(answer: dict[str, Any], provider: str) -> list[Any]:
+    """Every OpenAI completion and chunk has a choices list; one without it is not an answer."""
+    choices = answer.get("choices")
+    if not isinstance(choices, list):
+        raise _malformed(provider)
+    return choices
 
 
 def _malformed(provider: str) -> ProviderError:

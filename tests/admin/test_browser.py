@@ -16,6 +16,7 @@ from apps.providers.models import Provider
 from tests.admin.conftest import make_entry
 from tests.conftest import wait_until_served
 from tests.factories import make_key, make_route, make_tenant, unique
+from tests.harness.served import ledger_row
 
 pytestmark = [pytest.mark.browser, pytest.mark.usefixtures("live_db")]
 SECRET = "sk-upstream-browser-secret-7c1d"
@@ -132,11 +133,3 @@ def eventually_refused(gateway_url: str, raw_key: str, timeout_s: float = 5.0) -
     return False
 
 
-def ledger_row(request_id: str, timeout_s: float = 5.0) -> LedgerEntry:
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        row = LedgerEntry.objects.filter(request_id=request_id).first()
-        if row is not None:
-            return row
-        time.sleep(0.05)
-    raise AssertionError(f"the gateway wrote no ledger row for {request_id}")

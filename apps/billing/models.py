@@ -49,9 +49,17 @@ class ApiKey(models.Model):
         return f"{self.prefix}… ({self.tenant.slug})"
 
     @property
+    def status(self) -> str:
+        """revoked, expired, tenant inactive or active: what admin and `edge_key list` show."""
+        if self.revoked_at is not None:
+            return "revoked"
+        if self.expires_at is not None and self.expires_at <= timezone.now():
+            return "expired"
+        return "active" if self.tenant.is_active else "tenant inactive"
+
+    @property
     def is_active(self) -> bool:
-        expired = self.expires_at is not None and self.expires_at <= timezone.now()
-        return self.revoked_at is None and not expired and self.tenant.is_active
+        return self.status == "active"
 
 
 class LedgerEntry(models.Model):

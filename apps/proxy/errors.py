@@ -58,6 +58,10 @@ def unexpected(exc: BaseException) -> OpenAIError:
         return OpenAIError("The gateway's database is unavailable; retry shortly.", status=503,
                            type="service_unavailable", code="database_unavailable")
     logger.error("unexpected error on the API path", exc_info=exc)
+    return internal_error()
+
+
+def internal_error() -> OpenAIError:
     return OpenAIError("The gateway failed to handle this request; it has been logged.", status=500)
 
 
@@ -83,9 +87,7 @@ def api_not_found(request: HttpRequest, exception: Exception | None = None) -> H
 
 
 def api_server_error(request: HttpRequest) -> HttpResponse:
-    return _with_request_id(
-        error_response(OpenAIError("The gateway failed to handle this request; it has been logged.", status=500))
-    )
+    return _with_request_id(error_response(internal_error()))
 
 
 def _with_request_id(response: HttpResponse) -> HttpResponse:

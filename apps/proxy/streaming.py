@@ -8,7 +8,6 @@ cut, or the client left first), it is estimated from what was relayed and marked
 from __future__ import annotations
 
 import asyncio
-import time
 from collections.abc import AsyncIterator
 
 import orjson
@@ -45,7 +44,7 @@ async def relay(exchange: Exchange, chat: ChatRequest, stream: ChatStream) -> As
                 if not (event.usage_only and not chat.include_usage):
                     frames.append(event.frame)  # the usage chunk only if the client asked for it
             if relayed and exchange.ttft_ms is None:
-                exchange.ttft_ms = round((time.perf_counter() - exchange.started) * 1000)
+                exchange.ttft_ms = exchange.elapsed_ms()
             if frames:
                 yield b"".join(frames)
     except (asyncio.CancelledError, GeneratorExit):

@@ -43,12 +43,9 @@ class GatewayView(APIView):
             handler = self.handler_for(request.method or "")
             exchange.key = await authenticate(request)
             response = await handler(request, exchange, exchange.key)
-        except OpenAIError as exc:
-            exchange.finish(status="error", http_status=exc.status, error_type=exc.code or exc.type)
-            response = error_response(exc)
         except Exception as exc:
-            error = unexpected(exc)
-            exchange.finish(status="error", http_status=error.status, error_type=error.type)
+            error = exc if isinstance(exc, OpenAIError) else unexpected(exc)
+            exchange.finish(status="error", http_status=error.status, error_type=error.code or error.type)
             response = error_response(error)
         return exchange.stamp(response)
 

@@ -50,10 +50,7 @@ class OpenAIWireAdapter(ProviderAdapter):
         with translate_transport_errors(name):
             async with asyncio.timeout(self.upstream.timeout_s):
                 response = await self._send(request, upstream_model)
-                try:
-                    content = await read_capped(response, name)
-                finally:
-                    await response.aclose()
+                content = await _read_and_close(response, name)
         if response.status_code != 200:
             raise error_from_response(response.status_code, content, response.headers, name)
         return ChatResponse(content=content, usage=usage_of_completion(content, name))
@@ -64,10 +61,7 @@ class OpenAIWireAdapter(ProviderAdapter):
             async with asyncio.timeout(self.upstream.timeout_s):
                 response = await self._send(request, upstream_model)
                 if response.status_code != 200:
-                    try:
-                        content = await read_capped(response, name)
-                    finally:
-                        await response.aclose()
+                    content = await _read_and_close(response, name)
                     raise error_from_response(response.status_code, content, response.headers, name)
         return ChatStream(events=self._events(response), close=response.aclose)
 
@@ -111,6 +105,13 @@ class OpenAIWireAdapter(ProviderAdapter):
             f"Provider {name} ended the stream before it was complete.",
             code="upstream_stream_incomplete", retryable=True,
         )
+
+
+async def _read_and_close(response: httpx.Response, provider: str) -> bytes:
+    try:
+        return await read_capped(response, provider)
+    finally:
+        await response.aclose()
 
 
 class OpenAIAdapter(OpenAIWireAdapter):

@@ -70,14 +70,13 @@ class Command(BaseCommand):
 
     def list_keys(self, slug: str) -> None:
         tenant = _tenant(slug)
-        keys = list(ApiKey.objects.filter(tenant=tenant).order_by("-created_at", "-id"))
+        keys = list(ApiKey.objects.filter(tenant=tenant).select_related("tenant").order_by("-created_at", "-id"))
         if not tenant.is_active:
             self.stdout.write(f"tenant {tenant.slug} is inactive: none of its keys work")
         if not keys:
             self.stdout.write(f"tenant {tenant.slug} has no keys")
             return
-        now = timezone.now()
-        rows = [LIST_COLUMNS, *(_row(key, now) for key in keys)]
+        rows = [LIST_COLUMNS, *(_row(key) for key in keys)]
         widths = [max(len(row[column]) for row in rows) for column in range(len(LIST_COLUMNS))]
         for row in rows:
             self.stdout.write("  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)).rstrip())
@@ -104,15 +103,9 @@ def _tenant(slug: str) -> Tenant:
     return tenant
 
 
-def _row(key: ApiKey, now: datetime) -> tuple[str, ...]:
-    if key.revoked_at is not None:
-        status = "revoked"
-    elif key.expires_at is not None and key.expires_at <= now:
-        status = "expired"
-    else:
-        status = "active"
+def _row(key: ApiKey) -> tuple[str, ...]:
     models = ",".join(key.allowed_models) or "all"
-    return (key.prefix, key.name or "-", models, _when(key.created_at), _when(key.expires_at), status)
+    return (key.prefix, key.name or "-", models, _when(key.created_at), _when(key.expires_at), key.status)
 
 
 def _when(moment: datetime | None) -> str:

@@ -11,6 +11,7 @@ from django.core.handlers.asgi import ASGIHandler
 from apps.billing.ledger import start_ledger, stop_ledger
 from apps.providers.http import close_clients
 from apps.proxy.body_limit import BodySizeLimit
+from edge_project.redis_clients import close_async_redis
 
 logger = logging.getLogger(__name__)
 
@@ -54,6 +55,7 @@ class EdgeApplication:
                 await send({"type": "lifespan.startup.complete"})
             elif message["type"] == "lifespan.shutdown":
                 await close_clients()
+                await close_async_redis()
                 await asyncio.to_thread(stop_ledger)  # commits what it can; the rest stays spooled
                 await send({"type": "lifespan.shutdown.complete"})
                 return

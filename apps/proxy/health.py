@@ -10,6 +10,7 @@ import time
 from typing import Any
 
 import orjson
+import redis
 from asgiref.sync import sync_to_async
 from django.conf import settings
 from django.db import close_old_connections, connection
@@ -17,6 +18,7 @@ from django.http import HttpRequest, HttpResponse
 
 from apps.billing.ledger import ledger_backlog
 from apps.routing.table import routing_tables
+from edge_project.redis_clients import redis_options
 
 
 async def live(request: HttpRequest) -> HttpResponse:
@@ -52,20 +54,15 @@ def check_database() -> dict[str, Any]:
 
 
 def check_redis() -> dict[str, Any]:
-    import redis
-    from redis.backoff import NoBackoff
-    from redis.retry import Retry
-
     started = time.perf_counter()
+    # Its own client, not the shared one: a health check must try Redis even during a cool-down.
+    client = redis.Redis.from_url(str(settings.REDIS_URL), **redis_options())
     try:
-        client = redis.Redis.from_url(
-            str(settings.REDIS_URL), socket_timeout=settings.REDIS_TIMEOUT_S,
-            socket_connect_timeout=settings.REDIS_TIMEOUT_S, retry=Retry(NoBackoff(), 0),
-        )
         client.ping()
-        client.close()
     except Exception as exc:
         return {"status": "error", "error": type(exc).__name__}
+    finally:
+        client.close()
     return {"status": "ok", "latency_ms": round((time.perf_counter() - started) * 1000, 1)}
 
 

@@ -91,6 +91,7 @@ DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 REDIS_URL = env_raw("REDIS_URL") or None  # unset: in-process backends, no L2 cache
 REDIS_TIMEOUT_S = env_float("REDIS_TIMEOUT_S", 0.2)  # bound on any one Redis command on the request path
+REDIS_COOLDOWN_S = env_float("REDIS_COOLDOWN_S", 2.0)  # after a Redis failure, skip it this long before trying again
 
 CACHES = {
     "default": (

@@ -1,0 +1,90 @@
+"""The project's one Redis seam: bounded clients, and a cool-down that keeps a sick Redis off the request path.
+
+redis-py's default retries made one command against a hung Redis take ~5 s even with a socket
+timeout; these clients never retry and give up after REDIS_TIMEOUT_S. After any failure, callers
+skip Redis for ``REDIS_COOLDOWN_S`` (falling back to their in-process state) instead of each paying
+the timeout again, and the first call after the cool-down tries Redis again, so it comes back by
+itself.
+
+Async clients are per event loop, like the HTTP clients: a connection is bound to the loop that
+opened it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import threading
+import time
+import weakref
+from typing import Any
+
+import redis
+import redis.asyncio
+from django.conf import settings
+from redis.backoff import NoBackoff
+from redis.retry import Retry
+
+logger = logging.getLogger(__name__)
+
+_async_clients: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, redis.asyncio.Redis] = weakref.WeakKeyDictionary()
+_sync_client: redis.Redis | None = None
+_sync_lock = threading.Lock()
+_unusable_until = 0.0
+
+
+def redis_configured() -> bool:
+    return bool(settings.REDIS_URL)
+
+
+def redis_usable() -> bool:
+    """Configured, and not cooling down after a failure."""
+    return redis_configured() and time.monotonic() >= _unusable_until
+
+
+def report_redis_failure(exc: BaseException) -> None:
+    """Callers report a failed command here; Redis is skipped until the cool-down ends."""
+    global _unusable_until
+    if time.monotonic() >= _unusable_until:
+        logger.warning("Redis unavailable, using in-process state for %.1f s: %r", settings.REDIS_COOLDOWN_S, exc)
+    _unusable_until = time.monotonic() + settings.REDIS_COOLDOWN_S
+
+
+def async_redis() -> redis.asyncio.Redis | None:
+    """This loop's client, or None when Redis is unconfigured or cooling down."""
+    if not redis_usable():
+        return None
+    loop = asyncio.get_running_loop()
+    client = _async_clients.get(loop)
+    if client is None:
+        client = _async_clients[loop] = redis.asyncio.Redis.from_url(str(settings.REDIS_URL), **redis_options())
+    return client
+
+
+def sync_redis() -> redis.Redis | None:
+    """The process's blocking client (admin, management commands, background threads), or None."""
+    global _sync_client
+    if not redis_usable():
+        return None
+    with _sync_lock:
+        if _sync_client is None:
+            _sync_client = redis.Redis.from_url(str(settings.REDIS_URL), **redis_options())
+        return _sync_client
+
+
+async def close_async_redis() -> None:
+    """Close this loop's client (at shutdown)."""
+    client = _async_clients.pop(asyncio.get_running_loop(), None)
+    if client is not None:
+        await client.aclose()
+
+
+def redis_options() -> dict[str, Any]:
+    timeout: float = settings.REDIS_TIMEOUT_S
+    return {
+        "socket_timeout": timeout,
+        "socket_connect_timeout": timeout,
+        "retry": Retry(NoBackoff(), 0),
+        "retry_on_timeout": False,
+        "health_check_interval": 0,
+    }

@@ -12,9 +12,9 @@ from apps.providers.contracts import ChatRequest, Usage
 from apps.providers.errors import ProviderError
 from tests.providers.replay import Replay, chunks, drain, upstream
 
+WEATHER_SCHEMA = {"type": "object", "properties": {"city": {"type": "string"}}, "required": ["city"]}
 WEATHER_TOOL = {"type": "function", "function": {
-    "name": "get_weather", "description": "Weather in a city",
-    "parameters": {"type": "object", "properties": {"city": {"type": "string"}}, "required": ["city"]},
+    "name": "get_weather", "description": "Weather in a city", "parameters": WEATHER_SCHEMA,
 }}
 CONVERSATION: list[dict[str, Any]] = [
     {"role": "system", "content": "You are terse."},
@@ -78,7 +78,7 @@ def test_it_translates_the_whole_conversation_into_a_messages_request():
         "top_p": 0.9,
         "stop_sequences": ["END"],
         "tools": [{"name": "get_weather", "description": "Weather in a city",
-                   "input_schema": WEATHER_TOOL["function"]["parameters"]}],
+                   "input_schema": WEATHER_SCHEMA}],
         "tool_choice": {"type": "any", "disable_parallel_tool_use": True},
         "metadata": {"user_id": "u-7"},
     }
@@ -179,7 +179,7 @@ def test_it_streams_tool_calls_as_argument_deltas():
         1: {"id": "toolu_01SeCoNdCaLl", "name": "get_time", "arguments": '{"tz": "PST"}'},
     }
     assert [c.choices[0].finish_reason for c in parsed if c.choices][-1] == "tool_calls"
-    assert [event.usage for event in events if event.usage][0].completion_tokens == 89  # type: ignore[union-attr]
+    assert [event.usage.completion_tokens for event in events if event.usage] == [89]
 
 
 def test_it_raises_the_error_event_of_a_stream_that_fails_midway():

@@ -110,6 +110,9 @@ class OpenAIWireAdapter(ProviderAdapter):
         outgoing = client.build_request("POST", path, content=content, headers=headers)
         return await client.send(outgoing, stream=True)
 
+    def chunk_event(self, frame: bytes) -> StreamEvent | None:
+        return chunk_event(frame, self.upstream.provider_name)
+
     async def _events(self, response: httpx.Response) -> AsyncIterator[list[StreamEvent]]:
         name, idle_s = self.upstream.provider_name, self.upstream.timeout_s
         decoder = SseDecoder(name)
@@ -125,13 +128,13 @@ class OpenAIWireAdapter(ProviderAdapter):
                         raise TimeoutError
                     continue
                 event_deadline = time.monotonic() + idle_s
-                events = [event for frame in frames if (event := chunk_event(frame, name)) is not None]
+                events = [event for frame in frames if (event := self.chunk_event(frame)) is not None]
                 if events:
                     yield events
                 if any(event.frame is DONE_FRAME for event in events):
                     await finish_body(chunks)
                     return
-            last = chunk_event(decoder.remainder(), name) if decoder.remainder().strip() else None
+            last = self.chunk_event(decoder.remainder()) if decoder.remainder().strip() else None
             if last is not None:
                 yield [last]
                 if last.frame is DONE_FRAME:
@@ -177,6 +180,14 @@ class AzureOpenAIAdapter(OpenAIWireAdapter):
         if self.upstream.api_key:
             headers["api-key"] = self.upstream.api_key
         return headers
+
+    def chunk_event(self, frame: bytes) -> StreamEvent | None:
+        # Azure opens a stream with a chunk that holds only its prompt filter results, with an empty
+        # "object": not an OpenAI chunk, and nothing a client needs; strict parsers reject it.
+        event = super().chunk_event(frame)
+        if event is not None and b"prompt_filter_results" in frame and b'"object":""' in frame.replace(b" ", b""):
+            return None
+        return event
 
 
 def chunk_event(frame: bytes, provider: str) -> StreamEvent | None:

@@ -56,7 +56,9 @@ class GeminiAdapter(TranslatingAdapter):
         name = self.upstream.provider_name
         if status == 400 and b"API_KEY_INVALID" in content:
             # Gemini answers a bad key with 400, not 401: still the operator's problem, not the client's.
-            status = 401
+            error = error_from_response(401, content, headers, name)
+            error.upstream_status = status
+            return error
         return error_from_response(status, content, headers, name, fields=error_fields)
 
 

@@ -13,6 +13,7 @@ from decimal import Decimal
 import openai
 import orjson
 import pytest
+from openai.types.chat import ChatCompletionToolParam
 
 from apps.providers.fake_upstream import BackgroundFakeUpstream
 from tests.harness.gateway import GatewayProcess
@@ -27,7 +28,7 @@ PROMPT_TOKENS, COMPLETION_TOKENS, CACHED_TOKENS = 6, 12, 2
 EXPECTED_COST = (
     (PROMPT_TOKENS - CACHED_TOKENS) * Decimal("3") + CACHED_TOKENS * Decimal("0.3") + COMPLETION_TOKENS * Decimal("15")
 ) / 1_000_000
-WEATHER = {"type": "function", "function": {
+WEATHER: ChatCompletionToolParam = {"type": "function", "function": {
     "name": "get_weather", "parameters": {"type": "object", "properties": {"city": {"type": "string"}},
                                           "required": ["city"]},
 }}

@@ -72,6 +72,16 @@ class Served:
     def chat_body(self, text: str = "hello there friend", **params: Any) -> dict[str, Any]:
         return {"model": self.model, "messages": [{"role": "user", "content": text}], **params}
 
+    def wait_for_provider(self, name: str, timeout_s: float = 5.0) -> None:
+        """Block until the gateway's routing table includes provider ``name`` (config is eventually consistent)."""
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            health = httpx.get(f"{self.gateway.url}/health").json()
+            if name in health["checks"]["providers"].get("configured", []):
+                return
+            time.sleep(0.05)
+        raise AssertionError(f"the gateway never routed to provider {name}")
+
     def another_key(self, **options: Any) -> tuple[ApiKey, str]:
         """A second, never used key of the same tenant: its ledger rows start from zero."""
         return make_key(self.tenant, **options)

@@ -151,3 +151,31 @@ def test_azure_requests_go_to_the_deployment_with_the_configured_api_version(
     assert sent["path"] == f"/openai/deployments/{served.upstream_model}/chat/completions"
     assert sent["query"] == {"api-version": "2025-04-01-preview"}
     assert sent["headers"]["api-key"] == "sk-upstream" and "authorization" not in sent["headers"]
+
+
+def test_a_stream_cut_midway_ends_in_an_error_and_is_billed_from_what_was_relayed(
+    on_kind: Served, fake: BackgroundFakeUpstream
+):
+    fake.set_rule(on_kind.upstream_model, cut_stream_after=3)
+    raw = on_kind.client().chat.completions.with_raw_response.create(
+        model=on_kind.model, messages=[{"role": "user", "content": "hello there friend"}], stream=True)
+    relayed = []
+    with pytest.raises(openai.APIError):
+        for chunk in raw.parse():
+            relayed.extend(chunk.choices[0].delta.content or "" for _ in [0] if chunk.choices)
+
+    row = ledger_row(raw.headers["x-request-id"])
+    assert row.status == "error" and row.error_type in {"upstream_unreachable", "upstream_stream_incomplete"}
+    assert row.usage_source == "estimated" and row.completion_tokens > 0 and row.cost_usd > 0
+    assert "".join(relayed).startswith("Mock reply")
+
+
+def test_a_provider_that_reports_no_usage_is_billed_from_an_estimate(on_kind: Served, fake: BackgroundFakeUpstream):
+    fake.set_rule(on_kind.upstream_model, no_usage=True)
+    for stream in (False, True):
+        raw = on_kind.client().chat.completions.with_raw_response.create(
+            model=on_kind.model, messages=[{"role": "user", "content": "hello there friend"}], stream=stream)
+        if stream:
+            list(raw.parse())  # type: ignore[call-overload]
+        row = ledger_row(raw.headers["x-request-id"])
+        assert row.usage_source == "estimated" and row.prompt_tokens > 0 and row.completion_tokens > 0

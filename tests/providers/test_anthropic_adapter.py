@@ -84,6 +84,19 @@ def test_it_translates_the_whole_conversation_into_a_messages_request():
     }
 
 
+@pytest.mark.parametrize(("response_format", "expected"), [
+    ({"type": "json_schema", "json_schema": {"name": "a", "schema": WEATHER_SCHEMA}},
+     {"format": {"type": "json_schema", "schema": WEATHER_SCHEMA}}),
+    ({"type": "json_object"}, {"format": {"type": "json_schema", "schema": {"type": "object"}}}),
+    ({"type": "text"}, None),
+])
+def test_it_maps_response_format_to_structured_outputs(response_format, expected):
+    replay = Replay("anthropic/message_text.json")
+    replay.run(lambda: adapter().chat(chat(response_format=response_format), upstream_model="c"))
+
+    assert replay.body.get("output_config") == expected
+
+
 def test_it_sends_anthropics_required_max_tokens_when_the_client_gave_none():
     replay = Replay("anthropic/message_text.json")
     replay.run(lambda: adapter().chat(chat(), upstream_model="claude"))

@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from django.core.management.base import CommandError
 
 from apps.providers.forms import ProviderForm
 from apps.providers.models import Provider
@@ -39,7 +40,7 @@ def test_it_applies_and_exports_every_kind_and_the_api_version_unchanged(empty_d
 
 
 def test_it_refuses_an_api_version_that_is_not_text(empty_database: None, tmp_path: Path):
-    with pytest.raises(Exception, match="api_version"):
+    with pytest.raises(CommandError, match="api_version"):
         apply_text(tmp_path, CONFIG.replace('"2025-01-01-preview"', "[1]"))
 
     assert not Provider.objects.exists()  # all or nothing

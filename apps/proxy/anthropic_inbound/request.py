@@ -3,7 +3,8 @@
 ``system`` becomes a system message; text and image blocks become content parts (base64 images as
 data: URLs); ``tool_use`` blocks become tool_calls; ``tool_result`` blocks become tool messages;
 tools, tool_choice (with ``disable_parallel_tool_use``), stop_sequences, temperature, top_p,
-max_tokens and metadata.user_id map to their OpenAI names. ``top_k`` has no OpenAI counterpart.
+max_tokens, metadata.user_id and ``output_config.format`` (as ``response_format``) map to their
+OpenAI names. ``top_k`` and ``thinking`` have no OpenAI counterpart and are not carried.
 """
 
 from __future__ import annotations
@@ -33,6 +34,10 @@ def chat_request(body: dict[str, Any]) -> ChatRequest:
     if isinstance(body.get("tools"), list):
         chat["tools"] = [_tool(tool) for tool in body["tools"] if isinstance(tool, dict)]
     chat.update(_tool_choice(body.get("tool_choice")))
+    output_format = (body.get("output_config") or {}).get("format") or {}
+    if output_format.get("type") == "json_schema":
+        chat["response_format"] = {"type": "json_schema",
+                                   "json_schema": {"name": "output", "schema": output_format.get("schema") or {}}}
     if isinstance(user := (body.get("metadata") or {}).get("user_id"), str):
         chat["user"] = user
     if stream:

@@ -2,9 +2,9 @@
 
 Everything with an Anthropic counterpart is carried: system and developer messages (into
 ``system``), history with images and tool calls and results, tools and tool_choice (including
-``parallel_tool_calls: false``), stop sequences, temperature, top_p, max tokens and the end user.
-``response_format`` has no counterpart in the 2023-06-01 Messages API and is not sent; neither are
-OpenAI-only parameters (seed, logprobs, penalties…).
+``parallel_tool_calls: false``), stop sequences, temperature, top_p, max tokens, the end user, and
+``response_format`` as structured outputs (``output_config.format``; ``json_object`` as a schema
+that admits any object). OpenAI-only parameters (seed, logprobs, penalties…) are not sent.
 """
 
 from __future__ import annotations
@@ -37,6 +37,8 @@ def messages_body(body: Mapping[str, Any], upstream_model: str, *, stream: bool)
         out["tools"] = [_tool(tool) for tool in body["tools"] if isinstance(tool, dict)]
     if tool_choice := _tool_choice(body.get("tool_choice"), body.get("parallel_tool_calls")):
         out["tool_choice"] = tool_choice
+    if output_format := _output_format(body.get("response_format")):
+        out["output_config"] = {"format": output_format}
     if isinstance(body.get("user"), str):
         out["metadata"] = {"user_id": body["user"]}
     if stream:
@@ -119,3 +121,13 @@ def _tool_choice(choice: Any, parallel: Any) -> dict[str, Any] | None:
         out["disable_parallel_tool_use"] = True
     return out
 
+
+def _output_format(response_format: Any) -> dict[str, Any] | None:
+    if not isinstance(response_format, dict):
+        return None
+    if response_format.get("type") == "json_schema":
+        schema = (response_format.get("json_schema") or {}).get("schema") or {"type": "object"}
+        return {"type": "json_schema", "schema": schema}
+    if response_format.get("type") == "json_object":
+        return {"type": "json_schema", "schema": {"type": "object"}}
+    return None  # "text" is the default

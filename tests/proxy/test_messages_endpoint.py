@@ -160,10 +160,11 @@ def test_a_malformed_request_is_an_invalid_request_error(served: Served, body: d
 
 def test_a_stream_that_fails_midway_ends_with_an_anthropic_error_event(served: Served, fake: BackgroundFakeUpstream):
     fake.set_rule(served.upstream_model, cut_stream_after=3)
-    with pytest.raises(anthropic.APIStatusError) as caught:  # noqa: PT012  (the error arrives while reading)
-        with served.anthropic_client().messages.stream(model=served.model, max_tokens=100, messages=HELLO) as stream:
-            request_id = stream.response.headers["x-request-id"]
-            "".join(stream.text_stream)
+    client = served.anthropic_client()
+    with (pytest.raises(anthropic.APIStatusError) as caught,
+          client.messages.stream(model=served.model, max_tokens=100, messages=HELLO) as stream):
+        request_id = stream.response.headers["x-request-id"]
+        "".join(stream.text_stream)  # the error event arrives while reading
 
     assert isinstance(caught.value.body, dict) and caught.value.body["type"] == "error"
     row = ledger_row(request_id)

@@ -13,7 +13,7 @@ from apps.providers.contracts import Upstream
 ADAPTERS: dict[str, str] = {
     "openai": "apps.providers.adapters.openai.OpenAIAdapter",
     "openai_compatible": "apps.providers.adapters.openai.OpenAICompatibleAdapter",
-    "azure_openai": "apps.providers.adapters.openai.AzureOpenAIAdapter",
+    "azure_openai": "apps.providers.adapters.azure.AzureOpenAIAdapter",
     "anthropic": "apps.providers.adapters.anthropic.AnthropicAdapter",
     "gemini": "apps.providers.adapters.gemini.GeminiAdapter",
 }

@@ -5,7 +5,7 @@ from __future__ import annotations
 from openai.types import CreateEmbeddingResponse
 from openai.types.chat import ChatCompletion, ChatCompletionChunk
 
-from apps.providers.adapters.openai import AzureOpenAIAdapter
+from apps.providers.adapters.azure import AzureOpenAIAdapter
 from apps.providers.contracts import ChatRequest, EmbeddingsRequest, StreamEvent, Usage
 from tests.providers.replay import Replay, chunks, drain, upstream
 

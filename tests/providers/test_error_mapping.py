@@ -5,9 +5,9 @@ from __future__ import annotations
 import pytest
 
 from apps.providers.adapters.anthropic import AnthropicAdapter
+from apps.providers.adapters.azure import AzureOpenAIAdapter
 from apps.providers.adapters.base import ProviderAdapter
 from apps.providers.adapters.gemini import GeminiAdapter
-from apps.providers.adapters.openai import AzureOpenAIAdapter
 from apps.providers.contracts import ChatRequest
 from apps.providers.errors import ProviderError
 from tests.providers.replay import Replay, upstream

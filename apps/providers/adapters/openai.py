@@ -1,4 +1,7 @@
-"""Adapters for upstreams that speak OpenAI's own wire format: OpenAI, OpenAI-compatible servers, Azure."""
+"""Adapters for upstreams that speak OpenAI's own wire format: OpenAI and OpenAI-compatible servers.
+
+``OpenAIWireAdapter`` is the base of every OpenAI-wire kind (Azure OpenAI's is in ``azure.py``).
+"""
 
 from __future__ import annotations
 
@@ -6,7 +9,6 @@ import asyncio
 import time
 from collections.abc import AsyncIterator, Callable
 from typing import Any
-from urllib.parse import quote
 
 import httpx
 import orjson
@@ -160,34 +162,6 @@ class OpenAICompatibleAdapter(OpenAIWireAdapter):
     """vLLM, Ollama, Groq, Together, Mistral, DeepSeek…: custom headers, and auth only if a key is set."""
 
     kind = "openai_compatible"
-
-
-class AzureOpenAIAdapter(OpenAIWireAdapter):
-    """Azure OpenAI: one URL per deployment (the upstream model), ``api-version`` and an ``api-key`` header.
-
-    ``base_url`` is the resource, e.g. ``https://my-resource.openai.azure.com``.
-    """
-
-    kind = "azure_openai"
-    default_api_version = "2024-10-21"  # the current GA data-plane version
-
-    def path(self, endpoint: str, upstream_model: str) -> str:
-        version = quote(self.upstream.api_version or self.default_api_version, safe="")
-        return f"/openai/deployments/{quote(upstream_model, safe='')}/{endpoint}?api-version={version}"
-
-    def headers(self) -> dict[str, str]:
-        headers = {"Content-Type": "application/json", **self.upstream.headers}
-        if self.upstream.api_key:
-            headers["api-key"] = self.upstream.api_key
-        return headers
-
-    def chunk_event(self, frame: bytes) -> StreamEvent | None:
-        # Azure opens a stream with a chunk that holds only its prompt filter results, with an empty
-        # "object": not an OpenAI chunk, and nothing a client needs; strict parsers reject it.
-        event = super().chunk_event(frame)
-        if event is not None and b"prompt_filter_results" in frame and b'"object":""' in frame.replace(b" ", b""):
-            return None
-        return event
 
 
 def chunk_event(frame: bytes, provider: str) -> StreamEvent | None:

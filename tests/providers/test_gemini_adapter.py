@@ -132,6 +132,13 @@ def test_it_streams_function_calls_as_tool_call_deltas():
     assert [c.choices[0].finish_reason for c in parsed if c.choices][-1] == "tool_calls"
 
 
+def test_it_raises_the_error_a_stream_reports_midway():
+    with pytest.raises(ProviderError) as error:
+        Replay("gemini/stream_error.sse").run(lambda: _stream(chat(stream=True)))
+
+    assert error.value.code == "UNAVAILABLE" and "overloaded" in error.value.message and not error.value.retryable
+
+
 def test_it_says_a_stream_that_ended_without_a_finish_reason_is_incomplete():
     with pytest.raises(ProviderError) as error:
         Replay("gemini/stream_cut.sse").run(lambda: _stream(chat(stream=True)))

@@ -38,6 +38,11 @@ def parse_answer(content: bytes, provider: str) -> dict[str, Any]:
         answer = orjson.loads(content)
     except orjson.JSONDecodeError:
         answer = None
+    if isinstance(answer, dict) and isinstance(answer.get("error"), dict):
+        # A stream that fails after it started reports the error as one more event.
+        error = answer["error"]
+        raise ProviderError(f"Provider {provider} reported an error mid-stream: {error.get('message') or ''}".rstrip(),
+                            code=str(error.get("status") or "upstream_error"), retryable=False)
     if not isinstance(answer, dict) or not (isinstance(answer.get("candidates"), list) or "promptFeedback" in answer):
         raise ProviderError(f"Provider {provider} sent a response the gateway could not read.",
                             code="upstream_malformed_response", retryable=True)

@@ -180,3 +180,18 @@ def test_a_provider_that_reports_no_usage_is_billed_from_an_estimate(on_kind: Se
             list(raw.parse())
         row = ledger_row(raw.headers["x-request-id"])
         assert row.usage_source == "estimated" and row.prompt_tokens > 0 and row.completion_tokens > 0
+
+
+def test_anthropic_cache_writes_are_part_of_the_prompt_and_billed_at_the_input_price(
+    gateway: GatewayProcess, fake: BackgroundFakeUpstream, live_db: None
+):
+    served = serve_kind(gateway, fake.base_url, "anthropic", **PRICES)
+    fake.set_rule(served.upstream_model, cached_tokens=2, cache_write_tokens=3)  # input_tokens = 6 - 2 - 3
+    for stream in (False, True):
+        raw = served.client().chat.completions.with_raw_response.create(
+            model=served.model, messages=[{"role": "user", "content": "hello there friend"}], stream=stream)
+        if stream:
+            list(raw.parse())
+        row = ledger_row(raw.headers["x-request-id"])
+        assert (row.prompt_tokens, row.cached_tokens, row.completion_tokens) == (6, 2, 12)
+        assert row.cost_usd == EXPECTED_COST  # the 3 written tokens at the input price, the 2 read at the cached

@@ -10,7 +10,7 @@ from openai.types.chat import ChatCompletion, ChatCompletionChunk
 from apps.providers.adapters.anthropic import AnthropicAdapter
 from apps.providers.contracts import ChatRequest, Usage
 from apps.providers.errors import ProviderError
-from tests.providers.replay import Replay, chunks, drain, upstream
+from tests.providers.replay import Replay, chunks, drain, transcript, upstream
 
 WEATHER_SCHEMA = {"type": "object", "properties": {"city": {"type": "string"}}, "required": ["city"]}
 WEATHER_TOOL = {"type": "function", "function": {
@@ -211,3 +211,42 @@ def test_it_says_a_stream_that_ended_without_message_stop_is_incomplete():
 
 async def _stream(request: ChatRequest) -> list[Any]:
     return await drain(await adapter().open_stream(request, upstream_model="claude"))
+
+
+NATIVE_BODY = {"model": "claude", "max_tokens": 50, "top_k": 5, "thinking": {"type": "enabled", "budget_tokens": 1024},
+               "system": [{"type": "text", "text": "Long context", "cache_control": {"type": "ephemeral"}}],
+               "messages": [{"role": "user", "content": "hi"}]}
+
+
+def test_it_relays_a_native_messages_request_with_only_the_model_replaced():
+    replay = Replay("anthropic/message_text.json")
+    answer = replay.run(lambda: adapter().message(NATIVE_BODY, upstream_model="claude-sonnet-4-5"))
+
+    assert replay.body == {**NATIVE_BODY, "model": "claude-sonnet-4-5"}
+    assert answer.content == transcript("anthropic/message_text.json")  # byte for byte
+    assert answer.usage == Usage(2219, 9, 2048, "provider", cache_creation_tokens=150)
+
+
+def test_it_relays_a_native_stream_unchanged_and_bills_it_from_message_delta():
+    replay = Replay("anthropic/stream_text.sse")
+
+    async def relay() -> list[Any]:
+        return await drain(await adapter().open_message_stream({**NATIVE_BODY, "stream": True}, upstream_model="c"))
+
+    events = replay.run(relay)
+
+    assert b"".join(event.frame for event in events) == transcript("anthropic/stream_text.sse")
+    assert [event.usage for event in events if event.usage] == [Usage(1065, 15, 1000, "provider", 40)]
+    assert "".join(event.text for event in events) == "Hello there, friend."
+
+
+@pytest.mark.parametrize(("name", "code"), [("anthropic/stream_error.sse", "overloaded_error"),
+                                            ("anthropic/stream_cut.sse", "upstream_stream_incomplete")])
+def test_a_native_stream_that_fails_raises(name, code):
+    async def relay() -> list[Any]:
+        return await drain(await adapter().open_message_stream({**NATIVE_BODY, "stream": True}, upstream_model="c"))
+
+    with pytest.raises(ProviderError) as error:
+        Replay(name).run(relay)
+
+    assert error.value.code == code

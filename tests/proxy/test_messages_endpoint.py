@@ -12,8 +12,11 @@ import anthropic
 import httpx
 import pytest
 from anthropic.types import ToolParam
+from django.db import transaction
 
 from apps.providers.fake_upstream import BackgroundFakeUpstream
+from apps.routing.models import Deployment
+from tests.factories import make_provider
 from tests.harness.gateway import GatewayProcess
 from tests.harness.served import Served, ledger_row, serve_kind
 
@@ -169,3 +172,49 @@ def test_a_stream_that_fails_midway_ends_with_an_anthropic_error_event(served: S
     assert isinstance(caught.value.body, dict) and caught.value.body["type"] == "error"
     row = ledger_row(request_id)
     assert row.status == "error" and row.usage_source == "estimated" and row.completion_tokens > 0
+
+
+def test_an_anthropic_deployment_gets_the_request_as_sent_so_cache_control_survives(
+    gateway: GatewayProcess, fake: BackgroundFakeUpstream, live_db: None
+):
+    served = serve_kind(gateway, fake.base_url, "anthropic")
+    system: list[anthropic.types.TextBlockParam] = [
+        {"type": "text", "text": "A long shared context", "cache_control": {"type": "ephemeral"}}]
+    for stream in (False, True):
+        client = served.anthropic_client()
+        if stream:
+            with client.messages.stream(model=served.model, max_tokens=20, system=system, messages=HELLO,
+                                        extra_body={"top_k": 5}) as events:
+                events.get_final_message()
+        else:
+            client.messages.create(model=served.model, max_tokens=20, system=system, messages=HELLO,
+                                   extra_body={"top_k": 5})
+
+        sent = fake.requests()[-1]["body"]
+        expected = {"model": served.upstream_model, "max_tokens": 20, "system": system, "top_k": 5,
+                    "messages": HELLO}
+        assert sent == ({**expected, "stream": True} if stream else expected)
+
+
+def test_it_fails_over_from_an_overloaded_anthropic_deployment_to_an_openai_one(
+    gateway: GatewayProcess, fake: BackgroundFakeUpstream, fake_v1: str, live_db: None
+):
+    served = serve_kind(gateway, fake.base_url, "anthropic", max_retries=1)
+    fake.set_rule(served.upstream_model, fail_status=529)
+    with transaction.atomic():
+        backup = make_provider(fake_v1)
+        Deployment.objects.create(model=served.route.model, provider=backup, priority=2, upstream_model="backup",
+                                  input_usd_per_mtok=Decimal("1"), output_usd_per_mtok=Decimal("1"))
+    served.wait_for_provider(backup.name)
+    for stream in (False, True):
+        client = served.anthropic_client()
+        message: anthropic.types.Message
+        if stream:
+            with client.messages.stream(model=served.model, max_tokens=20, messages=HELLO) as events:
+                message = events.get_final_message()
+        else:
+            message = client.messages.create(model=served.model, max_tokens=20, messages=HELLO)
+
+        assert message.type == "message" and message.content[0].type == "text"
+        assert message.content[0].text.startswith("Mock reply to: hello there friend")
+        assert fake.requests()[-1]["body"]["model"] == "backup"

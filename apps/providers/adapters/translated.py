@@ -82,18 +82,22 @@ class TranslatingAdapter(ProviderAdapter):
         return body
 
     async def open_stream(self, request: ChatRequest, *, upstream_model: str) -> ChatStream:
+        path = self.chat_path(upstream_model, stream=True)
+        return await self.open(path, self.encode(request, upstream_model), self.translator(upstream_model))
+
+    async def open(self, path: str, content: bytes, translator: StreamTranslator) -> ChatStream:
+        """One bounded POST whose 200 body is an SSE stream, read through ``translator``."""
         name = self.upstream.provider_name
-        content = self.encode(request, upstream_model)
         with translate_transport_errors(name):
             async with asyncio.timeout(self.upstream.timeout_s):
-                response = await self._send(self.chat_path(upstream_model, stream=True), content, stream=True)
+                response = await self._send(path, content, stream=True)
                 if response.status_code != 200:
                     try:
                         body = await read_capped(response, name)
                     finally:
                         await response.aclose()
                     raise self.error(response.status_code, body, response.headers)
-        return ChatStream(events=self._events(response, self.translator(upstream_model)), close=response.aclose)
+        return ChatStream(events=self._events(response, translator), close=response.aclose)
 
     async def _send(self, path: str, content: bytes, *, stream: bool) -> httpx.Response:
         client = client_for(self.upstream)
@@ -124,7 +128,8 @@ class TranslatingAdapter(ProviderAdapter):
                     await finish_body(chunks)
                     return
             last = translator.feed(decoder.remainder()) if decoder.remainder().strip() else []
-            yield [*last, *translator.finish()]
+            if events := [*last, *translator.finish()]:
+                yield events
 
 
 def sse_data(frame: bytes) -> bytes:

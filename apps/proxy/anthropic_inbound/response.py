@@ -70,3 +70,9 @@ def anthropic_error_response(error: OpenAIError) -> HttpResponse:
     for name, value in error.headers.items():
         response[name] = value
     return response
+
+
+def text_of_message(message: bytes) -> str:
+    """The text blocks of an Anthropic message, for usage estimates."""
+    blocks = orjson.loads(message).get("content") or []
+    return "".join(block.get("text", "") for block in blocks if isinstance(block, dict) and block.get("type") == "text")

@@ -4,7 +4,8 @@ message_start opens it; each run of text becomes a text block, each tool call a 
 whose arguments arrive as ``input_json_delta``; at ``[DONE]`` the open block closes and
 message_delta carries the stop reason and the final usage, then message_stop. The events keep the
 usage and text of the chunks they came from, so the relay bills and estimates as for chat. A
-provider failure midway becomes Anthropic's ``error`` event, then ends the stream as an error.
+provider failure midway becomes Anthropic's ``error`` event, then ends the stream as an error;
+an Anthropic upstream's own stream (``native_stream``) gets the same treatment and no translation.
 """
 
 from __future__ import annotations
@@ -21,15 +22,26 @@ from apps.proxy.anthropic_inbound.response import error_body, message_id, stop_r
 
 
 def anthropic_stream(stream: ChatStream) -> ChatStream:
-    return ChatStream(events=_translated(stream, EventWriter()), close=stream.close)
+    """An OpenAI chunk stream as Anthropic's events."""
+    return ChatStream(events=_with_error_event(_translated(stream, EventWriter())), close=stream.close)
+
+
+def native_stream(stream: ChatStream) -> ChatStream:
+    """A stream already in Anthropic's events (an Anthropic upstream's), with failures reported as one."""
+    return ChatStream(events=_with_error_event(stream.events), close=stream.close)
 
 
 async def _translated(stream: ChatStream, writer: EventWriter) -> AsyncIterator[list[StreamEvent]]:
+    async for batch in stream.events:
+        events = [translated for event in batch for translated in writer.feed(event)]
+        if events:
+            yield events
+
+
+async def _with_error_event(events: AsyncIterator[list[StreamEvent]]) -> AsyncIterator[list[StreamEvent]]:
     try:
-        async for batch in stream.events:
-            events = [translated for event in batch for translated in writer.feed(event)]
-            if events:
-                yield events
+        async for batch in events:
+            yield batch
     except ProviderError as error:
         yield [StreamEvent(frame=frame("error", error_body(error)))]
         raise

@@ -2,17 +2,19 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 import httpx
 import orjson
 
+from apps.providers.adapters.anthropic.native import NativeStream, native_body, native_response
 from apps.providers.adapters.anthropic.request import messages_body
 from apps.providers.adapters.anthropic.response import chat_response
 from apps.providers.adapters.anthropic.stream import AnthropicStream
 from apps.providers.adapters.openai import error_from_response
 from apps.providers.adapters.translated import TranslatingAdapter
-from apps.providers.contracts import ChatRequest, ChatResponse
+from apps.providers.contracts import ChatRequest, ChatResponse, ChatStream
 from apps.providers.errors import ProviderError
 
 API_VERSION = "2023-06-01"
@@ -52,6 +54,16 @@ class AnthropicAdapter(TranslatingAdapter):
 
     def translator(self, upstream_model: str) -> AnthropicStream:
         return AnthropicStream(self.upstream.provider_name, upstream_model)
+
+    async def message(self, body: Mapping[str, Any], *, upstream_model: str) -> ChatResponse:
+        """An Anthropic Messages request relayed as it is (``/v1/messages``); the answer is Anthropic's."""
+        content = await self.post("/messages", native_body(body, upstream_model))
+        return native_response(content, self.upstream.provider_name)
+
+    async def open_message_stream(self, body: Mapping[str, Any], *, upstream_model: str) -> ChatStream:
+        """The same, streamed: Anthropic's events relayed unchanged."""
+        stream = NativeStream(self.upstream.provider_name)
+        return await self.open("/messages", native_body(body, upstream_model), stream)
 
     def error(self, status: int, content: bytes, headers: httpx.Headers) -> ProviderError:
         name = self.upstream.provider_name

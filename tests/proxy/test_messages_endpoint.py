@@ -174,6 +174,9 @@ def test_a_stream_that_fails_midway_ends_with_an_anthropic_error_event(served: S
     assert row.status == "error" and row.usage_source == "estimated" and row.completion_tokens > 0
 
 
+BETA = {"anthropic-beta": "prompt-caching-2024-07-31"}
+
+
 def test_an_anthropic_deployment_gets_the_request_as_sent_so_cache_control_survives(
     gateway: GatewayProcess, fake: BackgroundFakeUpstream, live_db: None
 ):
@@ -184,13 +187,14 @@ def test_an_anthropic_deployment_gets_the_request_as_sent_so_cache_control_survi
         client = served.anthropic_client()
         if stream:
             with client.messages.stream(model=served.model, max_tokens=20, system=system, messages=HELLO,
-                                        extra_body={"top_k": 5}) as events:
+                                        extra_body={"top_k": 5}, extra_headers=BETA) as events:
                 events.get_final_message()
         else:
             client.messages.create(model=served.model, max_tokens=20, system=system, messages=HELLO,
-                                   extra_body={"top_k": 5})
+                                   extra_body={"top_k": 5}, extra_headers=BETA)
 
         sent = fake.requests()[-1]["body"]
+        assert fake.requests()[-1]["headers"]["anthropic-beta"] == "prompt-caching-2024-07-31"
         expected = {"model": served.upstream_model, "max_tokens": 20, "system": system, "top_k": 5,
                     "messages": HELLO}
         assert sent == ({**expected, "stream": True} if stream else expected)

@@ -12,7 +12,7 @@ from __future__ import annotations
 import asyncio
 import time
 from abc import abstractmethod
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Mapping
 from typing import Protocol
 
 import httpx
@@ -67,12 +67,12 @@ class TranslatingAdapter(ProviderAdapter):
         content = await self.post(self.chat_path(upstream_model, stream=False), self.encode(request, upstream_model))
         return self.decode(content, upstream_model)
 
-    async def post(self, path: str, content: bytes) -> bytes:
+    async def post(self, path: str, content: bytes, headers: Mapping[str, str] | None = None) -> bytes:
         """One bounded POST whose 200 body is returned whole; anything else raises ``error()``."""
         name = self.upstream.provider_name
         with translate_transport_errors(name):
             async with asyncio.timeout(self.upstream.timeout_s):
-                response = await self._send(path, content, stream=False)
+                response = await self._send(path, content, stream=False, extra_headers=headers)
                 try:
                     body = await read_capped(response, name)
                 finally:
@@ -85,12 +85,14 @@ class TranslatingAdapter(ProviderAdapter):
         path = self.chat_path(upstream_model, stream=True)
         return await self.open(path, self.encode(request, upstream_model), self.translator(upstream_model))
 
-    async def open(self, path: str, content: bytes, translator: StreamTranslator) -> ChatStream:
+    async def open(
+        self, path: str, content: bytes, translator: StreamTranslator, headers: Mapping[str, str] | None = None
+    ) -> ChatStream:
         """One bounded POST whose 200 body is an SSE stream, read through ``translator``."""
         name = self.upstream.provider_name
         with translate_transport_errors(name):
             async with asyncio.timeout(self.upstream.timeout_s):
-                response = await self._send(path, content, stream=True)
+                response = await self._send(path, content, stream=True, extra_headers=headers)
                 if response.status_code != 200:
                     try:
                         body = await read_capped(response, name)
@@ -99,9 +101,11 @@ class TranslatingAdapter(ProviderAdapter):
                     raise self.error(response.status_code, body, response.headers)
         return ChatStream(events=self._events(response, translator), close=response.aclose)
 
-    async def _send(self, path: str, content: bytes, *, stream: bool) -> httpx.Response:
+    async def _send(
+        self, path: str, content: bytes, *, stream: bool, extra_headers: Mapping[str, str] | None = None
+    ) -> httpx.Response:
         client = client_for(self.upstream)
-        headers = self.headers()
+        headers = {**self.headers(), **(extra_headers or {})}
         if stream:
             headers["Accept-Encoding"] = "identity"  # streams are read raw, as they arrive
         return await client.send(client.build_request("POST", path, content=content, headers=headers), stream=True)

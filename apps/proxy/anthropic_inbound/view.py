@@ -33,18 +33,20 @@ async def create_message(request: HttpRequest, exchange: Exchange, key: KeyInfo)
     chat = chat_request(body)
     exchange.model, exchange.stream = chat.model, chat.stream
     route = await choose_route(key, chat.model)
+    beta = request.headers.get("anthropic-beta", "")  # for Anthropic deployments; others have no betas
     if chat.stream:
 
         async def open_stream(adapter: ProviderAdapter, target: Target) -> ChatStream:
             if isinstance(adapter, AnthropicAdapter):
-                return native_stream(await adapter.open_message_stream(body, upstream_model=target.upstream_model))
+                native = await adapter.open_message_stream(body, upstream_model=target.upstream_model, beta=beta)
+                return native_stream(native)
             return anthropic_stream(await adapter.open_stream(chat, upstream_model=target.upstream_model))
 
         return streaming_response(exchange, chat, await call_route(route, exchange, open_stream))
 
     async def complete(adapter: ProviderAdapter, target: Target) -> ChatResponse:
         if isinstance(adapter, AnthropicAdapter):
-            return await adapter.message(body, upstream_model=target.upstream_model)
+            return await adapter.message(body, upstream_model=target.upstream_model, beta=beta)
         return translated_message(chat, await adapter.chat(chat, upstream_model=target.upstream_model))
 
     answer = await call_route(route, exchange, complete)

@@ -55,15 +55,18 @@ class AnthropicAdapter(TranslatingAdapter):
     def translator(self, upstream_model: str) -> AnthropicStream:
         return AnthropicStream(self.upstream.provider_name, upstream_model)
 
-    async def message(self, body: Mapping[str, Any], *, upstream_model: str) -> ChatResponse:
-        """An Anthropic Messages request relayed as it is (``/v1/messages``); the answer is Anthropic's."""
-        content = await self.post("/messages", native_body(body, upstream_model))
+    async def message(self, body: Mapping[str, Any], *, upstream_model: str, beta: str = "") -> ChatResponse:
+        """An Anthropic Messages request relayed as it is (``/v1/messages``); the answer is Anthropic's.
+
+        ``beta`` is the client's ``anthropic-beta`` header, passed on so beta features keep working.
+        """
+        content = await self.post("/messages", native_body(body, upstream_model), _beta_headers(beta))
         return native_response(content, self.upstream.provider_name)
 
-    async def open_message_stream(self, body: Mapping[str, Any], *, upstream_model: str) -> ChatStream:
+    async def open_message_stream(self, body: Mapping[str, Any], *, upstream_model: str, beta: str = "") -> ChatStream:
         """The same, streamed: Anthropic's events relayed unchanged."""
         stream = NativeStream(self.upstream.provider_name)
-        return await self.open("/messages", native_body(body, upstream_model), stream)
+        return await self.open("/messages", native_body(body, upstream_model), stream, _beta_headers(beta))
 
     def error(self, status: int, content: bytes, headers: httpx.Headers) -> ProviderError:
         name = self.upstream.provider_name
@@ -73,6 +76,10 @@ class AnthropicAdapter(TranslatingAdapter):
                 code="upstream_overloaded", upstream_status=status, retryable=True,
             )
         return error_from_response(status, content, headers, name, fields=error_fields)
+
+
+def _beta_headers(beta: str) -> dict[str, str]:
+    return {"anthropic-beta": beta} if beta else {}
 
 
 def error_fields(content: bytes) -> dict[str, Any]:

@@ -37,9 +37,10 @@ def make_key(
 
 
 def make_provider(
-    base_url: str, *, kind: str = "openai", api_key: str = "sk-upstream", timeout_s: float = 10
+    base_url: str, *, kind: str = "openai", api_key: str = "sk-upstream", timeout_s: float = 10, api_version: str = ""
 ) -> Provider:
-    provider = Provider(name=unique("provider"), kind=kind, base_url=base_url, timeout_s=timeout_s)
+    provider = Provider(name=unique("provider"), kind=kind, base_url=base_url, timeout_s=timeout_s,
+                        api_version=api_version)
     provider.set_api_key(api_key)
     provider.save()
     return provider
@@ -61,9 +62,11 @@ def make_route(
     cached_price: str | None = None,
     strategy: str = "failover",
     max_retries: int = 0,
+    kind: str = "openai",
+    api_version: str = "",
 ) -> Route:
-    """A public model served by one deployment on a new provider at ``base_url`` (…/v1)."""
-    provider = make_provider(base_url)
+    """A public model served by one deployment on a new provider of ``kind`` at ``base_url`` (…/v1)."""
+    provider = make_provider(base_url, kind=kind, api_version=api_version)
     policy = RoutingPolicy.objects.create(name=unique("policy"), strategy=strategy, max_retries=max_retries)
     model = PublicModel.objects.create(name=unique("model"), policy=policy)
     deployment = Deployment.objects.create(

@@ -32,7 +32,7 @@ class ProviderAdmin(RoutingConfigAdmin):
         fieldsets: list[tuple[str | None, dict[str, Any]]] = [
             (None, {"fields": MAIN_FIELDS}),
             ("Credentials", {"fields": credentials}),
-            ("Advanced", {"fields": ("extra_headers",), "classes": ("collapse",)}),
+            ("Advanced", {"fields": ("extra_headers", "api_version"), "classes": ("collapse",)}),
         ]
         if obj is not None:
             fieldsets.append(("History", {"fields": ("created_at", "updated_at")}))

@@ -23,6 +23,7 @@ class Upstream:
     api_key: str
     headers: Mapping[str, str]
     timeout_s: float
+    api_version: str = ""  # Azure OpenAI's api-version query parameter; blank for other kinds
 
 
 @dataclass(frozen=True, slots=True)
@@ -36,11 +37,32 @@ class ChatRequest:
 
 
 @dataclass(frozen=True, slots=True)
+class EmbeddingsRequest:
+    """A parsed ``/v1/embeddings`` request; ``body`` is the client's JSON, untouched."""
+
+    model: str
+    body: Mapping[str, Any]
+
+
+@dataclass(frozen=True, slots=True)
+class CompletionRequest:
+    """A parsed legacy ``/v1/completions`` request (``prompt`` rather than ``messages``)."""
+
+    model: str
+    body: Mapping[str, Any]
+    stream: bool
+    include_usage: bool
+
+
+@dataclass(frozen=True, slots=True)
 class Usage:
     prompt_tokens: int = 0
     completion_tokens: int = 0
     cached_tokens: int = 0
     source: UsageSource = "none"
+    # Prompt tokens written to a provider's prompt cache (Anthropic). Included in prompt_tokens and
+    # priced at the input price: the deployment's price table has no cache-write column.
+    cache_creation_tokens: int = 0
 
     @property
     def total_tokens(self) -> int:

@@ -30,7 +30,8 @@ class ProviderForm(ProviderModelForm):
 
     class Meta:
         model = Provider
-        fields = ["name", "kind", "base_url", "enabled", "timeout_s", "api_key", "clear_api_key", "extra_headers"]
+        fields = ["name", "kind", "base_url", "enabled", "timeout_s", "api_key", "clear_api_key", "extra_headers",
+                  "api_version"]
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)

@@ -3,12 +3,17 @@
 Clients are created lazily inside the running loop (a client is bound to the loop that opened its
 connections) and reused for every call, so keep-alive connections to each provider are shared by
 all requests of a process. Tests that run several loops get one set of clients per loop.
+
+``use_transport()`` is the one test hook: tests replay recorded provider transcripts through an
+``httpx.MockTransport`` installed here, so every adapter is exercised down to its HTTP requests.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import weakref
+from collections.abc import Iterator
 
 import httpx
 from django.conf import settings
@@ -18,6 +23,22 @@ from apps.providers.contracts import Upstream
 _clients: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, dict[tuple[int, str, float], httpx.AsyncClient]] = (
     weakref.WeakKeyDictionary()
 )
+
+
+_transport: httpx.AsyncBaseTransport | None = None
+
+
+@contextlib.contextmanager
+def use_transport(transport: httpx.AsyncBaseTransport) -> Iterator[None]:
+    """Tests only: clients made inside this block send through ``transport`` instead of the network."""
+    global _transport
+    _clients.clear()
+    _transport = transport
+    try:
+        yield
+    finally:
+        _transport = None
+        _clients.clear()
 
 
 def client_for(upstream: Upstream) -> httpx.AsyncClient:
@@ -39,6 +60,7 @@ def _new_client(upstream: Upstream) -> httpx.AsyncClient:
         timeout=httpx.Timeout(upstream.timeout_s, connect=min(upstream.timeout_s, 10.0)),
         limits=httpx.Limits(max_connections=size, max_keepalive_connections=size),
         follow_redirects=False,
+        transport=_transport,
     )
 
 

@@ -34,6 +34,10 @@ class Provider(models.Model):
         default=60.0, validators=[MinValueValidator(0.1)], help_text="Bound on each attempt, streams included."
     )
     enabled = models.BooleanField(default=True)
+    api_version = models.CharField(
+        max_length=32, blank=True,
+        help_text="Azure OpenAI only: the api-version to call, e.g. 2024-10-21. Blank: the gateway's default.",
+    )
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 

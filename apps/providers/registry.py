@@ -13,11 +13,17 @@ from apps.providers.contracts import Upstream
 ADAPTERS: dict[str, str] = {
     "openai": "apps.providers.adapters.openai.OpenAIAdapter",
     "openai_compatible": "apps.providers.adapters.openai.OpenAICompatibleAdapter",
+    "azure_openai": "apps.providers.adapters.azure.AzureOpenAIAdapter",
+    "anthropic": "apps.providers.adapters.anthropic.AnthropicAdapter",
+    "gemini": "apps.providers.adapters.gemini.GeminiAdapter",
 }
 
 KIND_LABELS: dict[str, str] = {
     "openai": "OpenAI",
     "openai_compatible": "OpenAI-compatible (vLLM, Ollama, Groq, …)",
+    "azure_openai": "Azure OpenAI",
+    "anthropic": "Anthropic",
+    "gemini": "Google Gemini",
 }
 
 _classes: dict[str, type[ProviderAdapter]] = {}

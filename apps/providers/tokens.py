@@ -28,15 +28,35 @@ def count_tokens(text: str) -> int:
 
 
 def estimate_usage(body: Mapping[str, Any], completion_text: str) -> Usage:
+    """Chat messages, or a legacy completion's ``prompt`` (text or a list of texts)."""
     messages = body.get("messages") or []
     prompt = sum(TOKENS_PER_MESSAGE + count_tokens(_message_text(message)) for message in messages)
+    prompt += sum(count_tokens(text) for text in _texts(body.get("prompt")))
     return Usage(prompt_tokens=prompt, completion_tokens=count_tokens(completion_text), source="estimated")
+
+
+def estimate_input_usage(value: object) -> Usage:
+    """An embeddings request's ``input`` (text, texts, or token ids), counted as prompt tokens."""
+    if isinstance(value, list) and value and all(isinstance(item, int) for item in value):
+        return Usage(prompt_tokens=len(value), source="estimated")
+    tokens = sum(len(item) if isinstance(item, list) else count_tokens(item) for item in _items(value))
+    return Usage(prompt_tokens=tokens, source="estimated")
+
+
+def _items(value: object) -> list[Any]:
+    return [value] if isinstance(value, str) else value if isinstance(value, list) else []
+
+
+def _texts(value: object) -> list[str]:
+    return [item for item in _items(value) if isinstance(item, str)]
 
 
 def estimate_completion_usage(body: Mapping[str, Any], completion: bytes) -> Usage:
     """Usage of a whole OpenAI-shaped chat completion whose provider reported none."""
     choices = orjson.loads(completion).get("choices") or []
-    return estimate_usage(body, " ".join(_message_text(choice.get("message")) for choice in choices))
+    texts = [choice.get("text") if isinstance(choice.get("text"), str) else _message_text(choice.get("message"))
+             for choice in choices]
+    return estimate_usage(body, " ".join(texts))
 
 
 def _message_text(message: object) -> str:

@@ -12,10 +12,12 @@ from apps.proxy.errors import InvalidApiKey
 async def authenticate(request: HttpRequest) -> KeyInfo:
     header = request.headers.get("Authorization", "")
     scheme, _, token = header.partition(" ")
-    token = token.strip()
-    if scheme.lower() != "bearer" or not token:
+    token = token.strip() if scheme.lower() == "bearer" else ""
+    # The Anthropic SDK sends its key as x-api-key; the same gateway keys work either way.
+    token = token or request.headers.get("x-api-key", "").strip()
+    if not token:
         raise InvalidApiKey(
-            "Missing API key: send it as 'Authorization: Bearer <key>'.", code="missing_api_key"
+            "Missing API key: send it as 'Authorization: Bearer <key>' or 'x-api-key: <key>'.", code="missing_api_key"
         )
     key = await key_cache.lookup(token)
     # Expiry is checked here too: a cached key must not outlive its expiry by the cache TTL.

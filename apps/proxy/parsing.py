@@ -11,7 +11,7 @@ from typing import Any
 import orjson
 from django.http import HttpRequest
 
-from apps.providers.contracts import ChatRequest
+from apps.providers.contracts import ChatRequest, CompletionRequest, EmbeddingsRequest
 from apps.proxy.errors import InvalidRequest
 
 
@@ -82,3 +82,31 @@ def _wrong_type(param: str, expected: str, value: object) -> InvalidRequest:
     return InvalidRequest(
         f"Invalid type for '{param}': expected {expected}, got {got}.", param=param, code="invalid_type"
     )
+
+
+def parse_embeddings_request(request: HttpRequest) -> EmbeddingsRequest:
+    body = parse_json_body(request)
+    model = _required_string(body, "model")
+    value = body.get("input")
+    if value is None:
+        raise InvalidRequest("Missing required parameter: 'input'.", param="input", code="missing_required_parameter")
+    if not (isinstance(value, str) and value) and not (isinstance(value, list) and value):
+        raise _wrong_type("input", "a non-empty string or array", value)
+    return EmbeddingsRequest(model=model, body=body)
+
+
+def parse_completion_request(request: HttpRequest) -> CompletionRequest:
+    """The legacy endpoint: ``prompt`` instead of ``messages``, the rest as chat."""
+    body = parse_json_body(request)
+    model = _required_string(body, "model")
+    prompt = body.get("prompt")
+    if prompt is None:
+        raise InvalidRequest("Missing required parameter: 'prompt'.", param="prompt", code="missing_required_parameter")
+    if not isinstance(prompt, str | list):
+        raise _wrong_type("prompt", "a string or an array", prompt)
+    stream = _optional(body, "stream", bool, "a boolean") or False
+    stream_options = _optional(body, "stream_options", dict, "an object") or {}
+    include_usage = stream_options.get("include_usage", False)
+    if not isinstance(include_usage, bool):
+        raise _wrong_type("stream_options.include_usage", "a boolean", include_usage)
+    return CompletionRequest(model=model, body=body, stream=stream, include_usage=stream and include_usage)

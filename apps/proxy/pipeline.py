@@ -6,6 +6,9 @@ name suggests, and every failure is an ``OpenAIError`` that the view's funnel tu
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
+from typing import TypeVar
+
 from django.http import HttpRequest, HttpResponse
 from django.http.response import HttpResponseBase
 
@@ -19,6 +22,8 @@ from apps.proxy.parsing import parse_chat_request
 from apps.proxy.streaming import streaming_response
 from apps.routing.attempts import attempt_in_order
 from apps.routing.table import ModelRoute, Target, routing_tables
+
+T = TypeVar("T")
 
 
 async def chat_completion(request: HttpRequest, exchange: Exchange, key: KeyInfo) -> HttpResponseBase:
@@ -60,3 +65,11 @@ async def open_stream(route: ModelRoute, chat: ChatRequest, exchange: Exchange) 
 
     _, stream = await attempt_in_order(route, call, exchange.attempts)
     return stream
+
+
+async def call_route(
+    route: ModelRoute, exchange: Exchange, call: Callable[[ProviderAdapter, Target], Awaitable[T]]
+) -> T:
+    """``complete()``'s attempt loop for any adapter call: embeddings, legacy completions and streams."""
+    _, result = await attempt_in_order(route, call, exchange.attempts)
+    return result

@@ -14,7 +14,7 @@ import orjson
 from django.http import StreamingHttpResponse
 
 from apps.billing.models import LedgerEntry
-from apps.providers.contracts import ChatRequest, ChatStream
+from apps.providers.contracts import ChatRequest, ChatStream, CompletionRequest
 from apps.providers.errors import ProviderError
 from apps.providers.tokens import estimate_usage
 from apps.proxy.errors import unexpected
@@ -23,14 +23,16 @@ from apps.proxy.exchange import Exchange
 CLIENT_CLOSED_REQUEST = 499  # nginx's status for a client that hung up; no response was completed
 
 
-def streaming_response(exchange: Exchange, chat: ChatRequest, stream: ChatStream) -> StreamingHttpResponse:
+def streaming_response(
+    exchange: Exchange, chat: ChatRequest | CompletionRequest, stream: ChatStream
+) -> StreamingHttpResponse:
     response = StreamingHttpResponse(relay(exchange, chat, stream), content_type="text/event-stream")
     response["Cache-Control"] = "no-cache"
     response["X-Accel-Buffering"] = "no"  # nginx would otherwise buffer the stream
     return response
 
 
-async def relay(exchange: Exchange, chat: ChatRequest, stream: ChatStream) -> AsyncIterator[bytes]:
+async def relay(exchange: Exchange, chat: ChatRequest | CompletionRequest, stream: ChatStream) -> AsyncIterator[bytes]:
     relayed: list[str] = []
     status, http_status, error_type = LedgerEntry.Status.OK, 200, ""
     try:

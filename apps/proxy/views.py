@@ -46,8 +46,12 @@ class GatewayView(APIView):
         except Exception as exc:
             error = exc if isinstance(exc, OpenAIError) else unexpected(exc)
             exchange.finish(status="error", http_status=error.status, error_type=error.code or error.type)
-            response = error_response(error)
+            response = self.render_error(error)
         return exchange.stamp(response)
+
+    def render_error(self, error: OpenAIError) -> HttpResponse:
+        """The error body this endpoint's clients read: OpenAI's, unless the endpoint speaks another API."""
+        return error_response(error)
 
     def handler_for(self, method: str) -> Any:
         # Only this view's own async handlers: DRF's inherited ones (options) are sync.

@@ -107,6 +107,7 @@ def _upstream(provider: Provider) -> Upstream | None:
         api_key=api_key,
         headers={str(name): str(value) for name, value in (provider.extra_headers or {}).items()},
         timeout_s=provider.timeout_s,
+        api_version=provider.api_version,
     )
 
 

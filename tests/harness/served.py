@@ -11,6 +11,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
+import anthropic
 import httpx
 import openai
 from django.db import transaction
@@ -22,6 +23,9 @@ from tests.factories import Route, make_key, make_route, make_tenant, unique
 from tests.harness.gateway import GatewayProcess
 
 CHAT_PATH = "/v1/chat/completions"
+# Where each provider kind's API lives on the fake upstream (Azure's base URL is the resource root).
+FAKE_BASE_PATHS = {"openai": "/v1", "openai_compatible": "/v1", "anthropic": "/v1", "gemini": "/v1beta",
+                   "azure_openai": ""}
 
 
 @dataclass
@@ -50,6 +54,10 @@ class Served:
         # No SDK retries: a test must see the gateway's first answer, not the SDK's third try.
         return {"base_url": f"{self.gateway.url}/v1", "api_key": self.raw_key, "max_retries": 0, **options}
 
+    def anthropic_client(self, **options: Any) -> anthropic.Anthropic:
+        """The official anthropic SDK pointed at the gateway's /v1/messages, with the gateway key."""
+        return anthropic.Anthropic(base_url=self.gateway.url, api_key=self.raw_key, max_retries=0, **options)
+
     def headers(self, **extra: str) -> dict[str, str]:
         return {"Authorization": f"Bearer {self.raw_key}", **extra}
 
@@ -63,6 +71,16 @@ class Served:
 
     def chat_body(self, text: str = "hello there friend", **params: Any) -> dict[str, Any]:
         return {"model": self.model, "messages": [{"role": "user", "content": text}], **params}
+
+    def wait_for_provider(self, name: str, timeout_s: float = 5.0) -> None:
+        """Block until the gateway's routing table includes provider ``name`` (config is eventually consistent)."""
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            health = httpx.get(f"{self.gateway.url}/health").json()
+            if name in health["checks"]["providers"].get("configured", []):
+                return
+            time.sleep(0.05)
+        raise AssertionError(f"the gateway never routed to provider {name}")
 
     def another_key(self, **options: Any) -> tuple[ApiKey, str]:
         """A second, never used key of the same tenant: its ledger rows start from zero."""
@@ -82,6 +100,11 @@ def serve(gateway: GatewayProcess, fake_v1: str, *, timeout_s: float | None = No
     key, raw_key = make_key(tenant, allowed_models=allowed_models)
     wait_until_served(gateway.url, raw_key, route.model.name)
     return Served(gateway=gateway, route=route, tenant=tenant, key=key, raw_key=raw_key)
+
+
+def serve_kind(gateway: GatewayProcess, fake_root: str, kind: str, **options: Any) -> Served:
+    """``serve()`` on a provider of ``kind``, at the fake upstream's path for that wire format."""
+    return serve(gateway, fake_root + FAKE_BASE_PATHS[kind], kind=kind, **options)
 
 
 def ledger_row(request_id: str, timeout_s: float = 10.0) -> LedgerEntry:

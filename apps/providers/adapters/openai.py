@@ -1,10 +1,13 @@
-"""Adapters for upstreams that speak OpenAI's own wire format: OpenAI and OpenAI-compatible servers."""
+"""Adapters for upstreams that speak OpenAI's own wire format: OpenAI and OpenAI-compatible servers.
+
+``OpenAIWireAdapter`` is the base of every OpenAI-wire kind (Azure OpenAI's is in ``azure.py``).
+"""
 
 from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 import httpx
@@ -18,7 +21,15 @@ from apps.providers.adapters.wire import (
     read_capped,
     translate_transport_errors,
 )
-from apps.providers.contracts import ChatRequest, ChatResponse, ChatStream, StreamEvent, Usage
+from apps.providers.contracts import (
+    ChatRequest,
+    ChatResponse,
+    ChatStream,
+    CompletionRequest,
+    EmbeddingsRequest,
+    StreamEvent,
+    Usage,
+)
 from apps.providers.errors import ProviderError
 from apps.providers.http import client_for
 
@@ -28,9 +39,15 @@ _PASSED_THROUGH = {400, 404, 409, 413, 422}
 
 
 class OpenAIWireAdapter(ProviderAdapter):
-    """Shared by every upstream that speaks ``POST {base_url}/chat/completions`` as OpenAI does."""
+    """Shared by every upstream that speaks OpenAI's ``POST {base_url}/chat/completions`` and its kin.
 
-    chat_path = "/chat/completions"
+    Subclasses change where requests go (``path()``) and how the gateway authenticates
+    (``headers()``); the bodies, the stream and the errors are OpenAI's throughout.
+    """
+
+    def path(self, endpoint: str, upstream_model: str) -> str:
+        """The request path for ``endpoint`` ("chat/completions", "completions", "embeddings")."""
+        return f"/{endpoint}"
 
     def headers(self) -> dict[str, str]:
         headers = {"Content-Type": "application/json", **self.upstream.headers}
@@ -38,7 +55,7 @@ class OpenAIWireAdapter(ProviderAdapter):
             headers["Authorization"] = f"Bearer {self.upstream.api_key}"
         return headers
 
-    def encode(self, request: ChatRequest, upstream_model: str) -> bytes:
+    def encode(self, request: ChatRequest | CompletionRequest, upstream_model: str) -> bytes:
         body: dict[str, Any] = {**request.body, "model": upstream_model}
         if request.stream:
             # Always ask for usage, or streamed requests would be billed from estimates.
@@ -46,34 +63,57 @@ class OpenAIWireAdapter(ProviderAdapter):
         return orjson.dumps(body)
 
     async def chat(self, request: ChatRequest, *, upstream_model: str) -> ChatResponse:
-        name = self.upstream.provider_name
-        with translate_transport_errors(name):
-            async with asyncio.timeout(self.upstream.timeout_s):
-                response = await self._send(request, upstream_model)
-                content = await _read_and_close(response, name)
-        if response.status_code != 200:
-            raise error_from_response(response.status_code, content, response.headers, name)
-        return ChatResponse(content=content, usage=usage_of_completion(content, name))
+        path = self.path("chat/completions", upstream_model)
+        return await self._answer(path, self.encode(request, upstream_model))
 
     async def open_stream(self, request: ChatRequest, *, upstream_model: str) -> ChatStream:
+        path = self.path("chat/completions", upstream_model)
+        return await self._open(path, self.encode(request, upstream_model))
+
+    async def completions(self, request: CompletionRequest, *, upstream_model: str) -> ChatResponse:
+        path = self.path("completions", upstream_model)
+        return await self._answer(path, self.encode(request, upstream_model))
+
+    async def open_completion_stream(self, request: CompletionRequest, *, upstream_model: str) -> ChatStream:
+        path = self.path("completions", upstream_model)
+        return await self._open(path, self.encode(request, upstream_model))
+
+    async def embeddings(self, request: EmbeddingsRequest, *, upstream_model: str) -> ChatResponse:
+        content = orjson.dumps({**request.body, "model": upstream_model})
+        return await self._answer(self.path("embeddings", upstream_model), content, usage_of=usage_of_embeddings)
+
+    async def _answer(
+        self, path: str, content: bytes, usage_of: Callable[[bytes, str], Usage] | None = None
+    ) -> ChatResponse:
         name = self.upstream.provider_name
         with translate_transport_errors(name):
             async with asyncio.timeout(self.upstream.timeout_s):
-                response = await self._send(request, upstream_model)
+                response = await self._send(path, content, stream=False)
+                body = await _read_and_close(response, name)
+        if response.status_code != 200:
+            raise error_from_response(response.status_code, body, response.headers, name)
+        return ChatResponse(content=body, usage=(usage_of or usage_of_completion)(body, name))
+
+    async def _open(self, path: str, content: bytes) -> ChatStream:
+        name = self.upstream.provider_name
+        with translate_transport_errors(name):
+            async with asyncio.timeout(self.upstream.timeout_s):
+                response = await self._send(path, content, stream=True)
                 if response.status_code != 200:
-                    content = await _read_and_close(response, name)
-                    raise error_from_response(response.status_code, content, response.headers, name)
+                    body = await _read_and_close(response, name)
+                    raise error_from_response(response.status_code, body, response.headers, name)
         return ChatStream(events=self._events(response), close=response.aclose)
 
-    async def _send(self, request: ChatRequest, upstream_model: str) -> httpx.Response:
+    async def _send(self, path: str, content: bytes, *, stream: bool) -> httpx.Response:
         client = client_for(self.upstream)
         headers = self.headers()
-        if request.stream:
+        if stream:
             headers["Accept-Encoding"] = "identity"  # streams are read raw, as they arrive: no decoding
-        outgoing = client.build_request(
-            "POST", self.chat_path, content=self.encode(request, upstream_model), headers=headers
-        )
+        outgoing = client.build_request("POST", path, content=content, headers=headers)
         return await client.send(outgoing, stream=True)
+
+    def chunk_event(self, frame: bytes) -> StreamEvent | None:
+        return chunk_event(frame, self.upstream.provider_name)
 
     async def _events(self, response: httpx.Response) -> AsyncIterator[list[StreamEvent]]:
         name, idle_s = self.upstream.provider_name, self.upstream.timeout_s
@@ -90,13 +130,13 @@ class OpenAIWireAdapter(ProviderAdapter):
                         raise TimeoutError
                     continue
                 event_deadline = time.monotonic() + idle_s
-                events = [event for frame in frames if (event := chunk_event(frame, name)) is not None]
+                events = [event for frame in frames if (event := self.chunk_event(frame)) is not None]
                 if events:
                     yield events
                 if any(event.frame is DONE_FRAME for event in events):
                     await finish_body(chunks)
                     return
-            last = chunk_event(decoder.remainder(), name) if decoder.remainder().strip() else None
+            last = self.chunk_event(decoder.remainder()) if decoder.remainder().strip() else None
             if last is not None:
                 yield [last]
                 if last.frame is DONE_FRAME:
@@ -150,9 +190,13 @@ def chunk_event(frame: bytes, provider: str) -> StreamEvent | None:
 def _delta_text(choices: list[Any]) -> str:
     parts = []
     for choice in choices:
-        delta = choice.get("delta") if isinstance(choice, dict) else None
+        if not isinstance(choice, dict):
+            continue
+        delta = choice.get("delta")
         if isinstance(delta, dict) and isinstance(delta.get("content"), str):
             parts.append(delta["content"])
+        elif isinstance(choice.get("text"), str):  # a legacy completions chunk
+            parts.append(choice["text"])
     return "".join(parts)
 
 
@@ -160,6 +204,14 @@ def usage_of_completion(content: bytes, provider: str) -> Usage:
     completion = _json_object(content, provider)
     _choices(completion, provider)
     usage = completion.get("usage")
+    return usage_from(usage) if isinstance(usage, dict) else Usage()
+
+
+def usage_of_embeddings(content: bytes, provider: str) -> Usage:
+    answer = _json_object(content, provider)
+    if not isinstance(answer.get("data"), list):
+        raise _malformed(provider)
+    usage = answer.get("usage")
     return usage_from(usage) if isinstance(usage, dict) else Usage()
 
 
@@ -173,10 +225,17 @@ def usage_from(usage: dict[str, Any]) -> Usage:
     )
 
 
-def error_from_response(status: int, content: bytes, headers: httpx.Headers, provider: str) -> ProviderError:
-    """Map an upstream's non-200 answer to what the client should see and whether to try again."""
+def error_from_response(
+    status: int, content: bytes, headers: httpx.Headers, provider: str,
+    *, fields: Callable[[bytes], dict[str, Any]] | None = None,
+) -> ProviderError:
+    """Map an upstream's non-200 answer to what the client should see and whether to try again.
+
+    ``fields`` reads the provider's error body as OpenAI's error fields (message, type, code,
+    param); translating adapters pass their own reader and share the status mapping.
+    """
     if status in _PASSED_THROUGH:
-        error = _openai_error_fields(content)
+        error = (fields or _openai_error_fields)(content)
         return ProviderError(
             error.get("message") or f"Provider {provider} rejected the request.",
             status=status, type=error.get("type") or "invalid_request_error",

@@ -1,4 +1,9 @@
-"""A fast fake LLM provider speaking OpenAI's and Anthropic's wire formats, with fault knobs.
+"""A fast fake LLM provider speaking OpenAI's, Azure OpenAI's, Anthropic's and Gemini's wire formats,
+with fault knobs.
+
+Paths: OpenAI's under /v1 (chat/completions, completions, embeddings, models); Azure's under
+/openai/deployments/{deployment}/… (api-version required); Anthropic's /v1/messages; Gemini's
+/v1beta/models/{model}:generateContent, :streamGenerateContent?alt=sse and :batchEmbedContents.
 
 Used by `make run`, the test suite and the benchmark. It runs on raw asyncio sockets
 (no Django on the request path) so that resets, hangs and dribbles are real.

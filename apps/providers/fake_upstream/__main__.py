@@ -14,7 +14,7 @@ from .server import FakeUpstream
 def main() -> None:
     parser = argparse.ArgumentParser(
         prog="python -m apps.providers.fake_upstream",
-        description="A fake OpenAI/Anthropic upstream with fault knobs.")
+        description="A fake OpenAI, Azure OpenAI, Anthropic and Gemini upstream with fault knobs.")
     add_arguments(parser)
     options = vars(parser.parse_args())
     try:

@@ -109,8 +109,8 @@ def _content_blocks(answer: Answer) -> list[Payload]:
 
 def _usage(answer: Answer, output_tokens: int | None = None) -> Payload:
     return {
-        "input_tokens": answer.prompt_tokens - answer.cached_tokens,
-        "cache_creation_input_tokens": 0,
+        "input_tokens": answer.prompt_tokens - answer.cached_tokens - answer.cache_write_tokens,
+        "cache_creation_input_tokens": answer.cache_write_tokens,
         "cache_read_input_tokens": answer.cached_tokens,
         "output_tokens": answer.completion_tokens if output_tokens is None else output_tokens,
     }

@@ -18,6 +18,9 @@ Tests compute exact costs from these numbers, so they are a contract:
 * Cached tokens = min(knob `cached_tokens`, prompt tokens). As with the real
   APIs, OpenAI's prompt_tokens includes them, while Anthropic's input_tokens
   excludes them (they are reported as cache_read_input_tokens instead).
+* Cache-write tokens (Anthropic only) = min(knob `cache_write_tokens`, prompt
+  tokens - cached tokens), reported as cache_creation_input_tokens and, like
+  cache reads, left out of input_tokens.
 """
 
 from __future__ import annotations
@@ -61,6 +64,7 @@ class Answer:
     tool_use: ToolUse | None
     prompt_tokens: int
     cached_tokens: int
+    cache_write_tokens: int = 0
 
     @property
     def text(self) -> str:
@@ -90,6 +94,7 @@ def compose_answer(
         tool_use=tool_use,
         prompt_tokens=prompt_tokens,
         cached_tokens=min(knobs.cached_tokens, prompt_tokens),
+        cache_write_tokens=min(knobs.cache_write_tokens, prompt_tokens - min(knobs.cached_tokens, prompt_tokens)),
     )
 
 

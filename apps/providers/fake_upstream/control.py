@@ -36,13 +36,12 @@ class Recorder:
         self.by_path: Counter[str] = Counter()
         self.log: deque[Payload] = deque(maxlen=capacity)
 
-    def record(self, request: Request, body: object) -> None:
+    def record(self, request: Request, body: object, model: str = "") -> None:
         self.total += 1
         self.by_path[request.path] += 1
-        model = body.get("model") if isinstance(body, dict) else None
-        if isinstance(model, str):
+        if model:
             self.by_model[model] += 1
-        self.log.append({"method": request.method, "path": request.path,
+        self.log.append({"method": request.method, "path": request.path, "query": request.query,
                          "headers": request.headers, "body": body})
 
     def stats(self) -> Payload:

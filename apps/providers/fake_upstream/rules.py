@@ -46,6 +46,7 @@ class Knobs:
     tool_call: bool = False  # call the first offered tool instead of replying with text
     reply_words: int = 12  # words per reply, before max_tokens
     cached_tokens: int = 0  # prompt tokens reported as read from cache (capped at prompt)
+    cache_write_tokens: int = 0  # Anthropic only: prompt tokens reported as written to the cache
     require_key: str | None = None  # 401 unless Bearer / x-api-key carries this key
 
     def as_dict(self) -> dict[str, Any]:
@@ -111,6 +112,7 @@ _PARSERS: dict[str, Callable[[object], object]] = {
     "missing_fields": _flag, "huge_body_mb": _number, "dribble_ms": _number,
     "cut_stream_after": _count, "no_usage": _flag, "tool_call": _flag,
     "reply_words": _positive_count, "cached_tokens": _count, "require_key": _text,
+    "cache_write_tokens": _count,
 }
 assert set(_PARSERS) == {f.name for f in dataclasses.fields(Knobs)}, "a knob lacks a parser"
 

@@ -8,13 +8,14 @@ For a provider request the steps are: record it → pick its rule → wait
 from __future__ import annotations
 
 import asyncio
+import re
 import signal
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import orjson
 
-from . import anthropic_wire, openai_wire
+from . import anthropic_wire, gemini_wire, openai_wire
 from .control import UpstreamState, handle_control
 from .delivery import reset_connection, send_reply, wait_for_close
 from .http11 import READ_LIMIT, BadRequest, Request, read_request
@@ -33,6 +34,8 @@ class ProviderRoute:
     build: Callable[[Payload, Knobs], JsonReply | SseReply]
     render_error: ErrorRenderer
     takes_body: bool = True
+    path_model: str | None = None  # Azure and Gemini name the model in the path, not the body
+    required_query: str | None = None  # a query parameter the provider refuses requests without
 
 
 ROUTES: dict[str, ProviderRoute] = {
@@ -46,6 +49,42 @@ ROUTES: dict[str, ProviderRoute] = {
 }
 
 
+# Azure OpenAI: /openai/deployments/{deployment}/{endpoint}?api-version=…, OpenAI's bodies.
+_AZURE_PATH = re.compile(
+    r"^/openai/deployments/(?P<model>[^/]+)/(?P<endpoint>chat/completions|completions|embeddings)$")
+# Gemini: /v1beta/models/{model}:{method}
+_GEMINI_PATH = re.compile(r"^/v1(?:beta)?/models/(?P<model>[^/:]+):(?P<method>[A-Za-z]+)$")
+
+
+def resolve_route(path: str) -> ProviderRoute | None:
+    """The provider route for a request path: OpenAI's and Anthropic's fixed paths, or a pattern."""
+    if route := ROUTES.get(path):
+        return route
+    if match := _AZURE_PATH.match(path):
+        model, openai_route = match["model"], ROUTES["/v1/" + match["endpoint"]]
+
+        def deployment(body: Payload, knobs: Knobs) -> JsonReply | SseReply:
+            return openai_route.build({**body, "model": body.get("model") or model}, knobs)
+
+        return replace(openai_route, build=deployment, path_model=model, required_query="api-version")
+    if (match := _GEMINI_PATH.match(path)) and match["method"] in _GEMINI_METHODS:
+        return ProviderRoute("POST", _GEMINI_METHODS[match["method"]](match["model"]), gemini_wire.error_reply,
+                             path_model=match["model"])
+    return None
+
+
+def _gemini(method: str) -> Callable[[str], Callable[[Payload, Knobs], JsonReply | SseReply]]:
+    def for_model(model: str) -> Callable[[Payload, Knobs], JsonReply | SseReply]:
+        if method == "batchEmbedContents":
+            return lambda body, knobs: gemini_wire.batch_embed(model, body, knobs)
+        stream = method == "streamGenerateContent"
+        return lambda body, knobs: gemini_wire.generate_content(model, body, knobs, stream=stream)
+    return for_model
+
+
+_GEMINI_METHODS = {name: _gemini(name) for name in ("generateContent", "streamGenerateContent", "batchEmbedContents")}
+
+
 def event_loop_factory() -> Callable[[], asyncio.AbstractEventLoop]:
     """uvloop's loop when installed: it roughly doubles the requests one core can serve."""
     try:
@@ -56,8 +95,8 @@ def event_loop_factory() -> Callable[[], asyncio.AbstractEventLoop]:
 
 
 def presented_keys(headers: dict[str, str]) -> set[str]:
-    """The API keys a request carries, whether the OpenAI or the Anthropic way."""
-    keys = {headers.get("x-api-key", "")}
+    """The API keys a request carries: the OpenAI, Anthropic, Azure or Gemini way."""
+    keys = {headers.get("x-api-key", ""), headers.get("api-key", ""), headers.get("x-goog-api-key", "")}
     scheme, _, token = headers.get("authorization", "").partition(" ")
     if scheme.lower() == "bearer":
         keys.add(token.strip())
@@ -65,7 +104,7 @@ def presented_keys(headers: dict[str, str]) -> set[str]:
 
 
 class FakeUpstream:
-    """An LLM provider impersonator: OpenAI and Anthropic wire formats, with faults on demand."""
+    """An LLM provider impersonator: OpenAI, Azure OpenAI, Anthropic and Gemini wire formats, with faults on demand."""
 
     def __init__(self, defaults: Knobs = NO_FAULTS, seed: int = 0) -> None:
         self.state = UpstreamState(defaults, seed)
@@ -144,7 +183,7 @@ class FakeUpstream:
             return False
         if request is None:
             return False
-        route = ROUTES.get(request.path)
+        route = resolve_route(request.path)
         if route is None:
             reply = handle_control(request, self.state)
             return await send_reply(writer, reply, NO_FAULTS, keep_alive=request.keep_alive)
@@ -157,8 +196,9 @@ class FakeUpstream:
             refusal = route.render_error(405, f"Method {request.method} not allowed.")
             return await send_reply(writer, refusal, NO_FAULTS, keep_alive=request.keep_alive)
         body = _parse_json(request.body) if request.body else None
-        self.state.recorder.record(request, body)
-        rule = self.state.rules.rule_for(_model_of(body))
+        model = route.path_model or _model_of(body)
+        self.state.recorder.record(request, body, model)
+        rule = self.state.rules.rule_for(model)
         knobs = rule.draw()
         delay = rule.delay_seconds()
         if delay:
@@ -175,6 +215,8 @@ class FakeUpstream:
 
 def _provider_reply(route: ProviderRoute, request: Request, body: object,
                     knobs: Knobs) -> Reply:
+    if route.required_query and route.required_query not in request.query:
+        return route.render_error(404, f"Missing the {route.required_query} query parameter.")
     if knobs.require_key and knobs.require_key not in presented_keys(request.headers):
         return route.render_error(401)
     if knobs.fail_status:

@@ -121,7 +121,7 @@ def _upsert_providers(specs: tuple[ProviderSpec, ...], counts: Counts, *, write:
         provider = rows.setdefault(spec.name, Provider(name=spec.name))
         changed = _assign(
             provider, kind=spec.kind, base_url=spec.base_url, timeout_s=spec.timeout_s,
-            extra_headers=dict(spec.headers), enabled=spec.enabled,
+            extra_headers=dict(spec.headers), enabled=spec.enabled, api_version=spec.api_version,
         )
         if spec.api_key is not None and (created or _stored_key(provider) != spec.api_key):
             provider.set_api_key(spec.api_key)

@@ -52,6 +52,8 @@ def _provider(provider: Provider) -> dict[str, Any]:
     entry["timeout_s"] = provider.timeout_s
     entry["headers"] = {name: escape_variables(value) for name, value in sorted(provider.extra_headers.items())}
     entry["enabled"] = provider.enabled
+    if provider.api_version:
+        entry["api_version"] = provider.api_version
     return entry
 
 

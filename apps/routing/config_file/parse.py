@@ -27,7 +27,7 @@ from apps.routing.models import Strategy
 Spec = TypeVar("Spec")
 Parser = Callable[[EntryReader], Spec]
 
-PROVIDER_FIELDS = ("name", "kind", "base_url", "api_key", "timeout_s", "headers", "enabled")
+PROVIDER_FIELDS = ("name", "kind", "base_url", "api_key", "timeout_s", "headers", "enabled", "api_version")
 POLICY_FIELDS = ("name", "strategy", "max_retries")
 MODEL_FIELDS = ("name", "policy", "enabled", "deployments")
 DEPLOYMENT_FIELDS = ("provider", "upstream_model", "input_usd_per_mtok", "output_usd_per_mtok",
@@ -118,6 +118,8 @@ def _provider(entry: EntryReader) -> ProviderSpec:
         timeout_s=entry.number("timeout_s", default=60.0, minimum=0.1),
         headers=entry.headers("headers"),
         enabled=entry.flag("enabled", default=True),
+        # Optional (Azure OpenAI only): absent means the gateway's default version.
+        api_version=entry.text("api_version", max_length=32) if "api_version" in entry.raw else "",
     )
 
 

@@ -36,6 +36,7 @@ class ProviderSpec:
     timeout_s: float
     headers: Mapping[str, str]
     enabled: bool
+    api_version: str  # Azure OpenAI's api-version; "" for the gateway's default
 
 
 @dataclass(frozen=True, slots=True)

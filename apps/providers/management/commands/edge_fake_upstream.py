@@ -16,7 +16,7 @@ from apps.providers.fake_upstream.server import FakeUpstream
 
 
 class Command(BaseCommand):
-    help = "Run the fake OpenAI/Anthropic upstream until SIGINT or SIGTERM."
+    help = "Run the fake OpenAI, Azure OpenAI, Anthropic and Gemini upstream until SIGINT or SIGTERM."
     # No checks and no migration check: the fake must start even without a database.
     requires_system_checks = ()
     requires_migrations_checks = False

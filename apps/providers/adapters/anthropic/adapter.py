@@ -1,0 +1,95 @@
+"""The Anthropic adapter: where requests go, how the gateway authenticates, and the error mapping."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+import httpx
+import orjson
+
+from apps.providers.adapters.anthropic.native import NativeStream, native_body, native_response
+from apps.providers.adapters.anthropic.request import messages_body
+from apps.providers.adapters.anthropic.response import chat_response
+from apps.providers.adapters.anthropic.stream import AnthropicStream
+from apps.providers.adapters.openai import error_from_response
+from apps.providers.adapters.translated import TranslatingAdapter
+from apps.providers.contracts import ChatRequest, ChatResponse, ChatStream
+from apps.providers.errors import ProviderError
+
+API_VERSION = "2023-06-01"
+OVERLOADED = 529  # Anthropic's own status for a temporarily overloaded API
+# Anthropic's error types as the OpenAI error type a client would have got for the same fault.
+ERROR_TYPES = {
+    "invalid_request_error": "invalid_request_error",
+    "not_found_error": "invalid_request_error",
+    "request_too_large": "invalid_request_error",
+    "authentication_error": "authentication_error",
+    "permission_error": "permission_error",
+    "rate_limit_error": "rate_limit_error",
+}
+
+
+class AnthropicAdapter(TranslatingAdapter):
+    """``POST {base_url}/messages``; base_url like ``https://api.anthropic.com/v1``."""
+
+    kind = "anthropic"
+
+    def chat_path(self, upstream_model: str, *, stream: bool) -> str:
+        return "/messages"
+
+    def headers(self) -> dict[str, str]:
+        headers = {"Content-Type": "application/json", "anthropic-version": API_VERSION, **self.upstream.headers}
+        if self.upstream.api_key:
+            headers["x-api-key"] = self.upstream.api_key
+        return headers
+
+    def encode(self, request: ChatRequest, upstream_model: str) -> bytes:
+        if (request.body.get("n") or 1) != 1:
+            raise self.unsupported("more than one choice (n > 1)")
+        return orjson.dumps(messages_body(request.body, upstream_model, stream=request.stream))
+
+    def decode(self, content: bytes, upstream_model: str) -> ChatResponse:
+        return chat_response(content, self.upstream.provider_name)
+
+    def translator(self, upstream_model: str) -> AnthropicStream:
+        return AnthropicStream(self.upstream.provider_name, upstream_model)
+
+    async def message(self, body: Mapping[str, Any], *, upstream_model: str, beta: str = "") -> ChatResponse:
+        """An Anthropic Messages request relayed as it is (``/v1/messages``); the answer is Anthropic's.
+
+        ``beta`` is the client's ``anthropic-beta`` header, passed on so beta features keep working.
+        """
+        content = await self.post("/messages", native_body(body, upstream_model), _beta_headers(beta))
+        return native_response(content, self.upstream.provider_name)
+
+    async def open_message_stream(self, body: Mapping[str, Any], *, upstream_model: str, beta: str = "") -> ChatStream:
+        """The same, streamed: Anthropic's events relayed unchanged."""
+        stream = NativeStream(self.upstream.provider_name)
+        return await self.open("/messages", native_body(body, upstream_model), stream, _beta_headers(beta))
+
+    def error(self, status: int, content: bytes, headers: httpx.Headers) -> ProviderError:
+        name = self.upstream.provider_name
+        if status == OVERLOADED:
+            return ProviderError(
+                f"Provider {name} is overloaded; try again shortly.", status=503, type="service_unavailable",
+                code="upstream_overloaded", upstream_status=status, retryable=True,
+            )
+        return error_from_response(status, content, headers, name, fields=error_fields)
+
+
+def _beta_headers(beta: str) -> dict[str, str]:
+    return {"anthropic-beta": beta} if beta else {}
+
+
+def error_fields(content: bytes) -> dict[str, Any]:
+    """``{"type": "error", "error": {"type", "message"}}`` as OpenAI's error fields."""
+    try:
+        error = orjson.loads(content).get("error")
+    except (orjson.JSONDecodeError, AttributeError):
+        return {}
+    if not isinstance(error, dict):
+        return {}
+    kind = str(error.get("type") or "")
+    return {"message": str(error.get("message") or "") or None,
+            "type": ERROR_TYPES.get(kind, "invalid_request_error"), "code": kind or None, "param": None}

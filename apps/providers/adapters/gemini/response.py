@@ -1,0 +1,86 @@
+"""Gemini ``GenerateContentResponse`` → OpenAI ``chat.completion``.
+
+``usageMetadata.promptTokenCount`` includes ``cachedContentTokenCount``, as OpenAI's
+prompt_tokens includes cached tokens; thinking tokens (``thoughtsTokenCount``) are billed as
+output, as Google bills them. Gemini gives tool calls no ids, so the gateway numbers them.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import orjson
+
+from apps.providers.adapters.openai_shapes import ToolCall, completion_body
+from apps.providers.contracts import ChatResponse, Usage
+from apps.providers.errors import ProviderError
+
+FILTERED = {"SAFETY", "RECITATION", "BLOCKLIST", "PROHIBITED_CONTENT", "SPII", "IMAGE_SAFETY"}
+
+
+def chat_response(content: bytes, provider: str, upstream_model: str) -> ChatResponse:
+    answer = parse_answer(content, provider)
+    candidate = first_candidate(answer)
+    texts, calls = parts_of(candidate, first_call=0)
+    usage = usage_from(answer["usageMetadata"]) if isinstance(answer.get("usageMetadata"), dict) else None
+    body = completion_body(
+        id=str(answer.get("responseId") or ""), model=str(answer.get("modelVersion") or upstream_model),
+        text="".join(texts), tool_calls=calls,
+        finish_reason=finish_reason(candidate.get("finishReason"), has_calls=bool(calls)) if candidate else
+        "content_filter",  # no candidate at all: the prompt itself was blocked
+        usage=usage,
+    )
+    return ChatResponse(content=body, usage=usage or Usage())
+
+
+def parse_answer(content: bytes, provider: str) -> dict[str, Any]:
+    try:
+        answer = orjson.loads(content)
+    except orjson.JSONDecodeError:
+        answer = None
+    if isinstance(answer, dict) and isinstance(answer.get("error"), dict):
+        # A stream that fails after it started reports the error as one more event.
+        error = answer["error"]
+        raise ProviderError(f"Provider {provider} reported an error mid-stream: {error.get('message') or ''}".rstrip(),
+                            code=str(error.get("status") or "upstream_error"), retryable=False)
+    if not isinstance(answer, dict) or not (isinstance(answer.get("candidates"), list) or "promptFeedback" in answer):
+        raise ProviderError(f"Provider {provider} sent a response the gateway could not read.",
+                            code="upstream_malformed_response", retryable=True)
+    return answer
+
+
+def first_candidate(answer: dict[str, Any]) -> dict[str, Any]:
+    candidates = answer.get("candidates") or []
+    return candidates[0] if candidates and isinstance(candidates[0], dict) else {}
+
+
+def parts_of(candidate: dict[str, Any], *, first_call: int) -> tuple[list[str], list[ToolCall]]:
+    texts: list[str] = []
+    calls: list[ToolCall] = []
+    for part in (candidate.get("content") or {}).get("parts") or []:
+        if not isinstance(part, dict) or part.get("thought"):
+            continue  # thought summaries are not part of the answer
+        if isinstance(part.get("text"), str):
+            texts.append(part["text"])
+        elif isinstance(part.get("functionCall"), dict):
+            call = part["functionCall"]
+            call_id = str(call.get("id") or f"call_{first_call + len(calls)}")
+            calls.append(ToolCall(call_id, str(call.get("name", "")), orjson.dumps(call.get("args") or {}).decode()))
+    return texts, calls
+
+
+def finish_reason(reason: Any, *, has_calls: bool) -> str:
+    if reason == "MAX_TOKENS":
+        return "length"
+    if reason in FILTERED:
+        return "content_filter"
+    return "tool_calls" if has_calls else "stop"
+
+
+def usage_from(metadata: dict[str, Any]) -> Usage:
+    return Usage(
+        prompt_tokens=int(metadata.get("promptTokenCount") or 0),
+        completion_tokens=int(metadata.get("candidatesTokenCount") or 0) + int(metadata.get("thoughtsTokenCount") or 0),
+        cached_tokens=int(metadata.get("cachedContentTokenCount") or 0),
+        source="provider",
+    )

@@ -1,0 +1,122 @@
+"""Anthropic Messages request → the gateway's OpenAI-shaped ``ChatRequest``.
+
+``system`` becomes a system message; text and image blocks become content parts (base64 images as
+data: URLs); ``tool_use`` blocks become tool_calls; ``tool_result`` blocks become tool messages;
+tools, tool_choice (with ``disable_parallel_tool_use``), stop_sequences, temperature, top_p,
+max_tokens, metadata.user_id and ``output_config.format`` (as ``response_format``) map to their
+OpenAI names. ``top_k`` and ``thinking`` have no OpenAI counterpart and are not carried.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import orjson
+
+from apps.providers.contracts import ChatRequest
+from apps.proxy.errors import InvalidRequest
+
+PARAMETERS = {"temperature": "temperature", "top_p": "top_p", "max_tokens": "max_tokens", "stop_sequences": "stop"}
+
+
+def chat_request(body: dict[str, Any]) -> ChatRequest:
+    model = body.get("model")
+    if not isinstance(model, str) or not model:
+        raise InvalidRequest("model: Field required", param="model")
+    if not isinstance(body.get("max_tokens"), int) or isinstance(body.get("max_tokens"), bool):
+        raise InvalidRequest("max_tokens: Field required (an integer)", param="max_tokens")
+    messages = body.get("messages")
+    if not isinstance(messages, list) or not messages or not all(isinstance(m, dict) for m in messages):
+        raise InvalidRequest("messages: a non-empty array of messages is required", param="messages")
+    stream = body.get("stream") is True
+    chat: dict[str, Any] = {"model": model, "messages": _system(body.get("system")) + _messages(messages)}
+    chat.update({ours: body[theirs] for theirs, ours in PARAMETERS.items() if body.get(theirs) is not None})
+    if isinstance(body.get("tools"), list):
+        chat["tools"] = [_tool(tool) for tool in body["tools"] if isinstance(tool, dict)]
+    chat.update(_tool_choice(body.get("tool_choice")))
+    output_format = (body.get("output_config") or {}).get("format") or {}
+    if output_format.get("type") == "json_schema":
+        chat["response_format"] = {"type": "json_schema",
+                                   "json_schema": {"name": "output", "schema": output_format.get("schema") or {}}}
+    if isinstance(user := (body.get("metadata") or {}).get("user_id"), str):
+        chat["user"] = user
+    if stream:
+        chat["stream"] = True
+        chat["stream_options"] = {"include_usage": True}
+    return ChatRequest(model=model, body=chat, stream=stream, include_usage=stream)
+
+
+def _system(system: Any) -> list[dict[str, Any]]:
+    if isinstance(system, list):
+        system = "\n\n".join(block.get("text", "") for block in system if isinstance(block, dict))
+    return [{"role": "system", "content": system}] if isinstance(system, str) and system else []
+
+
+def _messages(messages: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    out: list[dict[str, Any]] = []
+    for message in messages:
+        content = message.get("content")
+        blocks = [{"type": "text", "text": content}] if isinstance(content, str) else content or []
+        blocks = [block for block in blocks if isinstance(block, dict)]
+        if message.get("role") == "assistant":
+            out.append(_assistant(blocks))
+            continue
+        out.extend(_tool_message(block) for block in blocks if block.get("type") == "tool_result")
+        parts = [part for block in blocks if (part := _part(block)) is not None]
+        if parts:
+            out.append({"role": "user", "content": parts})
+    return out
+
+
+def _assistant(blocks: list[dict[str, Any]]) -> dict[str, Any]:
+    text = "".join(block.get("text", "") for block in blocks if block.get("type") == "text")
+    message: dict[str, Any] = {"role": "assistant", "content": text or None}
+    calls = [
+        {"id": block.get("id", ""), "type": "function",
+         "function": {"name": block.get("name", ""), "arguments": orjson.dumps(block.get("input") or {}).decode()}}
+        for block in blocks if block.get("type") == "tool_use"
+    ]
+    if calls:
+        message["tool_calls"] = calls
+    return message
+
+
+def _tool_message(block: dict[str, Any]) -> dict[str, Any]:
+    content = block.get("content")
+    if isinstance(content, list):
+        content = "\n".join(part.get("text", "") for part in content if isinstance(part, dict))
+    return {"role": "tool", "tool_call_id": block.get("tool_use_id", ""), "content": content or ""}
+
+
+def _part(block: dict[str, Any]) -> dict[str, Any] | None:
+    if block.get("type") == "text":
+        return {"type": "text", "text": block.get("text", "")}
+    if block.get("type") == "image":
+        source = block.get("source") or {}
+        url = (f"data:{source.get('media_type', '')};base64,{source.get('data', '')}"
+               if source.get("type") == "base64" else str(source.get("url", "")))
+        return {"type": "image_url", "image_url": {"url": url}}
+    return None
+
+
+def _tool(tool: dict[str, Any]) -> dict[str, Any]:
+    function = {"name": tool.get("name", ""), "parameters": tool.get("input_schema") or {"type": "object"}}
+    if tool.get("description"):
+        function["description"] = tool["description"]
+    return {"type": "function", "function": function}
+
+
+def _tool_choice(choice: Any) -> dict[str, Any]:
+    if not isinstance(choice, dict):
+        return {}
+    kind = choice.get("type")
+    out: dict[str, Any] = {}
+    if kind in ("auto", "none"):
+        out["tool_choice"] = kind
+    elif kind == "any":
+        out["tool_choice"] = "required"
+    elif kind == "tool":
+        out["tool_choice"] = {"type": "function", "function": {"name": choice.get("name", "")}}
+    if choice.get("disable_parallel_tool_use") is True:
+        out["parallel_tool_calls"] = False
+    return out

@@ -1,0 +1,49 @@
+"""``POST /v1/completions``, OpenAI's legacy text completions, for OpenAI-wire upstreams.
+
+Routed, streamed, accounted and priced exactly like chat; deployments on providers that have no
+legacy endpoint (Anthropic, Gemini) fail over with a retryable error.
+"""
+
+from __future__ import annotations
+
+from django.http import HttpRequest, HttpResponse
+from django.http.response import HttpResponseBase
+
+from apps.billing.keys import KeyInfo
+from apps.providers.adapters.base import ProviderAdapter
+from apps.providers.contracts import ChatResponse, ChatStream
+from apps.providers.tokens import estimate_completion_usage
+from apps.proxy.exchange import Exchange
+from apps.proxy.parsing import parse_completion_request
+from apps.proxy.pipeline import call_route, choose_route
+from apps.proxy.streaming import streaming_response
+from apps.proxy.views import GatewayView
+from apps.routing.table import Target
+
+
+async def create_completion(request: HttpRequest, exchange: Exchange, key: KeyInfo) -> HttpResponseBase:
+    completion = parse_completion_request(request)
+    exchange.model, exchange.stream = completion.model, completion.stream
+    route = await choose_route(key, completion.model)
+    if completion.stream:
+
+        async def open_stream(adapter: ProviderAdapter, target: Target) -> ChatStream:
+            return await adapter.open_completion_stream(completion, upstream_model=target.upstream_model)
+
+        return streaming_response(exchange, completion, await call_route(route, exchange, open_stream))
+
+    async def complete(adapter: ProviderAdapter, target: Target) -> ChatResponse:
+        return await adapter.completions(completion, upstream_model=target.upstream_model)
+
+    answer = await call_route(route, exchange, complete)
+    provider_usage = answer.usage.source == "provider"
+    exchange.usage = answer.usage if provider_usage else estimate_completion_usage(completion.body, answer.content)
+    exchange.finish(status="ok", http_status=200)
+    return HttpResponse(answer.content, content_type="application/json")
+
+
+class CompletionsView(GatewayView):
+    endpoint = "completions"
+
+    async def post(self, request: HttpRequest, exchange: Exchange, key: KeyInfo) -> HttpResponseBase:
+        return await create_completion(request, exchange, key)

@@ -36,6 +36,8 @@ class Exchange:
     ttft_ms: int | None = None
     cost_usd: Decimal | None = None
     recorded: bool = False
+    cache_status: str = ""  # hit-l1, hit-l2, miss or bypass (apps.proxy.cache); "" where nothing is cached
+    cost_avoided_usd: Decimal = Decimal(0)  # on a cache hit: what the cached answer cost when it was made
 
     def elapsed_ms(self) -> int:
         return round((time.perf_counter() - self.started) * 1000)
@@ -78,6 +80,8 @@ class Exchange:
                 output_usd_per_mtok=str(prices.output_usd_per_mtok) if prices else None,
                 cached_input_usd_per_mtok=str(prices.cached_input_usd_per_mtok) if prices else None,
                 cost_usd=f"{self.cost_usd:f}",
+                cache_status=self.cache_status,
+                cost_avoided_usd=f"{self.cost_avoided_usd:f}",
             )
         )
 
@@ -89,4 +93,6 @@ class Exchange:
         if self.cost_usd is not None:
             response["x-edge-cost-usd"] = f"{self.cost_usd:f}"
         response["x-edge-overhead-ms"] = f"{self.overhead_ms():.2f}"
+        if self.cache_status:
+            response["x-edge-cache"] = self.cache_status
         return response

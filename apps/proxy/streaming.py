@@ -1,7 +1,8 @@
 """Relaying an upstream stream to the client, chunk by chunk, and accounting for it at the end.
 
 Whatever ends the stream (completion, an upstream failure, the client hanging up) ends in exactly
-one ledger row. Usage comes from the upstream's usage chunk; if it never arrived (the stream was
+one ledger row, and a stream that completed is cached (if its policy caches) assembled into the
+completion it amounts to. Usage comes from the upstream's usage chunk; if it never arrived (the stream was
 cut, or the client left first), it is estimated from what was relayed and marked so.
 """
 
@@ -17,26 +18,34 @@ from apps.billing.models import LedgerEntry
 from apps.providers.contracts import ChatRequest, ChatStream
 from apps.providers.errors import ProviderError
 from apps.providers.tokens import estimate_usage
+from apps.proxy.cache.service import NO_CACHE, CacheLookup
 from apps.proxy.errors import unexpected
 from apps.proxy.exchange import Exchange
 
 CLIENT_CLOSED_REQUEST = 499  # nginx's status for a client that hung up; no response was completed
 
 
-def streaming_response(exchange: Exchange, chat: ChatRequest, stream: ChatStream) -> StreamingHttpResponse:
-    response = StreamingHttpResponse(relay(exchange, chat, stream), content_type="text/event-stream")
+def streaming_response(
+    exchange: Exchange, chat: ChatRequest, stream: ChatStream, cache: CacheLookup = NO_CACHE
+) -> StreamingHttpResponse:
+    response = StreamingHttpResponse(relay(exchange, chat, stream, cache), content_type="text/event-stream")
     response["Cache-Control"] = "no-cache"
     response["X-Accel-Buffering"] = "no"  # nginx would otherwise buffer the stream
     return response
 
 
-async def relay(exchange: Exchange, chat: ChatRequest, stream: ChatStream) -> AsyncIterator[bytes]:
+async def relay(
+    exchange: Exchange, chat: ChatRequest, stream: ChatStream, cache: CacheLookup = NO_CACHE
+) -> AsyncIterator[bytes]:
     relayed: list[str] = []
     status, http_status, error_type = LedgerEntry.Status.OK, 200, ""
+    assembler = cache.capture()  # None unless the completed stream is to be cached
     try:
         async for batch in stream.events:
             frames = []
             for event in batch:
+                if assembler is not None:
+                    assembler.feed(event.frame)
                 if event.usage is not None:
                     exchange.usage = event.usage
                 if event.text:
@@ -60,4 +69,5 @@ async def relay(exchange: Exchange, chat: ChatRequest, stream: ChatStream) -> As
         if exchange.usage.source != "provider":
             exchange.usage = estimate_usage(chat.body, "".join(relayed))
         exchange.finish(status=status, http_status=http_status, error_type=error_type)
+        cache.store_stream(exchange, completed=status == LedgerEntry.Status.OK)
         await stream.close()

@@ -13,12 +13,13 @@ import hashlib
 from typing import Any
 
 import orjson
+from django.conf import settings
 
 from apps.providers.contracts import ChatRequest
 from apps.proxy.cache.generations import Generations, model_field, tenant_field
 from apps.routing.table import ModelRoute
 
-KEY_PREFIX = "edge:cache:v1:"
+FORMAT = "v1:"  # bumped when the stored form changes, so a new release never reads an old one
 # Fields that shape delivery or bookkeeping, never the answer.
 NOT_IN_KEY = frozenset({
     "stream", "stream_options", "user", "metadata", "store", "prompt_cache_key", "safety_identifier",
@@ -29,7 +30,7 @@ def cache_key(chat: ChatRequest, route: ModelRoute, tenant_id: int, generations:
     body = {name: value for name, value in chat.body.items() if name not in NOT_IN_KEY}
     scope = [*namespace(route, tenant_id, generations), generations.of(model_field(chat.model))]
     canonical = orjson.dumps([scope, body], option=orjson.OPT_SORT_KEYS)
-    return KEY_PREFIX + hashlib.sha256(canonical).hexdigest()
+    return settings.EDGE_CACHE_KEY_PREFIX + FORMAT + hashlib.sha256(canonical).hexdigest()
 
 
 def namespace(route: ModelRoute, tenant_id: int, generations: Generations) -> list[Any]:

@@ -1,8 +1,9 @@
 """Purging the cache by tenant or by model, in every gateway process at once.
 
 A purge bumps a generation counter in Redis (one hash, ``edge:cache:generations``) and publishes
-the new value on the ``edge:cache`` channel. Each process runs one subscriber task (started by
-its first cacheable request) that applies bumps to its in-process counters and empties its L1.
+the new value on the ``edge:cache`` channel (names under EDGE_CACHE_KEY_PREFIX). Each process runs
+one subscriber task (started by its first cacheable request) that applies bumps to its in-process
+counters and empties its L1.
 On every (re)subscription it reloads all counters, so a process that was cut off from Redis
 catches up on the purges it missed. Without Redis a purge reaches only the process that made it
 (admin says so).
@@ -25,12 +26,18 @@ from apps.proxy.cache.lru import local_cache
 from edge_project.redis_clients import async_redis, redis_configured, report_redis_failure, sync_redis
 
 logger = logging.getLogger(__name__)
-CHANNEL = "edge:cache"
-GENERATIONS_KEY = "edge:cache:generations"
 POLL_S = 1.0
 
 _listeners: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, asyncio.Task[None]] = weakref.WeakKeyDictionary()
 _loaded = asyncio.Event()
+
+
+def channel() -> str:
+    return settings.EDGE_CACHE_KEY_PREFIX.rstrip(":")
+
+
+def generations_key() -> str:
+    return settings.EDGE_CACHE_KEY_PREFIX + "generations"
 
 
 def purge_tenant(*, tenant_id: int) -> bool:
@@ -48,8 +55,8 @@ def _purge(field: str) -> bool:
     client = sync_redis()
     if client is not None:
         try:
-            generation = int(client.hincrby(GENERATIONS_KEY, field, 1))
-            client.publish(CHANNEL, orjson.dumps({"field": field, "generation": generation}))
+            generation = int(client.hincrby(generations_key(), field, 1))
+            client.publish(channel(), orjson.dumps({"field": field, "generation": generation}))
             told = True
         except RedisError as exc:
             report_redis_failure(exc)
@@ -104,8 +111,8 @@ async def _follow_channel() -> None:
         return
     pubsub = client.pubsub()
     try:
-        await pubsub.subscribe(CHANNEL)
-        stored = await client.hgetall(GENERATIONS_KEY)  # after subscribing: no bump falls in between
+        await pubsub.subscribe(channel())
+        stored = await client.hgetall(generations_key())  # after subscribing: no bump falls in between
         if generations.replace({_text(field): int(value) for field, value in stored.items()}):
             local_cache().clear()
         _loaded.set()
@@ -127,4 +134,4 @@ def _apply_message(message: dict[str, Any]) -> None:
         bump = orjson.loads(message["data"])
         apply_bump(str(bump["field"]), int(bump["generation"]))
     except (orjson.JSONDecodeError, KeyError, TypeError, ValueError):
-        logger.warning("ignored a malformed message on %s: %r", CHANNEL, message.get("data"))
+        logger.warning("ignored a malformed message on %s: %r", channel(), message.get("data"))

@@ -37,8 +37,8 @@ def test_it_accounts_a_hit_at_zero_cost_with_the_cost_it_avoided(cached: Served)
     hit = cached.post(cached.chat_body())
 
     made, served = ledger_row(miss.headers["x-request-id"]), ledger_row(hit.headers["x-request-id"])
-    assert made.cost_usd > 0 and (made.cache_status, made.cost_avoided_usd) == ("miss", 0)
-    assert (served.cache_status, served.cost_usd, served.cost_avoided_usd) == ("hit-l1", 0, made.cost_usd)
+    assert made.cost_usd > 0 and (made.cache_status, made.cost_avoided_usd) == ("miss", Decimal(0))
+    assert (served.cache_status, served.cost_usd, served.cost_avoided_usd) == ("hit-l1", Decimal(0), made.cost_usd)
     assert (served.prompt_tokens, served.completion_tokens, served.usage_source) == (
         made.prompt_tokens, made.completion_tokens, "provider",
     )

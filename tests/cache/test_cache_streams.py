@@ -4,16 +4,18 @@ official openai SDK), a completed stream stored, and a partial one never."""
 from __future__ import annotations
 
 import json
+from decimal import Decimal
 
 import pytest
+from openai.types.chat import ChatCompletionFunctionToolParam, ChatCompletionMessageParam
 
 from tests.cache.conftest import upstream_calls
 from tests.harness.served import Served, ledger_row
 
 pytestmark = pytest.mark.usefixtures("live_db")
 
-MESSAGES = [{"role": "user", "content": "tell me about caching please"}]
-WEATHER_TOOL = {"type": "function", "function": {
+MESSAGES: list[ChatCompletionMessageParam] = [{"role": "user", "content": "tell me about caching please"}]
+WEATHER_TOOL: ChatCompletionFunctionToolParam = {"type": "function", "function": {
     "name": "get_weather", "description": "Weather in a city",
     "parameters": {"type": "object", "properties": {"city": {"type": "string"}}, "required": ["city"]},
 }}
@@ -35,7 +37,7 @@ def test_a_streamed_request_is_answered_from_the_cache_and_parses_with_the_opena
     assert chunks[-1].usage == completion.usage and not chunks[-1].choices
     assert upstream_calls(fake, cached) == 1
     row = ledger_row(raw.headers["x-request-id"])
-    assert (row.stream, row.cache_status, row.cost_usd) == (True, "hit-l1", 0) and row.ttft_ms is not None
+    assert (row.stream, row.cache_status, row.cost_usd) == (True, "hit-l1", Decimal(0)) and row.ttft_ms is not None
 
 
 def test_a_replayed_stream_sends_the_usage_chunk_only_when_asked(cached: Served):
@@ -102,7 +104,7 @@ def test_a_stream_cut_short_is_never_cached(cached: Served, fake):
 def test_a_stream_the_client_left_is_never_cached(cached: Served, fake):
     fake.set_rule(cached.upstream_model, chunk_delay_ms=100)
     stream = cached.client().chat.completions.create(model=cached.model, messages=MESSAGES, stream=True)
-    next(iter(stream))
+    next(iter(stream))  # the first chunk only
     stream.close()
     fake.set_rule(cached.upstream_model)
 

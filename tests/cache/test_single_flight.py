@@ -11,7 +11,7 @@ import pytest
 from tests.cache.conftest import upstream_calls
 from tests.conftest import wait_until_served
 from tests.harness.gateway import GatewayProcess
-from tests.harness.load import post_concurrently
+from tests.harness.load import Answer, post_concurrently
 from tests.harness.served import CHAT_PATH, Served, wait_for_rows
 
 pytestmark = pytest.mark.usefixtures("live_db")
@@ -71,15 +71,15 @@ def test_identical_requests_on_two_gateway_processes_make_one_provider_call(
     fake.set_rule(cached.upstream_model, latency_ms=PROVIDER_LATENCY_MS)
     body = cached.chat_body("asked of two processes at once")
 
-    async def both() -> list[list[object]]:
-        return list(await asyncio.gather(
+    async def both() -> tuple[list[Answer], list[Answer]]:
+        return await asyncio.gather(
             post_concurrently(f"{cached.gateway.url}{CHAT_PATH}", cached.raw_key, body, 20),
             post_concurrently(f"{second_gateway.url}{CHAT_PATH}", cached.raw_key, body, 20),
-        ))
+        )
 
     here, there = asyncio.run(both())
 
     answers = [*here, *there]
-    assert [answer.status for answer in answers] == [200] * 40  # type: ignore[attr-defined]
-    assert len({answer.body for answer in answers}) == 1  # type: ignore[attr-defined]
+    assert [answer.status for answer in answers] == [200] * 40
+    assert len({answer.body for answer in answers}) == 1
     assert upstream_calls(fake, cached) == 1

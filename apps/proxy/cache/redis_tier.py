@@ -10,6 +10,7 @@ lost write), never raised: without Redis the gateway serves from L1 and the prov
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import secrets
 from collections.abc import Awaitable, Callable
@@ -40,7 +41,16 @@ async def bounded(command: Callable[[redis.asyncio.Redis], Awaitable[T]]) -> T |
             return await command(client)
     except (RedisError, OSError, TimeoutError) as exc:
         report_redis_failure(exc)
+        await _drop_connections(client)
         return None
+
+
+async def _drop_connections(client: redis.asyncio.Redis) -> None:
+    # After a restart every pooled connection is stale, and each would otherwise fail once, a
+    # cool-down apart: measured, 6 pooled connections kept L2 away for ~6 s after Redis was back.
+    with contextlib.suppress(Exception):
+        async with asyncio.timeout(settings.REDIS_TIMEOUT_S):
+            await client.connection_pool.disconnect()
 
 
 async def fetch(key: str) -> tuple[CachedAnswer | None, float]:

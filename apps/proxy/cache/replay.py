@@ -34,7 +34,8 @@ def replay_stream(content: bytes, *, include_usage: bool) -> bytes:
 
 def _choice_chunks(choice: dict[str, Any]) -> list[dict[str, Any]]:
     index, message = choice.get("index", 0), choice.get("message") or {}
-    chunks = [{"index": index, "delta": {"role": message.get("role", "assistant"), "content": ""},
+    opening = "" if isinstance(message.get("content"), str) else None  # as OpenAI opens a text or a tool call
+    chunks = [{"index": index, "delta": {"role": message.get("role", "assistant"), "content": opening},
                "finish_reason": None}]
     text = {name: message[name] for name in ("content", "refusal") if isinstance(message.get(name), str)}
     if text:

@@ -74,11 +74,9 @@ async def follow_other_process(key: str) -> tuple[CachedAnswer | None, float, st
     while time.monotonic() < deadline:
         await asyncio.sleep(delay)
         delay = min(delay * 2, POLL_MAX_S)
-        answer, ttl_s = await redis_tier.fetch(key)
-        if answer is not None:
-            return answer, ttl_s, ""
-        if (token := await redis_tier.take_flight_lock(key)) is not None:
-            return None, 0.0, token
+        found = await redis_tier.fetch(key, lock=True)
+        if found.answer is not None or found.lock is not None:
+            return found.answer, found.ttl_s, found.lock or ""
     return None, 0.0, ""
 
 

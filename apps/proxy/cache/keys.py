@@ -30,7 +30,8 @@ def cache_key(chat: ChatRequest, route: ModelRoute, tenant_id: int, generations:
     body = {name: value for name, value in chat.body.items() if name not in NOT_IN_KEY}
     scope = [*namespace(route, tenant_id, generations), generations.of(model_field(chat.model))]
     canonical = orjson.dumps([scope, body], option=orjson.OPT_SORT_KEYS)
-    return settings.EDGE_CACHE_KEY_PREFIX + FORMAT + hashlib.sha256(canonical).hexdigest()
+    # The braces are a Redis Cluster hash tag: an entry and its flight lock live in one slot.
+    return settings.EDGE_CACHE_KEY_PREFIX + FORMAT + "{" + hashlib.sha256(canonical).hexdigest() + "}"
 
 
 def namespace(route: ModelRoute, tenant_id: int, generations: Generations) -> list[Any]:

@@ -14,6 +14,7 @@ import contextlib
 import logging
 import secrets
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from typing import Any, TypeVar
 
 import redis.asyncio
@@ -26,6 +27,13 @@ from edge_project.redis_clients import async_redis, report_redis_failure
 logger = logging.getLogger(__name__)
 T = TypeVar("T")
 LOCK_SUFFIX = ":lock"
+# The answer and its TTL; or, on a miss and if asked (ARGV[1] is a token), the flight lock.
+_FETCH = """
+local value = redis.call('get', KEYS[1])
+if value then return {value, redis.call('pttl', KEYS[1]), 0} end
+if ARGV[1] ~= '' and redis.call('set', KEYS[2], ARGV[1], 'NX', 'PX', ARGV[2]) then return {false, 0, 1} end
+return {false, 0, 0}
+"""
 # Deletes the flight lock only if it is still ours: an expired lock may have been taken over.
 _RELEASE = "if redis.call('get', KEYS[1]) == ARGV[1] then return redis.call('del', KEYS[1]) end return 0"
 
@@ -53,42 +61,40 @@ async def _drop_connections(client: redis.asyncio.Redis) -> None:
             await client.connection_pool.disconnect()
 
 
-async def fetch(key: str) -> tuple[CachedAnswer | None, float]:
-    """The answer and the seconds it has left (one round trip), or (None, 0)."""
+@dataclass(frozen=True, slots=True)
+class Found:
+    answer: CachedAnswer | None
+    ttl_s: float  # what the answer has left in Redis
+    lock: str | None  # on a miss: the flight lock's token if taken, None if another process holds it,
+    #                   "" if not asked for or Redis is unusable (lead without one)
 
-    async def get_with_ttl(client: redis.asyncio.Redis) -> list[Any]:
+
+NOTHING = Found(None, 0.0, "")
+
+
+async def fetch(key: str, *, lock: bool) -> Found:
+    """The answer, or on a miss (if ``lock``) the flight lock for it: one round trip either way."""
+    token = secrets.token_hex(8) if lock else ""
+    lock_ms = int(settings.EDGE_CACHE_FLIGHT_WAIT_S * 1000)
+    reply: Any = await bounded(lambda client: client.eval(_FETCH, 2, key, key + LOCK_SUFFIX, token, lock_ms))
+    if not reply:
+        return NOTHING
+    data, ttl_ms, taken = reply
+    if isinstance(data, bytes):
+        return Found(CachedAnswer.from_bytes(data), max(0.0, int(ttl_ms) / 1000), "")
+    return Found(None, 0.0, token if taken else (None if lock else ""))
+
+
+async def store(key: str, answer: CachedAnswer | None, ttl_s: int, lock_token: str | None) -> None:
+    """Save the answer (if any) and release the flight lock (if held): one round trip, off the response path."""
+
+    async def write(client: redis.asyncio.Redis) -> None:
         async with client.pipeline(transaction=False) as pipe:
-            pipe.get(key)
-            pipe.pttl(key)
-            return list(await pipe.execute())
+            if answer is not None:
+                pipe.set(key, answer.to_bytes(), px=ttl_s * 1000)
+            if lock_token:
+                pipe.eval(_RELEASE, 1, key + LOCK_SUFFIX, lock_token)
+            await pipe.execute()
 
-    found = await bounded(get_with_ttl)
-    if not found or not isinstance(found[0], bytes):
-        return None, 0.0
-    data, ttl_ms = found
-    return CachedAnswer.from_bytes(data), max(0.0, int(ttl_ms) / 1000)
-
-
-async def save(key: str, answer: CachedAnswer, ttl_s: int) -> None:
-    await bounded(lambda client: client.set(key, answer.to_bytes(), px=ttl_s * 1000))
-
-
-async def take_flight_lock(key: str) -> str | None:
-    """The lock's token if this process now leads the flight for ``key``; None if another process does.
-
-    Without Redis (unconfigured, cooling down, failing) every process leads its own flights, with
-    the empty token: the answer is still right, the provider is only asked once per process.
-    """
-    token = secrets.token_hex(8)
-    ttl_ms = int(settings.EDGE_CACHE_FLIGHT_WAIT_S * 1000)
-
-    async def set_if_free(client: redis.asyncio.Redis) -> bool:
-        return bool(await client.set(key + LOCK_SUFFIX, token, nx=True, px=ttl_ms))
-
-    taken = await bounded(set_if_free)
-    return "" if taken is None else (token if taken else None)
-
-
-async def release_flight_lock(key: str, token: str) -> None:
-    if token:
-        await bounded(lambda client: client.eval(_RELEASE, 1, key + LOCK_SUFFIX, token))
+    if answer is not None or lock_token:
+        await bounded(write)

@@ -86,7 +86,7 @@ class CacheLookup:
         if self.leads:
             flights.land(self.key, answer)
         if answer is not None or self.lock_token:
-            _in_background(_write_l2(self.key, answer, self.ttl_s, self.lock_token))
+            _in_background(redis_tier.store(self.key, answer, self.ttl_s, self.lock_token))
 
 
 NO_CACHE = CacheLookup(landed=True)  # the policy has the cache off: nothing to look up or store
@@ -119,11 +119,10 @@ async def _find(lookup: CacheLookup) -> tuple[CachedAnswer | None, str]:
         return answer, Status.HIT_L1 if answer is not None else Status.MISS
     # Before any await: identical requests arriving from here on wait for this one.
     lookup.leads = lookup.write and flights.lead(key)
-    answer, ttl_s = await redis_tier.fetch(key)
-    if answer is None and lookup.leads:
-        lookup.lock_token = await redis_tier.take_flight_lock(key)
-        if lookup.lock_token is None:
-            answer, ttl_s, lookup.lock_token = await flight.follow_other_process(key)
+    found = await redis_tier.fetch(key, lock=lookup.leads)
+    answer, ttl_s, lookup.lock_token = found.answer, found.ttl_s, found.lock
+    if answer is None and lookup.lock_token is None:  # another process is asking the provider
+        answer, ttl_s, lookup.lock_token = await flight.follow_other_process(key)
     if answer is None:
         return None, Status.MISS
     local_cache().put(key, answer, min(ttl_s, lookup.ttl_s))
@@ -153,13 +152,6 @@ def answer_from_cache(exchange: Exchange, chat: ChatRequest, hit: CachedAnswer) 
     response = HttpResponse(body, content_type="text/event-stream")
     response["Cache-Control"] = "no-cache"
     return response
-
-
-async def _write_l2(key: str, answer: CachedAnswer | None, ttl_s: int, lock_token: str | None) -> None:
-    if answer is not None:
-        await redis_tier.save(key, answer, ttl_s)
-    if lock_token:
-        await redis_tier.release_flight_lock(key, lock_token)
 
 
 def _in_background(coroutine: Coroutine[Any, Any, None]) -> None:

@@ -38,13 +38,14 @@ class Exchange:
     recorded: bool = False
     cache_status: str = ""  # hit-l1, hit-l2, miss or bypass (apps.proxy.cache); "" where nothing is cached
     cost_avoided_usd: Decimal = Decimal(0)  # on a cache hit: what the cached answer cost when it was made
+    flight_wait_ms: float = 0.0  # time spent waiting for an identical request's provider call (cache)
 
     def elapsed_ms(self) -> int:
         return round((time.perf_counter() - self.started) * 1000)
 
     def overhead_ms(self) -> float:
         """Time spent in the gateway itself: everything but waiting on providers."""
-        upstream_ms = sum(attempt.duration_ms for attempt in self.attempts)
+        upstream_ms = sum(attempt.duration_ms for attempt in self.attempts) + self.flight_wait_ms
         return max(0.0, (time.perf_counter() - self.started) * 1000 - upstream_ms)
 
     def finish(self, *, status: str, http_status: int, error_type: str = "") -> None:

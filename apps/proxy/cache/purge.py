@@ -73,8 +73,9 @@ def report_purge(model_admin: Any, request: HttpRequest, what: str, *, everywher
                                  messages.SUCCESS)
     else:
         model_admin.message_user(
-            request, f"Purged the cached responses of {what} in this process only: Redis is unreachable, so "
-            "other processes keep serving them until they expire.", messages.WARNING,
+            request, f"Purged the cached responses of {what} from this process's memory only: Redis is "
+            "unreachable, so other processes, and answers stored in Redis, keep them until they expire.",
+            messages.WARNING,
         )
 
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections.abc import Coroutine
 from dataclasses import dataclass, field
 from decimal import Decimal
@@ -52,6 +53,7 @@ class CacheLookup:
     lock_token: str | None = None  # the cross-process flight lock it holds ("" without Redis)
     assembler: StreamAssembler | None = field(default=None)
     landed: bool = False
+    waited: bool = False  # for an identical request in flight, in this process or another
 
     def store(self, content: bytes, exchange: Exchange) -> None:
         """A complete non-streamed answer (after the ledger row, which prices it). The adapter has
@@ -104,7 +106,10 @@ async def look_up_cache(request: HttpRequest, route: ModelRoute, chat: ChatReque
     if not directives.read:
         exchange.cache_status = Status.BYPASS
         return lookup
+    started = time.perf_counter()
     lookup.hit, exchange.cache_status = await _find(lookup)
+    if lookup.waited:  # on another request's provider call: not the gateway's own time
+        exchange.flight_wait_ms = (time.perf_counter() - started) * 1000
     if lookup.leads and lookup.hit is None:
         _land_when_done(lookup)
     return lookup
@@ -115,6 +120,7 @@ async def _find(lookup: CacheLookup) -> tuple[CachedAnswer | None, str]:
     if (answer := local_cache().get(key)) is not None:
         return answer, Status.HIT_L1
     if (in_flight := flights.current(key)) is not None:
+        lookup.waited = True
         answer = await flight.wait_for(in_flight)
         return answer, Status.HIT_L1 if answer is not None else Status.MISS
     # Before any await: identical requests arriving from here on wait for this one.
@@ -122,6 +128,7 @@ async def _find(lookup: CacheLookup) -> tuple[CachedAnswer | None, str]:
     found = await redis_tier.fetch(key, lock=lookup.leads)
     answer, ttl_s, lookup.lock_token = found.answer, found.ttl_s, found.lock
     if answer is None and lookup.lock_token is None:  # another process is asking the provider
+        lookup.waited = True
         answer, ttl_s, lookup.lock_token = await flight.follow_other_process(key)
     if answer is None:
         return None, Status.MISS

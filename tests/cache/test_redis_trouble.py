@@ -5,6 +5,7 @@ by itself. The Redis here is the tests' own redis-server, never the machine's.""
 from __future__ import annotations
 
 import asyncio
+import itertools
 import time
 from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass
@@ -106,10 +107,14 @@ def assert_served_throughout(outcomes: list[Outcome]) -> None:
 def assert_l2_works(here: Served, there: Served, text: str) -> None:
     """A fresh answer made on one process is found in Redis by the other (once its cool-down ends)."""
 
+    attempts = itertools.count()
+
     def found_in_redis() -> bool:
-        # A miss on either side stores nothing (no-store), so only Redis can turn one into a hit.
-        here.post(here.chat_body(text))
-        answer = there.post(there.chat_body(text), headers=there.headers(**{"Cache-Control": "no-store"}))
+        # A new question each time: one answered while Redis was still cooling down stays in L1 only.
+        # The other side's miss stores nothing (no-store), so only Redis can turn it into a hit.
+        question = f"{text} ({next(attempts)})"
+        here.post(here.chat_body(question))
+        answer = there.post(there.chat_body(question), headers=there.headers(**{"Cache-Control": "no-store"}))
         return bool(answer.headers["x-edge-cache"] == "hit-l2")
 
     wait_until(found_in_redis, timeout_s=5 * REDIS_COOLDOWN_S, what="an L2 hit after Redis came back")

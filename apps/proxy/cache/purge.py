@@ -3,10 +3,10 @@
 A purge bumps a generation counter in Redis (one hash, ``edge:cache:generations``) and publishes
 the new value on the ``edge:cache`` channel (names under EDGE_CACHE_KEY_PREFIX). Each process runs
 one subscriber task (started by its first cacheable request) that applies bumps to its in-process
-counters and empties its L1.
-On every (re)subscription it reloads all counters, so a process that was cut off from Redis
-catches up on the purges it missed. Without Redis a purge reaches only the process that made it
-(admin says so).
+counters and empties its L1. On every (re)subscription, and every RESYNC_S, it reloads all
+counters, so a process that was cut off from Redis catches up on the purges it missed. Without
+Redis a purge reaches only the process that made it (admin says so), and Redis's counters win
+again once it is back.
 """
 
 from __future__ import annotations
@@ -14,10 +14,12 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import time
 import weakref
 from typing import Any
 
 import orjson
+import redis.asyncio
 from django.conf import settings
 from django.contrib import messages
 from django.http import HttpRequest
@@ -29,6 +31,9 @@ from edge_project.redis_clients import async_redis, redis_configured, report_red
 
 logger = logging.getLogger(__name__)
 POLL_S = 1.0
+# Counters are also re-read this often, so a purge announced while this process's subscription was
+# silently broken (a half-open connection never errors) still reaches it.
+RESYNC_S = 10.0
 
 _listeners: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, asyncio.Task[None]] = weakref.WeakKeyDictionary()
 _loaded = asyncio.Event()
@@ -127,17 +132,24 @@ async def _follow_channel() -> None:
     pubsub = client.pubsub()
     try:
         await pubsub.subscribe(channel())
-        stored = await client.hgetall(generations_key())  # after subscribing: no bump falls in between
-        if generations.replace({_text(field): int(value) for field, value in stored.items()}):
-            local_cache().clear()
-        _loaded.set()
         while True:
-            message = await pubsub.get_message(ignore_subscribe_messages=True, timeout=POLL_S)
-            if message is not None:
-                _apply_message(message)
+            await _reload_generations(client)  # after subscribing: no bump falls in between
+            _loaded.set()
+            resync_at = time.monotonic() + RESYNC_S
+            while time.monotonic() < resync_at:
+                message = await pubsub.get_message(ignore_subscribe_messages=True, timeout=POLL_S)
+                if message is not None:
+                    _apply_message(message)
     finally:
         with contextlib.suppress(RedisError, OSError, TimeoutError):
             await pubsub.aclose()  # type: ignore[no-untyped-call]  # redis-py leaves it unannotated
+
+
+async def _reload_generations(client: redis.asyncio.Redis) -> None:
+    async with asyncio.timeout(settings.REDIS_TIMEOUT_S * 2):
+        stored = await client.hgetall(generations_key())
+    if generations.replace({_text(field): int(value) for field, value in stored.items()}):
+        local_cache().clear()
 
 
 def _text(value: bytes | str) -> str:

@@ -6,6 +6,7 @@ import asyncio
 import time
 from collections import Counter
 
+import httpx
 import pytest
 
 from tests.cache.conftest import upstream_calls
@@ -83,3 +84,19 @@ def test_identical_requests_on_two_gateway_processes_make_one_provider_call(
     assert [answer.status for answer in answers] == [200] * 40
     assert len({answer.body for answer in answers}) == 1
     assert upstream_calls(fake, cached) == 1
+
+
+def test_waiting_for_an_identical_request_is_not_counted_as_gateway_overhead(cached: Served, fake):
+    fake.set_rule(cached.upstream_model, latency_ms=PROVIDER_LATENCY_MS)
+
+    async def ask_together() -> list[httpx.Response]:
+        limits = httpx.Limits(max_connections=10, max_keepalive_connections=0)
+        async with httpx.AsyncClient(headers=cached.headers(), limits=limits, timeout=10) as client:
+            url = f"{cached.gateway.url}{CHAT_PATH}"
+            return list(await asyncio.gather(*(client.post(url, json=cached.chat_body()) for _ in range(10))))
+
+    responses = asyncio.run(ask_together())
+
+    waiters = [response for response in responses if response.headers["x-edge-cache"] == "hit-l1"]
+    assert len(waiters) == 9
+    assert all(float(response.headers["x-edge-overhead-ms"]) < PROVIDER_LATENCY_MS / 4 for response in waiters)

@@ -100,3 +100,30 @@ def test_waiting_for_an_identical_request_is_not_counted_as_gateway_overhead(cac
     waiters = [response for response in responses if response.headers["x-edge-cache"] == "hit-l1"]
     assert len(waiters) == 9
     assert all(float(response.headers["x-edge-overhead-ms"]) < PROVIDER_LATENCY_MS / 4 for response in waiters)
+
+
+def test_a_leader_whose_client_hangs_up_wakes_its_waiters(cached: Served, fake):
+    fake.set_rule(cached.upstream_model, latency_ms=1000)
+    url = f"{cached.gateway.url}{CHAT_PATH}"
+
+    async def leader_leaves_waiter_stays() -> tuple[float, int]:
+        async with httpx.AsyncClient(headers=cached.headers(), timeout=10) as client:
+            async def impatient() -> None:
+                with pytest.raises(httpx.ReadTimeout):
+                    await client.post(url, json=cached.chat_body(), timeout=0.3)
+
+            async def patient() -> tuple[float, int]:
+                await asyncio.sleep(0.1)  # arrives while the impatient one leads
+                started = time.monotonic()
+                response = await client.post(url, json=cached.chat_body())
+                return time.monotonic() - started, response.status_code
+
+            _, (waited, status) = await asyncio.gather(impatient(), patient())
+            return waited, status
+
+    waited, status = asyncio.run(leader_leaves_waiter_stays())
+
+    # It asked the provider itself once the leader was gone (about 0.2 s + 1 s), instead of waiting
+    # out EDGE_CACHE_FLIGHT_WAIT_S (30 s) for an answer that was never coming.
+    assert status == 200
+    assert waited < 5

@@ -110,8 +110,6 @@ async def look_up_cache(request: HttpRequest, route: ModelRoute, chat: ChatReque
     lookup.hit, exchange.cache_status = await _find(lookup)
     if lookup.waited:  # on another request's provider call: not the gateway's own time
         exchange.flight_wait_ms = (time.perf_counter() - started) * 1000
-    if lookup.leads and lookup.hit is None:
-        _land_when_done(lookup)
     return lookup
 
 
@@ -125,6 +123,8 @@ async def _find(lookup: CacheLookup) -> tuple[CachedAnswer | None, str]:
         return answer, Status.HIT_L1 if answer is not None else Status.MISS
     # Before any await: identical requests arriving from here on wait for this one.
     lookup.leads = lookup.write and flights.lead(key)
+    if lookup.leads:
+        _land_when_done(lookup)
     found = await redis_tier.fetch(key, lock=lookup.leads)
     answer, ttl_s, lookup.lock_token = found.answer, found.ttl_s, found.lock
     if answer is None and lookup.lock_token is None:  # another process is asking the provider
@@ -140,8 +140,9 @@ async def _find(lookup: CacheLookup) -> tuple[CachedAnswer | None, str]:
 
 
 def _land_when_done(lookup: CacheLookup) -> None:
-    # Whatever ends the request (an error, the client hanging up, a cancelled task) wakes the
-    # waiters; a request that stored its answer has landed already, and this does nothing.
+    # Whatever ends the request (an error, the client hanging up, a cancelled task, even during
+    # the lookup itself) wakes the waiters; a request that stored its answer, or found one in
+    # Redis, has landed already, and this does nothing.
     task = asyncio.current_task()
     if task is not None:
         task.add_done_callback(lambda _: lookup.abandon())

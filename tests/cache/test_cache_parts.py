@@ -214,3 +214,20 @@ def test_a_stream_without_a_finish_reason_assembles_into_nothing():
     assembler.feed(b'data: {"id": "c", "choices": [{"index": 0, "delta": {"content": "half"}}]}\n\n')
 
     assert assembler.completion() is None
+
+
+# --- settings -------------------------------------------------------------------------------------
+
+@pytest.mark.parametrize(("setting", "value", "check_id"), [
+    ("EDGE_CACHE_L1_MAX_BYTES", -1, "edge.E050"),
+    ("EDGE_CACHE_MAX_ENTRY_BYTES", -1, "edge.E050"),
+    ("EDGE_CACHE_FLIGHT_WAIT_S", 0, "edge.E051"),
+    ("EDGE_CACHE_KEY_PREFIX", "edge-cache", "edge.E052"),
+])
+def test_a_misconfigured_cache_is_caught_at_start(settings: Any, setting: str, value: object, check_id: str):
+    from apps.proxy.checks import check_cache_settings
+
+    assert check_cache_settings() == []
+    setattr(settings, setting, value)
+
+    assert [message.id for message in check_cache_settings()] == [check_id]

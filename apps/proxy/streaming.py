@@ -1,9 +1,9 @@
 """Relaying an upstream stream to the client, chunk by chunk, and accounting for it at the end.
 
 Whatever ends the stream (completion, an upstream failure, the client hanging up) ends in exactly
-one ledger row, and a stream that completed is cached (if its policy caches) assembled into the
-completion it amounts to. Usage comes from the upstream's usage chunk; if it never arrived (the stream was
-cut, or the client left first), it is estimated from what was relayed and marked so.
+one ledger row. Usage comes from the upstream's usage chunk; if it never arrived (the stream was
+cut, or the client left first), it is estimated from what was relayed and marked so. A stream that
+completed is stored in the response cache (if its policy caches), assembled into one completion.
 """
 
 from __future__ import annotations

@@ -216,6 +216,14 @@ def test_a_stream_without_a_finish_reason_assembles_into_nothing():
     assert assembler.completion() is None
 
 
+def test_a_chunk_the_assembler_cannot_read_leaves_the_stream_uncached_without_failing_it():
+    assembler = StreamAssembler()
+    assembler.feed(b'data: {"id": "c", "choices": ["not a choice"]}\n\n')
+    assembler.feed(b'data: {"id": "c", "choices": [{"index": 0, "delta": {}, "finish_reason": "stop"}]}\n\n')
+
+    assert assembler.completion() is None
+
+
 # --- settings -------------------------------------------------------------------------------------
 
 @pytest.mark.parametrize(("setting", "value", "check_id"), [

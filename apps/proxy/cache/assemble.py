@@ -60,12 +60,22 @@ class StreamAssembler:
         self._envelope: dict[str, Any] = {}
         self._choices: dict[int, _Choice] = {}
         self._usage: dict[str, Any] | None = None
+        self._unreadable = False
 
     def feed(self, frame: bytes) -> None:
-        """One relayed SSE frame (``data: {...}\\n\\n``; ``[DONE]`` and comments are ignored)."""
-        if not frame.startswith(DATA_PREFIX) or frame.startswith(b"data: [DONE]"):
+        """One relayed SSE frame (``data: {...}\\n\\n``; ``[DONE]`` and comments are ignored).
+
+        Never raises: a chunk this cannot read (the relay passes on whatever the provider sent)
+        only means the stream is not cached.
+        """
+        if self._unreadable or not frame.startswith(DATA_PREFIX) or frame.startswith(b"data: [DONE]"):
             return
-        chunk = orjson.loads(frame[len(DATA_PREFIX):])
+        try:
+            self._add(orjson.loads(frame[len(DATA_PREFIX):]))
+        except (ValueError, TypeError, AttributeError):
+            self._unreadable = True
+
+    def _add(self, chunk: dict[str, Any]) -> None:
         if not self._envelope:
             self._envelope = {name: chunk[name] for name in ("id", "created", "model", "system_fingerprint")
                               if name in chunk}
@@ -75,7 +85,7 @@ class StreamAssembler:
             self._usage = chunk["usage"]
 
     def completion(self) -> bytes | None:
-        if not self._choices or any(choice.finish_reason is None for choice in self._choices.values()):
+        if self._unreadable or not self._choices or any(choice.finish_reason is None for choice in self._choices.values()):
             return None
         completion: dict[str, Any] = {
             "id": self._envelope.get("id", ""),

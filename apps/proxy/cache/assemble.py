@@ -85,7 +85,8 @@ class StreamAssembler:
             self._usage = chunk["usage"]
 
     def completion(self) -> bytes | None:
-        if self._unreadable or not self._choices or any(choice.finish_reason is None for choice in self._choices.values()):
+        unfinished = any(choice.finish_reason is None for choice in self._choices.values())
+        if self._unreadable or not self._choices or unfinished:
             return None
         completion: dict[str, Any] = {
             "id": self._envelope.get("id", ""),

@@ -1,7 +1,8 @@
-"""The cache's size limits, on a gateway whose L1 is off and whose largest cacheable answer is small."""
+"""The cache on gateways configured otherwise: L1 off with a small entry limit, and no Redis at all."""
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections.abc import Iterator
 from typing import Any
@@ -10,7 +11,8 @@ import pytest
 
 from tests.cache.conftest import upstream_calls
 from tests.harness.gateway import GatewayProcess
-from tests.harness.served import Served, serve
+from tests.harness.load import post_concurrently
+from tests.harness.served import CHAT_PATH, Served, serve
 
 pytestmark = pytest.mark.usefixtures("live_db")
 
@@ -60,3 +62,29 @@ def test_an_answer_larger_than_the_limit_is_not_cached(small: Served, fake):
     assert len(first.content) > MAX_ENTRY_BYTES
     assert eventually_cached(small, small.chat_body()) == "miss"
     assert upstream_calls(fake, small) == 21
+
+
+@pytest.fixture(scope="module")
+def gateway_without_redis(django_db_setup: None, django_db_blocker: Any,
+                          tmp_path_factory: pytest.TempPathFactory) -> Iterator[GatewayProcess]:
+    directory = tmp_path_factory.mktemp("no-redis-gateway")
+    with django_db_blocker.unblock():
+        process = GatewayProcess(spool_dir=directory / "spool", log_path=directory / "gateway.log",
+                                 env={"REDIS_URL": ""})
+    with process:
+        yield process
+
+
+def test_without_redis_the_cache_is_l1_only_and_still_makes_one_provider_call(
+    gateway_without_redis: GatewayProcess, fake_v1: str, fake
+):
+    served = serve(gateway_without_redis, fake_v1, cache_ttl_s=300)
+    fake.set_rule(served.upstream_model, latency_ms=300)
+
+    url = f"{served.gateway.url}{CHAT_PATH}"
+    answers = asyncio.run(post_concurrently(url, served.raw_key, served.chat_body(), 20))
+    again = served.post(served.chat_body())
+
+    assert [answer.status for answer in answers] == [200] * 20 and len({answer.body for answer in answers}) == 1
+    assert again.headers["x-edge-cache"] == "hit-l1"
+    assert upstream_calls(fake, served) == 1

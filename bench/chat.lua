@@ -1,6 +1,7 @@
 -- wrk script: POST one small chat completion per request and count the answers by status.
 --
--- Env: BENCH_PATH (default /v1/chat/completions), BENCH_MODEL, BENCH_KEY, BENCH_STREAM ("1": stream).
+-- Env: BENCH_PATH (default /v1/chat/completions), BENCH_MODEL, BENCH_KEY, BENCH_STREAM ("1": stream),
+-- BENCH_UNIQUE (a token: every request asks something new, "<token> <n>", so a response cache misses).
 -- done() prints one machine-readable line, "BENCH sent=N ok=N bad=N broken=N", which bench/loadgen.py
 -- reads: wrk's own "Non-2xx or 3xx" counter lets 3xx pass, a stream that fails after its 200 status
 -- carries its error in the body (so a 2xx stream counts as ok only if it ends with [DONE] and has no
@@ -20,18 +21,23 @@ function init(args)
   if streaming then
     stream = ', "stream": true'
   end
-  local body = '{"model": "' .. os.getenv("BENCH_MODEL") .. '", '
-    .. '"messages": [{"role": "user", "content": "hello"}]' .. stream .. '}'
-  local headers = {
+  unique = os.getenv("BENCH_UNIQUE") or ""
+  path = os.getenv("BENCH_PATH") or "/v1/chat/completions"
+  headers = {
     ["Content-Type"] = "application/json",
     ["Authorization"] = "Bearer " .. os.getenv("BENCH_KEY"),
   }
-  -- Built once per thread; request() only counts and hands it out.
-  prepared = wrk.format("POST", os.getenv("BENCH_PATH") or "/v1/chat/completions", headers, body)
+  body_before = '{"model": "' .. os.getenv("BENCH_MODEL") .. '", "messages": [{"role": "user", "content": "'
+  body_after = '"}]' .. stream .. '}'
+  -- Built once per thread; request() only counts and hands it out (unless every request is new).
+  prepared = wrk.format("POST", path, headers, body_before .. "hello" .. body_after)
 end
 
 function request()
   sent = sent + 1
+  if unique ~= "" then
+    return wrk.format("POST", path, headers, body_before .. unique .. " " .. sent .. body_after)
+  end
   return prepared
 end
 

@@ -2,6 +2,7 @@
 
     python bench/edge_db.py configure http://127.0.0.1:PORT   prints {"key": "sk-edge-..."}
     python bench/edge_db.py ledger                            prints {"total": n, "ok": n, ...}
+    python bench/edge_db.py cache                             adds bench-cached: bench-model with the cache on
 
 A child process, not Django inside bench/run.py, so the benchmark itself holds no connection to
 the database it measures and always sees the same settings the gateway does.
@@ -18,6 +19,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parent.parent
 
 BENCH_MODEL = "bench-model"
+CACHED_MODEL = "bench-cached"
 UPSTREAM_MODEL = "mock-model"
 
 
@@ -42,6 +44,20 @@ def configure(upstream_url: str) -> dict[str, str]:
     return {"key": raw_key}
 
 
+def add_cached_model() -> dict[str, str]:
+    """A second public model on the same deployment, under a policy that caches (bench/cache.py)."""
+    from apps.routing.models import Deployment, PublicModel, RoutingPolicy
+
+    policy = RoutingPolicy.objects.create(name="bench-cached", cache_enabled=True, cache_ttl_s=3600)
+    model = PublicModel.objects.create(name=CACHED_MODEL, policy=policy)
+    plain = Deployment.objects.get(model__name=BENCH_MODEL)
+    Deployment.objects.create(
+        model=model, provider=plain.provider, upstream_model=plain.upstream_model,
+        input_usd_per_mtok=plain.input_usd_per_mtok, output_usd_per_mtok=plain.output_usd_per_mtok,
+    )
+    return {"model": CACHED_MODEL}
+
+
 def ledger_counts() -> dict[str, int]:
     from django.db.models import Count
 
@@ -59,6 +75,8 @@ def main(argv: list[str]) -> None:
     django.setup()
     if argv[:1] == ["configure"] and len(argv) == 2:
         print(json.dumps(configure(argv[1])))
+    elif argv == ["cache"]:
+        print(json.dumps(add_cached_model()))
     elif argv == ["ledger"]:
         print(json.dumps(ledger_counts()))
     else:

@@ -38,6 +38,7 @@ class Endpoint:
     model: str
     key: str
     path: str = "/v1/chat/completions"
+    unique: str = ""  # non-empty: every request asks something new (cache misses), see chat.lua
 
 
 @dataclass(frozen=True)
@@ -80,7 +81,7 @@ def start_wrk(processes: Processes, endpoint: Endpoint, scenario: Scenario, *,
     ]
     env = {
         **os.environ, "BENCH_PATH": endpoint.path, "BENCH_MODEL": endpoint.model,
-        "BENCH_KEY": endpoint.key, "BENCH_STREAM": "1" if scenario.stream else "0",
+        "BENCH_KEY": endpoint.key, "BENCH_STREAM": "1" if scenario.stream else "0", "BENCH_UNIQUE": endpoint.unique,
     }
     return processes.spawn(argv, env=env, cwd=LUA_SCRIPT.parent)
 

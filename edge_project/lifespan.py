@@ -11,6 +11,7 @@ from django.core.handlers.asgi import ASGIHandler
 from apps.billing.ledger import start_ledger, stop_ledger
 from apps.providers.http import close_clients
 from apps.proxy.body_limit import BodySizeLimit
+from apps.proxy.cache.service import stop_cache
 from edge_project.redis_clients import close_async_redis
 
 logger = logging.getLogger(__name__)
@@ -55,6 +56,7 @@ class EdgeApplication:
                 await send({"type": "lifespan.startup.complete"})
             elif message["type"] == "lifespan.shutdown":
                 await close_clients()
+                await stop_cache()  # lets L2 writes in flight finish, before Redis clients close
                 await close_async_redis()
                 await asyncio.to_thread(stop_ledger)  # commits what it can; the rest stays spooled
                 await send({"type": "lifespan.shutdown.complete"})

@@ -64,10 +64,15 @@ def make_route(
     max_retries: int = 0,
     kind: str = "openai",
     api_version: str = "",
+    cache_ttl_s: int | None = None,
 ) -> Route:
-    """A public model served by one deployment on a new provider of ``kind`` at ``base_url`` (…/v1)."""
+    """A public model served by one deployment on a new provider of ``kind`` at ``base_url`` (…/v1); its
+    policy caches responses for ``cache_ttl_s`` seconds (None: the cache is off, the default)."""
     provider = make_provider(base_url, kind=kind, api_version=api_version)
-    policy = RoutingPolicy.objects.create(name=unique("policy"), strategy=strategy, max_retries=max_retries)
+    policy = RoutingPolicy.objects.create(
+        name=unique("policy"), strategy=strategy, max_retries=max_retries,
+        cache_enabled=cache_ttl_s is not None, cache_ttl_s=cache_ttl_s or 3600,
+    )
     model = PublicModel.objects.create(name=unique("model"), policy=policy)
     deployment = Deployment.objects.create(
         model=model, provider=provider, upstream_model=upstream_model,

@@ -32,6 +32,7 @@ from apps.billing.admin_filters import (
 from apps.billing.csv_export import ledger_csv_response
 from apps.billing.forms import AdjustmentForm, ApiKeyChangeForm, ApiKeyCreateForm
 from apps.billing.models import ApiKey, LedgerEntry, Tenant
+from apps.proxy.cache.purge import purge_tenant, report_purge
 
 if TYPE_CHECKING:  # django-stubs makes ModelAdmin generic; Django itself cannot subscript it
     TenantAdminBase = admin.ModelAdmin[Tenant]
@@ -54,9 +55,18 @@ class TenantAdmin(TenantAdminBase):
     list_filter = ("is_active",)
     search_fields = ("slug", "name")
     readonly_fields = ("created_at",)
+    actions = ("purge_cached_responses",)
 
     def get_queryset(self, request: HttpRequest) -> QuerySet[Tenant]:
         return super().get_queryset(request).annotate(key_count=Count("api_keys"))
+
+    @admin.action(description="Purge cached responses of selected tenants", permissions=["change"])
+    def purge_cached_responses(self, request: HttpRequest, queryset: QuerySet[Tenant]) -> None:
+        tenants = list(queryset)
+        everywhere = all([purge_tenant(tenant_id=tenant.pk) for tenant in tenants])
+        for tenant in tenants:
+            self.log_change(request, tenant, "Purged cached responses.")
+        report_purge(self, request, f"{len(tenants)} tenant(s)", everywhere=everywhere)
 
     @admin.display(description="keys", ordering="key_count")
     def key_count(self, tenant: Any) -> str:
@@ -144,9 +154,9 @@ class ApiKeyAdmin(ApiKeyAdminBase):
 class LedgerEntryAdmin(LedgerAdminBase):
     list_display = (
         "created_at", "request_id", "tenant", "key_prefix", "public_model", "provider", "status", "http_status",
-        "prompt_tokens", "completion_tokens", "cached_tokens", "cost_usd", "latency_ms", "usage_source",
+        "prompt_tokens", "completion_tokens", "cached_tokens", "cost_usd", "latency_ms", "usage_source", "cache_status",
     )
-    list_filter = ("tenant", "status", ProviderNameFilter, PublicModelNameFilter, "kind")
+    list_filter = ("tenant", "status", ProviderNameFilter, PublicModelNameFilter, "kind", "cache_status")
     list_select_related = ("tenant", "api_key")
     date_hierarchy = "created_at"
     search_fields = ("request_id",)
@@ -163,6 +173,7 @@ class LedgerEntryAdmin(LedgerAdminBase):
         ("Usage and cost", {"fields": ("prompt_tokens", "completion_tokens", "cached_tokens", "usage_source",
                                        "input_usd_per_mtok", "output_usd_per_mtok", "cached_input_usd_per_mtok",
                                        "cost_usd", "latency_ms", "ttft_ms")}),
+        ("Cache", {"fields": ("cache_status", "cost_avoided_usd")}),
         ("Corrections", {"fields": ("adjusts", "note", "adjustment_list", "net_cost")}),
     )
     readonly_fields = ("adjustment_list", "net_cost")
@@ -222,8 +233,9 @@ class LedgerEntryAdmin(LedgerAdminBase):
         response = super().changelist_view(request, extra_context)
         context = getattr(response, "context_data", None)
         if context and "cl" in context:  # not for redirects, or a CSV from an action
-            total = context["cl"].queryset.aggregate(total=Sum("cost_usd"))["total"]
-            context["filtered_cost"] = format(total, "f") if total is not None else "0"
+            totals = context["cl"].queryset.aggregate(cost=Sum("cost_usd"), avoided=Sum("cost_avoided_usd"))
+            context["filtered_cost"] = format(totals["cost"], "f") if totals["cost"] is not None else "0"
+            context["filtered_cost_avoided"] = format(totals["avoided"], "f") if totals["avoided"] is not None else "0"
         return response
 
     def change_view(

@@ -50,6 +50,8 @@ COLUMNS: tuple[tuple[str, str], ...] = (
     ("latency_ms", "latency_ms"),
     ("ttft_ms", "ttft_ms"),
     ("note", "note"),
+    ("cache_status", "cache_status"),
+    ("cost_avoided_usd", "cost_avoided_usd"),
 )
 HEADER = [name for name, _ in COLUMNS]
 LOOKUPS = [lookup for _, lookup in COLUMNS]

@@ -51,6 +51,8 @@ class LedgerRecord:
     cached_input_usd_per_mtok: str | None = None
     cost_usd: str = "0"
     ttft_ms: int | None = None
+    cache_status: str = ""  # hit-l1, hit-l2, miss, bypass; "" where the endpoint has no cache
+    cost_avoided_usd: str = "0"  # Decimal as text
 
 
 _spool: LedgerSpool | None = None
@@ -115,7 +117,9 @@ def insert_rows(rows: list[Row]) -> None:
 
 # LedgerRecord's fields are named after the ledger table's columns; kind and note are constant here.
 _RECORD_FIELDS = {field.name: field.default for field in fields(LedgerRecord)}
-_DECIMAL_FIELDS = {"input_usd_per_mtok", "output_usd_per_mtok", "cached_input_usd_per_mtok", "cost_usd"}
+_DECIMAL_FIELDS = {
+    "input_usd_per_mtok", "output_usd_per_mtok", "cached_input_usd_per_mtok", "cost_usd", "cost_avoided_usd",
+}
 
 
 @cache

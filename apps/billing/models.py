@@ -83,6 +83,12 @@ class LedgerEntry(models.Model):
         ESTIMATED = "estimated", "estimated by gateway"
         NONE = "none", "no usage"
 
+    class CacheStatus(models.TextChoices):
+        HIT_L1 = "hit-l1", "hit (this process)"
+        HIT_L2 = "hit-l2", "hit (Redis)"
+        MISS = "miss"
+        BYPASS = "bypass", "bypassed"
+
     request_id = models.CharField(max_length=64, unique=True)
     kind = models.CharField(max_length=16, choices=Kind.choices, default=Kind.REQUEST)
     adjusts = models.ForeignKey(
@@ -112,6 +118,11 @@ class LedgerEntry(models.Model):
     latency_ms = models.PositiveIntegerField(default=0)
     ttft_ms = models.PositiveIntegerField(null=True, blank=True, help_text="Time to first token (streams).")
     created_at = models.DateTimeField(db_index=True, help_text="When the gateway received the request.")
+    cache_status = models.CharField(
+        max_length=8, choices=CacheStatus.choices, blank=True, help_text="How the response cache took part."
+    )
+    # What the cached answer cost when it was made: the spend a hit avoided (0 on other rows).
+    cost_avoided_usd = models.DecimalField(max_digits=20, decimal_places=10, default=0)
 
     class Meta:
         ordering = ["-created_at"]

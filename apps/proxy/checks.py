@@ -49,3 +49,16 @@ def check_limits(app_configs: Any = None, **kwargs: Any) -> list[CheckMessage]:
     if settings.EDGE_KEY_CACHE_TTL_S < 0 or settings.EDGE_CONFIG_TTL_S < 0:
         messages.append(Error("EDGE_KEY_CACHE_TTL_S and EDGE_CONFIG_TTL_S must not be negative.", id="edge.E004"))
     return messages
+
+
+@register()
+def check_cache_settings(app_configs: Any = None, **kwargs: Any) -> list[CheckMessage]:
+    messages: list[CheckMessage] = []
+    for name in ("EDGE_CACHE_L1_MAX_BYTES", "EDGE_CACHE_MAX_ENTRY_BYTES"):
+        if getattr(settings, name) < 0:
+            messages.append(Error(f"{name} must not be negative.", id="edge.E050"))
+    if settings.EDGE_CACHE_FLIGHT_WAIT_S <= 0:
+        messages.append(Error("EDGE_CACHE_FLIGHT_WAIT_S must be positive.", id="edge.E051"))
+    if not settings.EDGE_CACHE_KEY_PREFIX.endswith(":"):
+        messages.append(Error("EDGE_CACHE_KEY_PREFIX must end with ':'.", hint="e.g. edge:cache:", id="edge.E052"))
+    return messages

@@ -36,13 +36,16 @@ class Exchange:
     ttft_ms: int | None = None
     cost_usd: Decimal | None = None
     recorded: bool = False
+    cache_status: str = ""  # hit-l1, hit-l2, miss or bypass (apps.proxy.cache); "" where nothing is cached
+    cost_avoided_usd: Decimal = Decimal(0)  # on a cache hit: what the cached answer cost when it was made
+    flight_wait_ms: float = 0.0  # time spent waiting for an identical request's provider call (cache)
 
     def elapsed_ms(self) -> int:
         return round((time.perf_counter() - self.started) * 1000)
 
     def overhead_ms(self) -> float:
         """Time spent in the gateway itself: everything but waiting on providers."""
-        upstream_ms = sum(attempt.duration_ms for attempt in self.attempts)
+        upstream_ms = sum(attempt.duration_ms for attempt in self.attempts) + self.flight_wait_ms
         return max(0.0, (time.perf_counter() - self.started) * 1000 - upstream_ms)
 
     def finish(self, *, status: str, http_status: int, error_type: str = "") -> None:
@@ -78,6 +81,8 @@ class Exchange:
                 output_usd_per_mtok=str(prices.output_usd_per_mtok) if prices else None,
                 cached_input_usd_per_mtok=str(prices.cached_input_usd_per_mtok) if prices else None,
                 cost_usd=f"{self.cost_usd:f}",
+                cache_status=self.cache_status,
+                cost_avoided_usd=f"{self.cost_avoided_usd:f}",
             )
         )
 
@@ -89,4 +94,6 @@ class Exchange:
         if self.cost_usd is not None:
             response["x-edge-cost-usd"] = f"{self.cost_usd:f}"
         response["x-edge-overhead-ms"] = f"{self.overhead_ms():.2f}"
+        if self.cache_status:
+            response["x-edge-cache"] = self.cache_status
         return response

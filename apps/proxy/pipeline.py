@@ -1,4 +1,4 @@
-"""The steps of a chat completion after authentication: route, call, account.
+"""The steps of a chat completion after authentication: route, cache, call, account.
 
 Read ``chat_completion()`` top to bottom to follow a request; each step lives in the module its
 name suggests, and every failure is an ``OpenAIError`` that the view's funnel turns into a response.
@@ -16,6 +16,7 @@ from apps.billing.keys import KeyInfo
 from apps.providers.adapters.base import ProviderAdapter
 from apps.providers.contracts import ChatRequest, ChatResponse, ChatStream
 from apps.providers.tokens import estimate_completion_usage
+from apps.proxy.cache.service import answer_from_cache, look_up_cache
 from apps.proxy.errors import ModelNotFound, NoDeployment
 from apps.proxy.exchange import Exchange
 from apps.proxy.parsing import parse_chat_request
@@ -30,14 +31,18 @@ async def chat_completion(request: HttpRequest, exchange: Exchange, key: KeyInfo
     chat = parse_chat_request(request)
     exchange.model, exchange.stream = chat.model, chat.stream
     route = await choose_route(key, chat.model)
+    cache = await look_up_cache(request, route, chat, exchange)
+    if cache.hit is not None:
+        return answer_from_cache(exchange, chat, cache.hit)
     if chat.stream:
         stream = await open_stream(route, chat, exchange)
-        return streaming_response(exchange, chat, stream)
+        return streaming_response(exchange, chat, stream, cache)
     answer = await complete(route, chat, exchange)
     exchange.usage = (
         answer.usage if answer.usage.source == "provider" else estimate_completion_usage(chat.body, answer.content)
     )
     exchange.finish(status="ok", http_status=200)
+    cache.store(answer.content, exchange)
     return HttpResponse(answer.content, content_type="application/json")
 
 

@@ -2,7 +2,8 @@
 
 Whatever ends the stream (completion, an upstream failure, the client hanging up) ends in exactly
 one ledger row. Usage comes from the upstream's usage chunk; if it never arrived (the stream was
-cut, or the client left first), it is estimated from what was relayed and marked so.
+cut, or the client left first), it is estimated from what was relayed and marked so. A stream that
+completed is stored in the response cache (if its policy caches), assembled into one completion.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from apps.billing.models import LedgerEntry
 from apps.providers.contracts import ChatRequest, ChatStream, CompletionRequest
 from apps.providers.errors import ProviderError
 from apps.providers.tokens import estimate_usage
+from apps.proxy.cache.service import NO_CACHE, CacheLookup
 from apps.proxy.errors import unexpected
 from apps.proxy.exchange import Exchange
 
@@ -24,21 +26,26 @@ CLIENT_CLOSED_REQUEST = 499  # nginx's status for a client that hung up; no resp
 
 
 def streaming_response(
-    exchange: Exchange, chat: ChatRequest | CompletionRequest, stream: ChatStream
+    exchange: Exchange, chat: ChatRequest | CompletionRequest, stream: ChatStream, cache: CacheLookup = NO_CACHE
 ) -> StreamingHttpResponse:
-    response = StreamingHttpResponse(relay(exchange, chat, stream), content_type="text/event-stream")
+    response = StreamingHttpResponse(relay(exchange, chat, stream, cache), content_type="text/event-stream")
     response["Cache-Control"] = "no-cache"
     response["X-Accel-Buffering"] = "no"  # nginx would otherwise buffer the stream
     return response
 
 
-async def relay(exchange: Exchange, chat: ChatRequest | CompletionRequest, stream: ChatStream) -> AsyncIterator[bytes]:
+async def relay(
+    exchange: Exchange, chat: ChatRequest | CompletionRequest, stream: ChatStream, cache: CacheLookup = NO_CACHE
+) -> AsyncIterator[bytes]:
     relayed: list[str] = []
     status, http_status, error_type = LedgerEntry.Status.OK, 200, ""
+    assembler = cache.capture()  # None unless the completed stream is to be cached
     try:
         async for batch in stream.events:
             frames = []
             for event in batch:
+                if assembler is not None:
+                    assembler.feed(event.frame)
                 if event.usage is not None:
                     exchange.usage = event.usage
                 if event.text:
@@ -62,4 +69,5 @@ async def relay(exchange: Exchange, chat: ChatRequest | CompletionRequest, strea
         if exchange.usage.source != "provider":
             exchange.usage = estimate_usage(chat.body, "".join(relayed))
         exchange.finish(status=status, http_status=http_status, error_type=error_type)
+        cache.store_stream(exchange, completed=status == LedgerEntry.Status.OK)
         await stream.close()

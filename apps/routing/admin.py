@@ -15,6 +15,7 @@ from django.db.models.functions import Coalesce
 from django.forms import Form
 from django.http import HttpRequest
 
+from apps.proxy.cache.purge import purge_model, report_purge
 from apps.routing.models import Deployment, PublicModel, RoutingPolicy
 from apps.routing.table import routing_tables
 
@@ -53,10 +54,11 @@ class RoutingConfigAdmin(ModelAdminBase):
 
 @admin.register(RoutingPolicy)
 class RoutingPolicyAdmin(RoutingConfigAdmin):
-    list_display = ("name", "strategy", "max_retries", "model_count", "updated_at")
-    list_filter = ("strategy",)
+    list_display = ("name", "strategy", "max_retries", "cache_enabled", "cache_ttl_s", "model_count", "updated_at")
+    list_filter = ("strategy", "cache_enabled")
     search_fields = ("name",)
     readonly_fields = ("created_at", "updated_at")
+    filter_horizontal = ("cache_shared_tenants",)
 
     def get_queryset(self, request: HttpRequest) -> QuerySet[RoutingPolicy]:
         policies: QuerySet[RoutingPolicy] = super().get_queryset(request).annotate(model_count=Count("models"))
@@ -86,6 +88,15 @@ class PublicModelAdmin(RoutingConfigAdmin):
     search_fields = ("name", "deployments__upstream_model")
     readonly_fields = ("created_at", "updated_at")
     inlines = (DeploymentInline,)
+    actions = ("purge_cached_responses",)
+
+    @admin.action(description="Purge cached responses of selected models", permissions=["change"])
+    def purge_cached_responses(self, request: HttpRequest, queryset: QuerySet[PublicModel]) -> None:
+        models = list(queryset)
+        everywhere = all([purge_model(model=model.name) for model in models])
+        for model in models:
+            self.log_change(request, model, "Purged cached responses.")
+        report_purge(self, request, f"{len(models)} model(s)", everywhere=everywhere)
 
     def get_queryset(self, request: HttpRequest) -> QuerySet[PublicModel]:
         # A subquery, not Count("deployments"): searching by upstream model joins deployments a second

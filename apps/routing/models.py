@@ -24,6 +24,19 @@ class RoutingPolicy(models.Model):
     max_retries = models.PositiveSmallIntegerField(
         default=2, help_text="Further attempts after the first, across deployments."
     )
+    # --- response cache (issue 5) ---
+    # Off by default: answering from a cache changes what temperature > 0 means, so operators opt in.
+    cache_enabled = models.BooleanField(
+        default=False, help_text="Answer repeated identical requests from the response cache."
+    )
+    cache_ttl_s = models.PositiveIntegerField(
+        default=3600, validators=[MinValueValidator(1)],
+        help_text="How long a cached answer is served; a request's own TTL can only shorten it.",
+    )
+    cache_shared_tenants = models.ManyToManyField(
+        "billing.Tenant", blank=True, related_name="shared_cache_policies",
+        help_text="These tenants share one cache namespace for this policy's models; others stay private.",
+    )
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 

@@ -20,7 +20,7 @@ from apps.billing.pricing import Prices
 from apps.providers.contracts import Upstream
 from apps.providers.models import Provider
 from apps.providers.secrets import SecretUnreadable
-from apps.routing.models import Deployment, PublicModel
+from apps.routing.models import Deployment, PublicModel, RoutingPolicy
 from edge_project.db import release_connection
 
 logger = logging.getLogger(__name__)
@@ -45,6 +45,11 @@ class ModelRoute:
     max_retries: int
     targets: tuple[Target, ...]
     created: int  # Unix time, for OpenAI's model list
+    # The policy's response cache settings (apps.proxy.cache); off unless the policy opts in.
+    cache_enabled: bool = False
+    cache_ttl_s: int = 0
+    policy_id: int = 0
+    cache_shared_tenants: frozenset[int] = frozenset()  # tenants sharing one namespace under this policy
 
 
 @dataclass(frozen=True, slots=True)
@@ -80,6 +85,7 @@ def _query_routing_table() -> RoutingTable:
         upstream = upstreams[deployment.provider_id]
         if upstream is not None:
             targets.setdefault(deployment.model_id, []).append(_target(deployment, upstream))
+    shared = _cache_shared_tenants()
     routes = {
         model.name: ModelRoute(
             name=model.name,
@@ -87,10 +93,23 @@ def _query_routing_table() -> RoutingTable:
             max_retries=model.policy.max_retries,
             targets=tuple(targets.get(model.pk, ())),
             created=int(model.created_at.timestamp()),
+            cache_enabled=model.policy.cache_enabled,
+            cache_ttl_s=model.policy.cache_ttl_s,
+            policy_id=model.policy_id,
+            cache_shared_tenants=shared.get(model.policy_id, frozenset()),
         )
         for model in models
     }
     return RoutingTable(routes=routes, loaded_at=time.monotonic())
+
+
+def _cache_shared_tenants() -> dict[int, frozenset[int]]:
+    """Policy id → the tenants it puts in one shared cache namespace (one query for all policies)."""
+    shared: dict[int, set[int]] = {}
+    through = RoutingPolicy.cache_shared_tenants.through.objects.values_list("routingpolicy_id", "tenant_id")
+    for policy_id, tenant_id in through:
+        shared.setdefault(policy_id, set()).add(tenant_id)
+    return {policy_id: frozenset(tenants) for policy_id, tenants in shared.items()}
 
 
 def _upstream(provider: Provider) -> Upstream | None:

@@ -161,3 +161,8 @@ EDGE_LEDGER_SPOOL_DIR = Path(env_str("EDGE_LEDGER_SPOOL_DIR", str(VAR_DIR / "spo
 EDGE_LEDGER_FLUSH_INTERVAL_S = env_float("EDGE_LEDGER_FLUSH_INTERVAL_S", 0.25)  # spool → database cadence
 EDGE_LEDGER_FSYNC = env_bool("EDGE_LEDGER_FSYNC", False)  # fsync each row: survives power loss, costs latency
 EDGE_UPSTREAM_MAX_CONNECTIONS = env_int("EDGE_UPSTREAM_MAX_CONNECTIONS", 1000)  # httpx pool per provider
+# Response cache (apps.proxy.cache); whether a model is cached at all is its routing policy's choice.
+EDGE_CACHE_KEY_PREFIX = env_str("EDGE_CACHE_KEY_PREFIX", "edge:cache:")  # Redis keys and channel; one per deployment
+EDGE_CACHE_L1_MAX_BYTES = env_int("EDGE_CACHE_L1_MAX_BYTES", 64 * 1024 * 1024)  # per-process LRU, by bytes
+EDGE_CACHE_MAX_ENTRY_BYTES = env_int("EDGE_CACHE_MAX_ENTRY_BYTES", 1024 * 1024)  # larger answers are not cached
+EDGE_CACHE_FLIGHT_WAIT_S = env_float("EDGE_CACHE_FLIGHT_WAIT_S", 30.0)  # most a request waits on an identical one

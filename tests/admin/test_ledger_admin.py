@@ -64,7 +64,7 @@ def test_it_exports_rows_with_every_amount_exact(admin_client):
         "status": "ok", "http_status": "200", "error_type": "", "prompt_tokens": "10", "completion_tokens": "5",
         "cached_tokens": "3", "usage_source": "provider", "input_usd_per_mtok": "0.150000",
         "output_usd_per_mtok": "0.600000", "cached_input_usd_per_mtok": "", "cost_usd": "12.3456789012",
-        "latency_ms": "120", "ttft_ms": "40", "note": "",
+        "latency_ms": "120", "ttft_ms": "40", "note": "", "cache_status": "", "cost_avoided_usd": "0.0000000000",
     }
     assert rows(text)[0]["cost_usd"] == "0.0000000000"
     assert rows(text)[0]["public_model"] == "'=HYPERLINK(1)"  # a spreadsheet shows it, never runs it

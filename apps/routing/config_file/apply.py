@@ -85,6 +85,7 @@ def _known_names() -> KnownNames:
     return KnownNames(
         providers=frozenset(Provider.objects.values_list("name", flat=True)),
         routing_policies=frozenset(RoutingPolicy.objects.values_list("name", flat=True)),
+        tenants=frozenset(Tenant.objects.values_list("slug", flat=True)),
     )
 
 
@@ -96,6 +97,10 @@ def _write(document: ConfigDocument, *, write: bool) -> ApplyReport:
         _upsert_model(spec, report, providers=providers, policies=policies, write=write)
     for tenant in document.tenants:
         _upsert_tenant(tenant, report.tenants, write=write)
+    if write:  # after the tenants, which a policy's shared cache namespace may name
+        for policy_spec in document.routing_policies:
+            shared = Tenant.objects.filter(slug__in=policy_spec.cache_shared_tenants)
+            policies[policy_spec.name].cache_shared_tenants.set(shared)
     return report
 
 
@@ -143,10 +148,20 @@ def _upsert_policies(specs: tuple[PolicySpec, ...], counts: Counts, *, write: bo
     for spec in specs:
         created = spec.name not in rows
         policy = rows.setdefault(spec.name, RoutingPolicy(name=spec.name))
-        changed = _assign(policy, strategy=spec.strategy, max_retries=spec.max_retries)
+        changed = _assign(
+            policy, strategy=spec.strategy, max_retries=spec.max_retries, cache_enabled=spec.cache_enabled,
+            cache_ttl_s=spec.cache_ttl_s,
+        )
+        changed = changed or _shared_tenants(policy) != spec.cache_shared_tenants
         counts.add(created=created, changed=changed)
         _save(policy, created=created, changed=changed, write=write)
     return rows
+
+
+def _shared_tenants(policy: RoutingPolicy) -> tuple[str, ...]:
+    if policy._state.adding:
+        return ()
+    return tuple(sorted(policy.cache_shared_tenants.values_list("slug", flat=True)))
 
 
 def _upsert_model(

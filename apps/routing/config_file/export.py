@@ -36,7 +36,8 @@ def export_config() -> str:
         header += f"# Set before applying: {', '.join(needed)}\n"
     document = {
         "providers": [_provider(provider) for provider in providers],
-        "routing_policies": [_policy(policy) for policy in RoutingPolicy.objects.order_by("name")],
+        "routing_policies": [_policy(policy) for policy in
+                             RoutingPolicy.objects.order_by("name").prefetch_related("cache_shared_tenants")],
         "models": _models(),
         "tenants": [_tenant(tenant) for tenant in Tenant.objects.order_by("slug")],
     }
@@ -58,7 +59,11 @@ def _provider(provider: Provider) -> dict[str, Any]:
 
 
 def _policy(policy: RoutingPolicy) -> dict[str, Any]:
-    return {"name": policy.name, "strategy": policy.strategy, "max_retries": policy.max_retries}
+    return {
+        "name": policy.name, "strategy": policy.strategy, "max_retries": policy.max_retries,
+        "cache_enabled": policy.cache_enabled, "cache_ttl_s": policy.cache_ttl_s,
+        "cache_shared_tenants": sorted(tenant.slug for tenant in policy.cache_shared_tenants.all()),
+    }
 
 
 def _models() -> list[dict[str, Any]]:

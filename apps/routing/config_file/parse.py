@@ -28,7 +28,8 @@ Spec = TypeVar("Spec")
 Parser = Callable[[EntryReader], Spec]
 
 PROVIDER_FIELDS = ("name", "kind", "base_url", "api_key", "timeout_s", "headers", "enabled", "api_version")
-POLICY_FIELDS = ("name", "strategy", "max_retries")
+POLICY_FIELDS = ("name", "strategy", "max_retries", "cache_enabled", "cache_ttl_s", "cache_shared_tenants")
+CACHE_TTL_MAX_S = 2**31 - 1  # PositiveIntegerField
 MODEL_FIELDS = ("name", "policy", "enabled", "deployments")
 DEPLOYMENT_FIELDS = ("provider", "upstream_model", "input_usd_per_mtok", "output_usd_per_mtok",
                      "cached_input_usd_per_mtok", "priority", "weight", "enabled")
@@ -41,6 +42,7 @@ class _Context:
         self.errors: list[str] = []
         self.providers: set[str] = set(known.providers)
         self.policies: set[str] = set(known.routing_policies)
+        self.tenants: set[str] = set(known.tenants)
 
 
 def parse_document(data: object, *, env: Mapping[str, str], known: KnownNames) -> ConfigDocument:
@@ -56,10 +58,12 @@ def parse_document(data: object, *, env: Mapping[str, str], known: KnownNames) -
     # (once on the provider and again on every deployment that uses it).
     context.providers |= _declared(sections["providers"], "name")
     context.policies |= _declared(sections["routing_policies"], "name")
+    context.tenants |= _declared(sections["tenants"], "slug")
     document = ConfigDocument(
         providers=_parse_section(sections["providers"], "providers", "name", PROVIDER_FIELDS, _provider, context),
         routing_policies=_parse_section(
-            sections["routing_policies"], "routing_policies", "name", POLICY_FIELDS, _policy, context
+            sections["routing_policies"], "routing_policies", "name", POLICY_FIELDS,
+            lambda entry: _policy(entry, context), context,
         ),
         models=_parse_section(
             sections["models"], "models", "name", MODEL_FIELDS, lambda entry: _model(entry, context), context
@@ -123,12 +127,31 @@ def _provider(entry: EntryReader) -> ProviderSpec:
     )
 
 
-def _policy(entry: EntryReader) -> PolicySpec:
+def _policy(entry: EntryReader, context: _Context) -> PolicySpec:
+    cache_ttl_s = entry.integer("cache_ttl_s", default=3600, maximum=CACHE_TTL_MAX_S)
+    if cache_ttl_s < 1 and entry.ok:
+        entry.fail("cache_ttl_s", "must be at least 1 second (turn the cache off with cache_enabled: false)")
     return PolicySpec(
         name=entry.text("name", max_length=64, slug=True),
         strategy=entry.choice("strategy", Strategy.values, what="strategy", default=Strategy.FAILOVER.value),
         max_retries=entry.integer("max_retries", default=2),
+        cache_enabled=entry.flag("cache_enabled", default=False),
+        cache_ttl_s=cache_ttl_s,
+        cache_shared_tenants=_tenant_slugs(entry, "cache_shared_tenants", context),
     )
+
+
+def _tenant_slugs(entry: EntryReader, field: str, context: _Context) -> tuple[str, ...]:
+    value = entry.raw.get(field, [])
+    if not isinstance(value, list) or not all(isinstance(slug, str) for slug in value):
+        entry.fail(field, f"expected a list of tenant slugs, got {type_name(value)}")
+        return ()
+    for slug in value:
+        if slug not in context.tenants:
+            entry.fail(field, f"unknown tenant {slug!r} (not in this file or the database)")
+    if len(set(value)) != len(value):
+        entry.fail(field, "lists a tenant more than once")
+    return tuple(sorted(value))
 
 
 def _model(entry: EntryReader, context: _Context) -> ModelSpec:

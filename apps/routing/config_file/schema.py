@@ -44,6 +44,10 @@ class PolicySpec:
     name: str
     strategy: str
     max_retries: int
+    # response cache (issue 5)
+    cache_enabled: bool = False
+    cache_ttl_s: int = 3600
+    cache_shared_tenants: tuple[str, ...] = ()  # tenant slugs, from this file or the database
 
 
 @dataclass(frozen=True, slots=True)
@@ -92,3 +96,4 @@ class KnownNames:
 
     providers: frozenset[str] = frozenset()
     routing_policies: frozenset[str] = frozenset()
+    tenants: frozenset[str] = frozenset()

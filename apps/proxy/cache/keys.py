@@ -1,0 +1,45 @@
+"""The cache key: SHA-256 of the tenant namespace, the generations, and the canonical request.
+
+Canonical means the client's JSON with sorted keys, minus the fields that cannot change the answer
+(whether it is streamed, who the end user is, bookkeeping labels). Everything else, including
+parameters this gateway has never heard of, is part of the key: an unknown parameter may change
+the answer, so two requests that differ in it must not share one. Differently ordered JSON gives
+the same key; any other difference gives another.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from typing import Any
+
+import orjson
+from django.conf import settings
+
+from apps.providers.contracts import ChatRequest
+from apps.proxy.cache.generations import Generations, model_field, tenant_field
+from apps.routing.table import ModelRoute
+
+FORMAT = "v1:"  # bumped when the stored form changes, so a new release never reads an old one
+# Fields that shape delivery or bookkeeping, never the answer.
+NOT_IN_KEY = frozenset({
+    "stream", "stream_options", "user", "metadata", "store", "prompt_cache_key", "safety_identifier",
+})
+
+
+def cache_key(chat: ChatRequest, route: ModelRoute, tenant_id: int, generations: Generations) -> str:
+    body = {name: value for name, value in chat.body.items() if name not in NOT_IN_KEY}
+    scope = [*namespace(route, tenant_id, generations), generations.of(model_field(chat.model))]
+    canonical = orjson.dumps([scope, body], option=orjson.OPT_SORT_KEYS)
+    # The braces are a Redis Cluster hash tag: an entry and its flight lock live in one slot.
+    return settings.EDGE_CACHE_KEY_PREFIX + FORMAT + "{" + hashlib.sha256(canonical).hexdigest() + "}"
+
+
+def namespace(route: ModelRoute, tenant_id: int, generations: Generations) -> list[Any]:
+    """A tenant's own namespace, or its policy's shared one if the policy opted the tenant in.
+
+    A shared namespace carries every member's generation, so purging any member purges it.
+    """
+    if tenant_id not in route.cache_shared_tenants:
+        return ["tenant", tenant_id, generations.of(tenant_field(tenant_id))]
+    members = sorted(route.cache_shared_tenants)
+    return ["shared", route.policy_id, [[member, generations.of(tenant_field(member))] for member in members]]

@@ -1,0 +1,182 @@
+"""The cache step of the pipeline: ``look_up_cache()`` before the provider, ``store*()`` after it.
+
+Lookup goes L1 → (an identical request already in flight: wait for it) → L2 → provider. A hit
+skips routing's call entirely and is accounted at zero cost, with the cost it avoided. A miss that
+may be stored leads a flight: identical requests arriving meanwhile wait for its answer instead of
+calling the provider too. The answer goes into L1 at once and into L2 from a background task off
+the response path; tasks are tracked, so shutdown lets them finish and their errors are logged.
+Only complete, successful answers are stored: errors, cut or cancelled streams never are.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Coroutine
+from dataclasses import dataclass, field
+from decimal import Decimal
+from typing import Any
+
+from django.conf import settings
+from django.http import HttpRequest, HttpResponse
+
+from apps.billing.models import LedgerEntry
+from apps.providers.contracts import ChatRequest
+from apps.proxy.cache import flight, redis_tier
+from apps.proxy.cache.assemble import StreamAssembler
+from apps.proxy.cache.control import directives_for
+from apps.proxy.cache.flight import flights
+from apps.proxy.cache.generations import generations
+from apps.proxy.cache.keys import cache_key
+from apps.proxy.cache.lru import local_cache
+from apps.proxy.cache.purge import generations_loaded, stop_listening
+from apps.proxy.cache.replay import replay_stream
+from apps.proxy.cache.stored import CachedAnswer
+from apps.proxy.exchange import Exchange
+from apps.routing.table import ModelRoute
+
+logger = logging.getLogger(__name__)
+Status = LedgerEntry.CacheStatus
+_writes: set[asyncio.Task[None]] = set()
+
+
+@dataclass(slots=True)
+class CacheLookup:
+    """What the lookup found, and what the pipeline owes the cache once the provider has answered."""
+
+    hit: CachedAnswer | None = None
+    key: str = ""
+    write: bool = False
+    ttl_s: int = 0
+    leads: bool = False  # this request leads the in-process flight for its key
+    lock_token: str | None = None  # the cross-process flight lock it holds ("" without Redis)
+    assembler: StreamAssembler | None = field(default=None)
+    landed: bool = False
+    waited: bool = False  # for an identical request in flight, in this process or another
+
+    def store(self, content: bytes, exchange: Exchange) -> None:
+        """A complete non-streamed answer (after the ledger row, which prices it). The adapter has
+        checked it is a completion; an answer larger than EDGE_CACHE_MAX_ENTRY_BYTES is not kept."""
+        self._land(self._answer(content, exchange))
+
+    def capture(self) -> StreamAssembler | None:
+        """For a stream this request will store: the assembler its relay feeds every frame."""
+        if self.write and self.assembler is None:
+            self.assembler = StreamAssembler()
+        return self.assembler
+
+    def store_stream(self, exchange: Exchange, *, completed: bool) -> None:
+        content = self.assembler.completion() if completed and self.assembler is not None else None
+        self._land(self._answer(content, exchange) if content is not None else None)
+
+    def abandon(self) -> None:
+        """The request ended without storing (an error, a client gone): wake its waiters."""
+        self._land(None)
+
+    def _answer(self, content: bytes, exchange: Exchange) -> CachedAnswer | None:
+        if not self.write or len(content) > settings.EDGE_CACHE_MAX_ENTRY_BYTES:
+            return None
+        return CachedAnswer(content=content, usage=exchange.usage, cost_usd=exchange.cost_usd or Decimal(0))
+
+    def _land(self, answer: CachedAnswer | None) -> None:
+        if self.landed or not self.key:
+            return
+        self.landed = True
+        if answer is not None:
+            local_cache().put(self.key, answer, self.ttl_s)
+        if self.leads:
+            flights.land(self.key, answer)
+        if answer is not None or self.lock_token:
+            _in_background(redis_tier.store(self.key, answer, self.ttl_s, self.lock_token))
+
+
+NO_CACHE = CacheLookup(landed=True)  # the policy has the cache off: nothing to look up or store
+
+
+async def look_up_cache(request: HttpRequest, route: ModelRoute, chat: ChatRequest, exchange: Exchange) -> CacheLookup:
+    directives = directives_for(request, route)
+    if directives is None or exchange.key is None:
+        exchange.cache_status = Status.BYPASS
+        return NO_CACHE
+    await generations_loaded()
+    lookup = CacheLookup(
+        key=cache_key(chat, route, exchange.key.tenant_id, generations), write=directives.write, ttl_s=directives.ttl_s
+    )
+    if not directives.read:
+        exchange.cache_status = Status.BYPASS
+        return lookup
+    started = time.perf_counter()
+    lookup.hit, exchange.cache_status = await _find(lookup)
+    if lookup.waited:  # on another request's provider call: not the gateway's own time
+        exchange.flight_wait_ms = (time.perf_counter() - started) * 1000
+    return lookup
+
+
+async def _find(lookup: CacheLookup) -> tuple[CachedAnswer | None, str]:
+    key = lookup.key
+    if (answer := local_cache().get(key)) is not None:
+        return answer, Status.HIT_L1
+    if (in_flight := flights.current(key)) is not None:
+        lookup.waited = True
+        answer = await flight.wait_for(in_flight)
+        return answer, Status.HIT_L1 if answer is not None else Status.MISS
+    # Before any await: identical requests arriving from here on wait for this one.
+    lookup.leads = lookup.write and flights.lead(key)
+    if lookup.leads:
+        _land_when_done(lookup)
+    found = await redis_tier.fetch(key, lock=lookup.leads)
+    answer, ttl_s, lookup.lock_token = found.answer, found.ttl_s, found.lock
+    if answer is None and lookup.lock_token is None:  # another process is asking the provider
+        lookup.waited = True
+        answer, ttl_s, lookup.lock_token = await flight.follow_other_process(key)
+    if answer is None:
+        return None, Status.MISS
+    local_cache().put(key, answer, min(ttl_s, lookup.ttl_s))
+    if lookup.leads:
+        flights.land(key, answer)
+        lookup.landed = True
+    return answer, Status.HIT_L2
+
+
+def _land_when_done(lookup: CacheLookup) -> None:
+    # Whatever ends the request (an error, the client hanging up, a cancelled task, even during
+    # the lookup itself) wakes the waiters; a request that stored its answer, or found one in
+    # Redis, has landed already, and this does nothing.
+    task = asyncio.current_task()
+    if task is not None:
+        task.add_done_callback(lambda _: lookup.abandon())
+
+
+def answer_from_cache(exchange: Exchange, chat: ChatRequest, hit: CachedAnswer) -> HttpResponse:
+    """A hit: the stored answer (replayed as a stream if one was asked for), at zero cost."""
+    exchange.usage, exchange.cost_avoided_usd = hit.usage, hit.cost_usd
+    if not chat.stream:
+        exchange.finish(status="ok", http_status=200)
+        return HttpResponse(hit.content, content_type="application/json")
+    body = replay_stream(hit.content, include_usage=chat.include_usage)
+    exchange.ttft_ms = exchange.elapsed_ms()
+    exchange.finish(status="ok", http_status=200)
+    response = HttpResponse(body, content_type="text/event-stream")
+    response["Cache-Control"] = "no-cache"
+    return response
+
+
+def _in_background(coroutine: Coroutine[Any, Any, None]) -> None:
+    task = asyncio.get_running_loop().create_task(coroutine)
+    _writes.add(task)
+    task.add_done_callback(_written)
+
+
+def _written(task: asyncio.Task[None]) -> None:
+    _writes.discard(task)
+    if not task.cancelled() and (error := task.exception()) is not None:
+        logger.error("cache write failed", exc_info=error)
+
+
+async def stop_cache() -> None:
+    """At shutdown: finish the L2 writes in flight (each bounded by REDIS_TIMEOUT_S), stop the subscriber."""
+    if _writes:
+        await asyncio.wait(list(_writes), timeout=settings.REDIS_TIMEOUT_S * 4)
+    flights.clear()
+    await stop_listening()

@@ -112,6 +112,9 @@ class LedgerEntry(models.Model):
     latency_ms = models.PositiveIntegerField(default=0)
     ttft_ms = models.PositiveIntegerField(null=True, blank=True, help_text="Time to first token (streams).")
     created_at = models.DateTimeField(db_index=True, help_text="When the gateway received the request.")
+    attempts = models.JSONField(
+        default=list, blank=True, help_text="The route taken: each attempt's deployment, outcome and duration."
+    )
 
     class Meta:
         ordering = ["-created_at"]

@@ -16,6 +16,7 @@ from apps.billing.ledger import LedgerRecord, record_request
 from apps.billing.pricing import cost_of
 from apps.providers.contracts import NO_USAGE, Usage
 from apps.routing.attempts import Attempt
+from apps.routing.route_header import attempts_record, route_header
 
 
 def new_request_id() -> str:
@@ -36,6 +37,7 @@ class Exchange:
     ttft_ms: int | None = None
     cost_usd: Decimal | None = None
     recorded: bool = False
+    strategy: str = ""  # the routing strategy that ordered the attempts
 
     def elapsed_ms(self) -> int:
         return round((time.perf_counter() - self.started) * 1000)
@@ -78,6 +80,7 @@ class Exchange:
                 output_usd_per_mtok=str(prices.output_usd_per_mtok) if prices else None,
                 cached_input_usd_per_mtok=str(prices.cached_input_usd_per_mtok) if prices else None,
                 cost_usd=f"{self.cost_usd:f}",
+                attempts=attempts_record(self.attempts),
             )
         )
 
@@ -89,4 +92,6 @@ class Exchange:
         if self.cost_usd is not None:
             response["x-edge-cost-usd"] = f"{self.cost_usd:f}"
         response["x-edge-overhead-ms"] = f"{self.overhead_ms():.2f}"
+        if self.strategy:
+            response["x-edge-route"] = route_header(self.strategy, self.model, self.attempts)
         return response

@@ -6,19 +6,26 @@ name suggests, and every failure is an ``OpenAIError`` that the view's funnel tu
 
 from __future__ import annotations
 
+import orjson
 from django.http import HttpRequest, HttpResponse
 from django.http.response import HttpResponseBase
 
 from apps.billing.keys import KeyInfo
 from apps.providers.adapters.base import ProviderAdapter
 from apps.providers.contracts import ChatRequest, ChatResponse, ChatStream
+from apps.providers.errors import ProviderError
 from apps.providers.tokens import estimate_completion_usage
 from apps.proxy.errors import ModelNotFound, NoDeployment
 from apps.proxy.exchange import Exchange
 from apps.proxy.parsing import parse_chat_request
 from apps.proxy.streaming import streaming_response
-from apps.routing.attempts import attempt_in_order
+from apps.routing.attempts import attempt_in_order, record_late_failure
+from apps.routing.shared_state import shared_state
+from apps.routing.strategies import RequestShape
+from apps.routing.streams import open_relayable
 from apps.routing.table import ModelRoute, Target, routing_tables
+
+SHAPED_STRATEGIES = {"cost", "hybrid"}  # the only ones that read token estimates
 
 
 async def chat_completion(request: HttpRequest, exchange: Exchange, key: KeyInfo) -> HttpResponseBase:
@@ -38,7 +45,8 @@ async def chat_completion(request: HttpRequest, exchange: Exchange, key: KeyInfo
 
 async def choose_route(key: KeyInfo, model: str) -> ModelRoute:
     table = await routing_tables.current()
-    route = table.routes.get(model)
+    shared_state.ensure_syncing(table.deployment_ids)
+    route = table.find(model)
     if route is None or not key.may_use(model):
         raise ModelNotFound(model)
     if not route.targets:
@@ -50,13 +58,26 @@ async def complete(route: ModelRoute, chat: ChatRequest, exchange: Exchange) -> 
     async def call(adapter: ProviderAdapter, target: Target) -> ChatResponse:
         return await adapter.chat(chat, upstream_model=target.upstream_model)
 
-    _, answer = await attempt_in_order(route, call, exchange.attempts)
+    exchange.strategy = route.strategy
+    _, answer = await attempt_in_order(route, call, exchange.attempts, request_shape(route, chat))
     return answer
 
 
 async def open_stream(route: ModelRoute, chat: ChatRequest, exchange: Exchange) -> ChatStream:
     async def call(adapter: ProviderAdapter, target: Target) -> ChatStream:
-        return await adapter.open_stream(chat, upstream_model=target.upstream_model)
+        async def late_failure(error: ProviderError) -> None:
+            await record_late_failure(route, target, error)
 
-    _, stream = await attempt_in_order(route, call, exchange.attempts)
+        opening = adapter.open_stream(chat, upstream_model=target.upstream_model)
+        stream, _ = await open_relayable(opening, target, route.policy, late_failure)
+        return stream
+
+    exchange.strategy = route.strategy
+    _, stream = await attempt_in_order(route, call, exchange.attempts, request_shape(route, chat), stream=True)
     return stream
+
+
+def request_shape(route: ModelRoute, chat: ChatRequest) -> RequestShape:
+    if route.strategy not in SHAPED_STRATEGIES:
+        return RequestShape()
+    return RequestShape.of(chat.body, len(orjson.dumps(chat.body.get("messages") or [])))

@@ -34,6 +34,8 @@ from apps.routing.table import ModelRoute, RoutePolicy, Target
 T = TypeVar("T")
 NO_SHAPE = RequestShape()
 SAME_DEPLOYMENT_STATUSES = {502, 503, 504}
+# Not worth another try on the same deployment, but a broken provider's doing: another may answer.
+FAILOVER_CODES = {"upstream_response_too_large", "upstream_auth_failed"}
 
 
 @dataclass(frozen=True, slots=True)
@@ -86,8 +88,11 @@ async def attempt_in_order(
 
 
 def _may_fall_back(error: ProviderError, route: ModelRoute) -> bool:
-    named = dict(route.fallbacks)
-    return error.retryable or (error.code or "") in named
+    return may_fail_over(error) or (error.code or "") in dict(route.fallbacks)
+
+
+def may_fail_over(error: ProviderError) -> bool:
+    return error.retryable or error.code in FAILOVER_CODES
 
 
 async def _try_route(
@@ -105,7 +110,7 @@ async def _try_route(
             return target, await _on_one_deployment(route, target, call, run)
         except ProviderError as exc:
             error = exc
-            if not exc.retryable:
+            if not may_fail_over(exc):
                 raise
         failed_providers.add(target.upstream.provider_id)
         remaining.sort(key=lambda other: other.upstream.provider_id in failed_providers)  # stable
@@ -174,7 +179,7 @@ async def record_late_failure(route: ModelRoute, target: Target, error: Provider
 
 def counts_against_deployment(error: ProviderError) -> bool:
     """The provider, not the request, was at fault: a client's 4xx leaves breakers and health alone."""
-    return error.retryable or error.code == "upstream_auth_failed"
+    return may_fail_over(error)
 
 
 def _same_deployment_delay(error: ProviderError, policy: RoutePolicy, retry: int) -> float | None:

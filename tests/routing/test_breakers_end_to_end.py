@@ -1,0 +1,110 @@
+"""Circuit breakers through a live gateway: a dead deployment costs clients nothing, stops receiving
+traffic after five failures, is tried again once its reset timeout passes, and closes after two
+successful trials. Breaker state is shared by gateway processes through Redis."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+
+import pytest
+
+from apps.routing.models import BreakerOverride, Deployment
+from tests.harness.gateway import GatewayProcess
+from tests.routing.conftest import Pool, statuses
+
+pytestmark = pytest.mark.usefixtures("live_db")
+
+
+@pytest.mark.slow
+def test_it_serves_500_requests_without_an_error_while_one_of_two_deployments_fails_every_request(
+    pool_with: Callable[..., Pool],
+):
+    pool = pool_with(strategy="round_robin")
+    pool.fail(0, fail_status=500)
+
+    answers = pool.send(500, concurrency=8)
+
+    assert statuses(answers) == {200: 500}
+    dead, healthy = pool.served_by()
+    # Five failures open its breaker; requests already on their way when it opened may add a few.
+    assert 5 <= dead <= 5 + 8, dead
+    assert healthy == 500
+
+
+def test_it_sends_nothing_to_an_open_breaker_then_one_trial_at_a_time_and_closes_after_two_successes(
+    pool_with: Callable[..., Pool],
+):
+    pool = pool_with(strategy="round_robin", breaker_reset_s=1.0)
+    pool.fail(0, fail_status=503)
+    assert statuses(pool.send(20, concurrency=1)) == {200: 20}
+    opened = pool.served_by()[0]
+    assert opened == 5  # five failed attempts (a 503 is retried once on the same deployment), then open
+
+    assert statuses(pool.send(20, concurrency=1)) == {200: 20}
+    assert pool.served_by()[0] == opened  # open: no traffic at all
+
+    pool.fake.reset()  # the provider recovers
+    time.sleep(1.1)  # the reset timeout passes: half-open
+    assert statuses(pool.send(40, concurrency=4)) == {200: 40}
+    recovered, other = pool.served_by()
+    assert recovered >= 15 and other >= 15  # closed again after two trial successes: round robin resumes
+
+
+def test_it_lets_one_trial_through_a_half_open_breaker_even_under_concurrency(pool_with: Callable[..., Pool]):
+    pool = pool_with(strategy="failover", breaker_reset_s=0.5, same_deployment_retries=0)
+    pool.fail(0, fail_status=500)
+    pool.send(5, concurrency=1)
+    pool.fake.reset()
+    pool.fail(0, latency_ms=300)  # recovered but slow: the trial is still in flight while others arrive
+    time.sleep(0.6)
+
+    assert statuses(pool.send(16, concurrency=16)) == {200: 16}
+
+    trial, other = pool.served_by()
+    assert trial == 1 and other == 15
+
+
+def test_a_breaker_opened_through_one_gateway_process_is_open_in_another(
+    pool_with: Callable[..., Pool], second_gateway: GatewayProcess
+):
+    pool = pool_with(strategy="failover", same_deployment_retries=0)
+    assert pool.post(via=pool.served_through(second_gateway)).status_code == 200  # and has met the deployments
+    pool.fake.reset()
+    pool.fail(0, fail_status=500)
+
+    assert statuses(pool.send(5, concurrency=1)) == {200: 5}  # through the first process: opens the breaker
+    assert pool.served_by() == [5, 5]
+    time.sleep(1.0)  # about four refresh rounds of the second process
+
+    assert statuses(pool.send(10, concurrency=1, via=second_gateway)) == {200: 10}
+    assert pool.served_by() == [5, 15]
+
+
+def test_an_operator_can_force_a_breaker_open_and_closed_in_every_process(
+    pool_with: Callable[..., Pool], second_gateway: GatewayProcess
+):
+    pool = pool_with(strategy="failover")
+    pool.served_through(second_gateway)
+    Deployment.objects.filter(pk=pool.deployments[0].pk).update(breaker_override=BreakerOverride.OPEN)
+    reload_tables(pool, second_gateway)
+
+    for via in (pool.gateway, second_gateway):
+        assert statuses(pool.send(5, concurrency=1, via=via)) == {200: 5}
+    assert pool.served_by() == [0, 10]
+
+    Deployment.objects.filter(pk=pool.deployments[0].pk).update(breaker_override=BreakerOverride.CLOSED)
+    reload_tables(pool, second_gateway)
+    pool.fail(0, fail_status=500)
+    pool.send(8, concurrency=1)
+    assert pool.served_by()[0] == 8 * 2  # forced closed: tried every time (and retried once) despite failing
+
+
+def reload_tables(pool: Pool, *others: GatewayProcess) -> None:
+    """Make every gateway reload its routing table: the first request after EDGE_CONFIG_TTL_S (0.1 s in
+    tests) starts a reload and is itself served from the old table."""
+    time.sleep(0.2)
+    for via in (pool.gateway, *others):
+        pool.post(via=via)
+    time.sleep(0.2)
+    pool.fake.reset()

@@ -143,7 +143,7 @@ def _upsert_policies(specs: tuple[PolicySpec, ...], counts: Counts, *, write: bo
     for spec in specs:
         created = spec.name not in rows
         policy = rows.setdefault(spec.name, RoutingPolicy(name=spec.name))
-        changed = _assign(policy, strategy=spec.strategy, max_retries=spec.max_retries)
+        changed = _assign(policy, strategy=spec.strategy, max_retries=spec.max_retries, **spec.routing_values())
         counts.add(created=created, changed=changed)
         _save(policy, created=created, changed=changed, write=write)
     return rows

@@ -19,7 +19,7 @@ from collections.abc import Callable
 import orjson
 from django.conf import settings
 
-from apps.routing.breakers import STATE_KEY, BreakerBoard, SharedBreakerState
+from apps.routing.breakers import STATE_KEY, STATE_TTL_S, BreakerBoard, SharedBreakerState
 from apps.routing.health import Counters, HealthBook
 from apps.routing.retry_budget import RetryBudget
 from apps.routing.table import DEFAULT_POLICY  # a breaker first met here takes its policy on first use
@@ -133,3 +133,14 @@ def read_shared(deployment_ids: list[int]) -> tuple[dict[int, SharedBreakerState
 
 
 shared_state = SharedState()
+
+
+def write_breaker_state(deployment_id: int, state: SharedBreakerState) -> None:
+    """Set a breaker's shared state from outside the request path (admin)."""
+    client = sync_redis()
+    if client is None:
+        return
+    try:
+        client.set(STATE_KEY.format(deployment_id), state.to_json(), ex=STATE_TTL_S)
+    except Exception as exc:
+        report_redis_failure(exc)

@@ -108,3 +108,18 @@ def reload_tables(pool: Pool, *others: GatewayProcess) -> None:
         pool.post(via=via)
     time.sleep(0.2)
     pool.fake.reset()
+
+
+def test_health_shows_each_deployments_breaker_and_recent_success_rate(pool_with: Callable[..., Pool]):
+    import httpx
+
+    pool = pool_with(strategy="failover", same_deployment_retries=0)
+    pool.fail(0, fail_status=500)
+    pool.send(10, concurrency=1)
+
+    deployments = httpx.get(f"{pool.gateway.url}/health").json()["checks"]["providers"]["deployments"]
+
+    dead = deployments[f"{pool.name} → {pool.deployments[0].provider.name}/{pool.upstream(0)}"]
+    alive = deployments[f"{pool.name} → {pool.deployments[1].provider.name}/{pool.upstream(1)}"]
+    assert (dead["breaker"], dead["success_rate"]) == ("open", 0.0)
+    assert alive["breaker"] == "closed" and alive["success_rate"] == 1.0 and alive["latency_ms"] > 0

@@ -52,7 +52,7 @@ class _Run:
     def __init__(self, route: ModelRoute, attempts: list[Attempt], *, stream: bool) -> None:
         self.stream = stream
         self.policy = route.policy
-        self.name = route.name
+        self.name = route.key
         self.attempts = attempts
         self.left = route.max_retries + 1
         self.deadline = time.monotonic() + route.policy.request_deadline_s
@@ -72,7 +72,7 @@ async def attempt_in_order(
     """The first deployment that answers and its answer; raises the last ``ProviderError`` otherwise.
     For streams, an attempt's duration is its time to first batch, recorded as TTFT too."""
     run = _Run(route, attempts, stream=stream)
-    shared_state.budget.record_request(route.name)
+    shared_state.budget.record_request(route.key)
     try:
         return await _try_route(route, call, run, shape)
     except ProviderError as exc:
@@ -155,6 +155,9 @@ async def _attempt(
         late = deadline_exceeded(route)
         await _account(route, target, run, started, late)
         raise late from None
+    except BaseException:
+        shared_state.breakers.abandon(target)  # cancelled (the client left): no outcome to count
+        raise
     await _account(route, target, run, started, None)
     return result
 

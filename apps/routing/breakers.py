@@ -78,7 +78,7 @@ class DeploymentBreaker(pybreaker.CircuitBreakerListener):
             success_threshold=policy.breaker_success_threshold, listeners=[self],
             name=str(deployment_id), throw_new_error_on_trip=False,
         )
-        self.enabled = policy.breaker_failure_threshold > 0
+        self.policy = policy
         self.changed_at = 0.0
         self.trial_in_flight = False
         self.unpublished = False
@@ -86,7 +86,7 @@ class DeploymentBreaker(pybreaker.CircuitBreakerListener):
 
     def configure(self, policy: RoutePolicy) -> None:
         """Follow policy edits (the table reloads; breakers keep their state)."""
-        self.enabled = policy.breaker_failure_threshold > 0
+        self.policy = policy
         self.breaker.fail_max = max(policy.breaker_failure_threshold, 1)
         self.breaker.reset_timeout = policy.breaker_reset_s
         self.breaker.success_threshold = policy.breaker_success_threshold
@@ -147,6 +147,8 @@ class BreakerBoard:
         breaker = self.breakers.get(deployment_id)
         if breaker is None:
             breaker = self.breakers[deployment_id] = DeploymentBreaker(deployment_id, policy)
+        elif breaker.policy is not policy:  # a reloaded table: identity is enough, and cheap
+            breaker.configure(policy)
         return breaker
 
     def state_of(self, target: Target) -> str:
@@ -183,6 +185,13 @@ class BreakerBoard:
             await publish(breaker)
         if was_trial:
             await _release_trial(target.deployment_id)
+
+    def abandon(self, target: Target) -> None:
+        """The attempt ended without an outcome (the client left): free the local trial slot. The
+        Redis trial key expires by itself."""
+        breaker = self.breakers.get(target.deployment_id)
+        if breaker is not None:
+            breaker.trial_in_flight = False
 
     def reset(self) -> None:
         self.breakers.clear()

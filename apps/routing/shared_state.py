@@ -23,7 +23,7 @@ from apps.routing.breakers import STATE_KEY, STATE_TTL_S, BreakerBoard, SharedBr
 from apps.routing.health import Counters, HealthBook
 from apps.routing.retry_budget import RetryBudget
 from apps.routing.table import DEFAULT_POLICY  # a breaker first met here takes its policy on first use
-from edge_project.redis_clients import async_redis, report_redis_failure, sync_redis
+from edge_project.redis_clients import async_redis, redis_configured, report_redis_failure, sync_redis
 
 logger = logging.getLogger(__name__)
 
@@ -41,7 +41,10 @@ class SharedState:
         self._loop: asyncio.AbstractEventLoop | None = None
 
     def ensure_syncing(self, deployment_ids: Callable[[], list[int]]) -> None:
-        """Start this loop's refresh task unless it runs (cheap: called on every request)."""
+        """Start this loop's refresh task unless it runs (cheap: called on every request). Without
+        Redis there is nothing to exchange, and no task."""
+        if not redis_configured():
+            return
         loop = asyncio.get_running_loop()
         if self._task is not None and self._loop is loop and not self._task.done():
             return

@@ -49,7 +49,7 @@ def failover(route: ModelRoute, shape: RequestShape, health: HealthBook) -> list
 
 def round_robin(route: ModelRoute, shape: RequestShape, health: HealthBook) -> list[Target]:
     """Each request starts at the next deployment; the rest follow as fallbacks."""
-    counter = _round_robin_counters.setdefault(route.name, itertools.count())
+    counter = _round_robin_counters.setdefault(route.key, itertools.count())
     start = next(counter) % len(route.targets)
     return [*route.targets[start:], *route.targets[:start]]
 

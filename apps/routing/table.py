@@ -82,6 +82,12 @@ class ModelRoute:
     policy: RoutePolicy = DEFAULT_POLICY
     # Error code (or "default") → routes tried after this one's deployments fail; one level deep.
     fallbacks: tuple[tuple[str, tuple[ModelRoute, ...]], ...] = ()
+    pattern: str = ""  # for a route found by pattern: the configured name it matched
+
+    @property
+    def key(self) -> str:
+        """The configured name: per-route state is kept under it, never under a client's model name."""
+        return self.pattern or self.name
 
     def fallbacks_for(self, code: str | None) -> tuple[ModelRoute, ...]:
         named = dict(self.fallbacks)
@@ -95,7 +101,7 @@ class ModelRoute:
             dataclasses.replace(target, upstream_model=model) if target.upstream_model == "*" else target
             for target in self.targets
         )
-        return dataclasses.replace(self, name=model, targets=targets)
+        return dataclasses.replace(self, name=model, targets=targets, pattern=self.name)
 
 
 @dataclass(frozen=True, slots=True)

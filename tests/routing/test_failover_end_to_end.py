@@ -207,3 +207,21 @@ def test_it_tries_the_policys_fallback_model_after_the_models_own_deployments(po
     assert header.endswith(f"{bigger.name}:{label(bigger, 0)}=ok {header.rsplit(' ', 1)[1]}")
     row = ledger_row(response.headers["x-request-id"])
     assert row.public_model == pool.name and row.deployment_id == bigger.deployments[0].pk
+
+
+@pytest.mark.parametrize("stream", [False, True])
+def test_it_records_a_client_that_leaves_before_the_answer_begins(pool_with: Callable[..., Pool], stream: bool):
+    import httpx
+
+    from apps.billing.models import LedgerEntry
+
+    pool = pool_with(size=1)
+    pool.fail(0, latency_ms=1500)
+
+    with pytest.raises(httpx.ReadTimeout):
+        pool.post(pool.body(stream=stream), timeout_s=0.3)
+
+    deadline = time.monotonic() + 5
+    while not (rows := list(LedgerEntry.objects.filter(api_key=pool.key, endpoint="chat.completions"))) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert [(row.status, row.http_status, row.stream) for row in rows] == [("cancelled", 499, stream)]

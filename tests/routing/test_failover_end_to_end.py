@@ -221,7 +221,8 @@ def test_it_records_a_client_that_leaves_before_the_answer_begins(pool_with: Cal
     with pytest.raises(httpx.ReadTimeout):
         pool.post(pool.body(stream=stream), timeout_s=0.3)
 
+    chats = LedgerEntry.objects.filter(api_key=pool.key, endpoint="chat.completions")
     deadline = time.monotonic() + 5
-    while not (rows := list(LedgerEntry.objects.filter(api_key=pool.key, endpoint="chat.completions"))) and time.monotonic() < deadline:
+    while not (rows := list(chats.all())) and time.monotonic() < deadline:
         time.sleep(0.05)
     assert [(row.status, row.http_status, row.stream) for row in rows] == [("cancelled", 499, stream)]

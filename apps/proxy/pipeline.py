@@ -69,8 +69,7 @@ async def open_stream(route: ModelRoute, chat: ChatRequest, exchange: Exchange) 
             await record_late_failure(route, target, error)
 
         opening = adapter.open_stream(chat, upstream_model=target.upstream_model)
-        stream, _ = await open_relayable(opening, target, route.policy, late_failure)
-        return stream
+        return await open_relayable(opening, target, route.policy, late_failure)
 
     exchange.strategy = route.strategy
     _, stream = await attempt_in_order(route, call, exchange.attempts, request_shape(route, chat), stream=True)

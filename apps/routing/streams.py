@@ -5,10 +5,13 @@ begun: an event with content or usage, or any event after the first (OpenAI stre
 role-only chunk, which tells the client nothing yet). So a stream that fails before that (a
 malformed first event, an upstream that accepts and then says nothing) is retried or failed over
 like any other failed call, and the client never sees it. After that, failures end the stream
-(``apps.proxy.streaming`` sends the error event). Every read is bounded by the policy's idle
-timeout and the whole stream by its deadline, whatever the adapter: a dribbling upstream outlives
-any per-read timeout. A failure after the stream began still counts against the deployment's
-breaker and health.
+(``apps.proxy.streaming`` sends the error event) and still count against the deployment's breaker
+and health.
+
+Every read is bounded by the policy's idle timeout and the whole stream by its deadline, whatever
+the adapter. Adapters already bound each read by the provider's ``timeout_s`` (their contract), so
+a timer is armed for a read only when the policy asks for less: a timer per event batch costs a
+stream more than everything else this module does.
 """
 
 from __future__ import annotations
@@ -27,59 +30,64 @@ OnFailure = Callable[[ProviderError], Awaitable[None]]
 
 async def open_relayable(
     opening: Awaitable[ChatStream], target: Target, policy: RoutePolicy, on_failure: OnFailure
-) -> tuple[ChatStream, float]:
-    """The opened stream, with its first batch already read, and the time that first batch took (ms)."""
-    started = time.perf_counter()
+) -> ChatStream:
+    """The opened stream, its opening events already read (and replayed to whoever iterates it)."""
     stream = await opening
-    events = bounded(stream.events, target, policy)
+    events = BoundedEvents(stream.events, target, policy, on_failure)
     try:
-        opening_batches = await _until_begun(events, target)
+        await events.wait_until_begun()
     except BaseException:
         await stream.close()
         raise
-    ttft_ms = (time.perf_counter() - started) * 1000
-    return ChatStream(events=_observed(opening_batches, events, on_failure), close=stream.close), ttft_ms
+    return ChatStream(events=events, close=stream.close)
 
 
-async def _until_begun(events: AsyncIterator[Batch], target: Target) -> list[Batch]:
-    batches: list[Batch] = []
-    count = 0
-    async for batch in events:
-        batches.append(batch)
-        count += len(batch)
-        if count > 1 or any(event.text or event.usage is not None for event in batch):
-            return batches
-    if not batches:
-        raise incomplete(target)
-    return batches  # a one-event stream that ended properly (the adapter raises if it did not)
+class BoundedEvents:
+    """The upstream's event batches, with the buffered opening ones first, each read time-bounded."""
 
+    def __init__(self, events: AsyncIterator[Batch], target: Target, policy: RoutePolicy,
+                 on_failure: OnFailure) -> None:
+        self._events, self._target, self._on_failure = events, target, on_failure
+        self._idle_s = policy.stream_idle_timeout_s
+        self._deadline = time.monotonic() + policy.stream_deadline_s
+        self._buffered: list[Batch] = []
 
-async def bounded(events: AsyncIterator[Batch], target: Target, policy: RoutePolicy) -> AsyncIterator[Batch]:
-    deadline = time.monotonic() + policy.stream_deadline_s
-    while True:
-        remaining = deadline - time.monotonic()
-        idle = min(policy.stream_idle_timeout_s, remaining)
+    def __aiter__(self) -> BoundedEvents:
+        return self
+
+    async def __anext__(self) -> Batch:
+        if self._buffered:
+            return self._buffered.pop(0)
         try:
-            async with asyncio.timeout(max(idle, 0.0)):
-                batch = await anext(events)
-        except StopAsyncIteration:
-            return
+            return await self._read()
+        except ProviderError as exc:
+            await self._on_failure(exc)
+            raise
+
+    async def wait_until_begun(self) -> None:
+        count = 0
+        while True:
+            try:
+                batch = await self._read()
+            except StopAsyncIteration:
+                if not self._buffered:
+                    raise incomplete(self._target) from None
+                return  # a stream that ended properly within its first event (the adapter checks)
+            self._buffered.append(batch)
+            count += len(batch)
+            if count > 1 or any(event.text or event.usage is not None for event in batch):
+                return
+
+    async def _read(self) -> Batch:
+        remaining = self._deadline - time.monotonic()
+        limit = min(self._idle_s, remaining)
+        if limit >= self._target.upstream.timeout_s:
+            return await anext(self._events)  # the adapter's own bound is the tighter one
+        try:
+            async with asyncio.timeout(max(limit, 0.0)):
+                return await anext(self._events)
         except TimeoutError:
-            raise stream_timeout(target, deadline_passed=remaining <= policy.stream_idle_timeout_s) from None
-        yield batch
-
-
-async def _observed(
-    opening_batches: list[Batch], events: AsyncIterator[Batch], on_failure: OnFailure
-) -> AsyncIterator[Batch]:
-    for batch in opening_batches:
-        yield batch
-    try:
-        async for batch in events:
-            yield batch
-    except ProviderError as exc:
-        await on_failure(exc)
-        raise
+            raise stream_timeout(self._target, deadline_passed=remaining <= self._idle_s) from None
 
 
 def stream_timeout(target: Target, *, deadline_passed: bool) -> ProviderError:

@@ -18,6 +18,7 @@ a request went.
 from __future__ import annotations
 
 import asyncio
+import math
 import random
 import time
 from collections.abc import Awaitable, Callable
@@ -202,9 +203,11 @@ def backoff(policy: RoutePolicy, retry: int) -> float:
 
 
 def unavailable(route: ModelRoute) -> ProviderError:
+    wait_s = shared_state.breakers.seconds_until_trial(route.targets)
     return ProviderError(
         f"Every deployment of model `{route.name}` is unavailable right now (circuit breakers open); retry shortly.",
         status=503, type="service_unavailable", code="deployments_unavailable", retryable=True,
+        headers={"Retry-After": str(max(1, math.ceil(wait_s)))} if wait_s is not None else None,
     )
 
 

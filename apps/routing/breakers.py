@@ -186,6 +186,16 @@ class BreakerBoard:
         if was_trial:
             await _release_trial(target.deployment_id)
 
+    def seconds_until_trial(self, targets: tuple[Target, ...]) -> float | None:
+        """How soon the first of these open breakers lets a trial through (None: none will by itself)."""
+        waits = [
+            max(0.0, breaker.opened_at() + breaker.breaker.reset_timeout - time.time())
+            for target in targets
+            if target.breaker_override == BreakerOverride.AUTO
+            and (breaker := self.breakers.get(target.deployment_id)) is not None and breaker.state != CLOSED
+        ]
+        return min(waits) if waits else None
+
     def abandon(self, target: Target) -> None:
         """The attempt ended without an outcome (the client left): free the local trial slot. The
         Redis trial key expires by itself."""

@@ -49,6 +49,7 @@ class BoundedEvents:
                  on_failure: OnFailure) -> None:
         self._events, self._target, self._on_failure = events, target, on_failure
         self._idle_s = policy.stream_idle_timeout_s
+        self._adapter_bound_s = target.upstream.timeout_s
         self._deadline = time.monotonic() + policy.stream_deadline_s
         self._buffered: list[Batch] = []
 
@@ -59,6 +60,9 @@ class BoundedEvents:
         if self._buffered:
             return self._buffered.pop(0)
         try:
+            # Inlined _read() for the common case: one coroutine frame less per batch.
+            if min(self._idle_s, self._deadline - time.monotonic()) >= self._adapter_bound_s:
+                return await self._events.__anext__()
             return await self._read()
         except ProviderError as exc:
             await self._on_failure(exc)
@@ -81,7 +85,7 @@ class BoundedEvents:
     async def _read(self) -> Batch:
         remaining = self._deadline - time.monotonic()
         limit = min(self._idle_s, remaining)
-        if limit >= self._target.upstream.timeout_s:
+        if limit >= self._adapter_bound_s:
             return await anext(self._events)  # the adapter's own bound is the tighter one
         try:
             async with asyncio.timeout(max(limit, 0.0)):

@@ -123,3 +123,15 @@ def test_health_shows_each_deployments_breaker_and_recent_success_rate(pool_with
     alive = deployments[f"{pool.name} → {pool.deployments[1].provider.name}/{pool.upstream(1)}"]
     assert (dead["breaker"], dead["success_rate"]) == ("open", 0.0)
     assert alive["breaker"] == "closed" and alive["success_rate"] == 1.0 and alive["latency_ms"] > 0
+
+
+def test_it_answers_503_with_retry_after_while_every_breaker_is_open(pool_with: Callable[..., Pool]):
+    pool = pool_with(size=1, breaker_reset_s=20)
+    pool.fail(0, fail_status=500)
+    pool.send(5, concurrency=1)
+
+    response = pool.post()
+
+    assert response.status_code == 503 and response.json()["error"]["code"] == "deployments_unavailable"
+    assert 1 <= int(response.headers["retry-after"]) <= 20
+    assert pool.served_by() == [5]

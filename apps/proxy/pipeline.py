@@ -45,7 +45,7 @@ async def chat_completion(request: HttpRequest, exchange: Exchange, key: KeyInfo
 
 async def choose_route(key: KeyInfo, model: str) -> ModelRoute:
     table = await routing_tables.current()
-    shared_state.ensure_syncing(table.deployment_ids)
+    shared_state.ensure_syncing(routing_tables.deployment_ids)
     route = table.find(model)
     if route is None or not key.may_use(model):
         raise ModelNotFound(model)

@@ -267,6 +267,10 @@ class TableHolder:
         finally:
             self._reloading = None
 
+    def deployment_ids(self) -> list[int]:
+        """Every deployment of the current table (the shared-state refresh asks for this each round)."""
+        return self._table.deployment_ids() if self._table is not None else []
+
     def invalidate(self) -> None:
         """Forget the table: the next request loads a fresh one (tests, and this process's own edits)."""
         self._table = None

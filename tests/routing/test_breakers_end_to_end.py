@@ -68,7 +68,17 @@ def test_it_lets_one_trial_through_a_half_open_breaker_even_under_concurrency(po
 def test_a_breaker_opened_through_one_gateway_process_is_open_in_another(
     pool_with: Callable[..., Pool], second_gateway: GatewayProcess
 ):
-    pool = pool_with(strategy="failover", same_deployment_retries=0)
+    assert_breakers_are_shared(pool_with(strategy="failover", same_deployment_retries=0), second_gateway)
+
+
+def test_a_process_keeps_adopting_breakers_of_deployments_added_after_it_started_sharing(
+    pool_with: Callable[..., Pool], second_gateway: GatewayProcess
+):
+    # Both gateways have served earlier tests: their refresh tasks started with older routing tables.
+    assert_breakers_are_shared(pool_with(strategy="failover", same_deployment_retries=0), second_gateway)
+
+
+def assert_breakers_are_shared(pool: Pool, second_gateway: GatewayProcess) -> None:
     assert pool.post(via=pool.served_through(second_gateway)).status_code == 200  # and has met the deployments
     pool.fake.reset()
     pool.fail(0, fail_status=500)
@@ -135,3 +145,4 @@ def test_it_answers_503_with_retry_after_while_every_breaker_is_open(pool_with: 
     assert response.status_code == 503 and response.json()["error"]["code"] == "deployments_unavailable"
     assert 1 <= int(response.headers["retry-after"]) <= 20
     assert pool.served_by() == [5]
+

@@ -146,3 +146,21 @@ def test_it_answers_503_with_retry_after_while_every_breaker_is_open(pool_with: 
     assert 1 <= int(response.headers["retry-after"]) <= 20
     assert pool.served_by() == [5]
 
+
+
+def test_health_gathered_by_one_process_is_seen_by_another(
+    pool_with: Callable[..., Pool], second_gateway: GatewayProcess
+):
+    import httpx
+
+    pool = pool_with(size=1)
+    pool.post()  # the first process meets the deployment (and has one success of its own)
+    pool.fail(0, latency_ms=30)
+    assert statuses(pool.send(9, concurrency=1, via=pool.served_through(second_gateway))) == {200: 9}
+    time.sleep(1.0)  # both processes write and read their counters every 0.25 s
+
+    deployments = httpx.get(f"{pool.gateway.url}/health").json()["checks"]["providers"]["deployments"]
+
+    seen = deployments[f"{pool.name} → {pool.deployments[0].provider.name}/{pool.upstream(0)}"]
+    assert seen["success_rate"] == 1.0
+    assert seen["latency_ms"] > 20  # nine 30 ms calls elsewhere outweigh its own instant one

@@ -53,6 +53,7 @@ class LedgerRecord:
     ttft_ms: int | None = None
     cache_status: str = ""  # hit-l1, hit-l2, miss, bypass; "" where the endpoint has no cache
     cost_avoided_usd: str = "0"  # Decimal as text
+    attempts: list[dict[str, Any]] | None = None  # the route taken; None (old segments): no attempts
 
 
 _spool: LedgerSpool | None = None
@@ -142,9 +143,11 @@ def _parameters(row: Row) -> tuple[Any, ...]:
     for index in _DECIMAL_INDEXES:
         if (value := values[index]) is not None:
             values[index] = connection.ops.adapt_decimalfield_value(Decimal(value))
+    values[_ATTEMPTS] = connection.ops.adapt_json_value(values[_ATTEMPTS] or [], None)
     return (*values, "request", "")
 
 
 _DEFAULTS = [(name, None if default is MISSING else default) for name, default in _RECORD_FIELDS.items()]
 _CREATED_AT = list(_RECORD_FIELDS).index("created_at")
+_ATTEMPTS = list(_RECORD_FIELDS).index("attempts")
 _DECIMAL_INDEXES = [index for index, name in enumerate(_RECORD_FIELDS) if name in _DECIMAL_FIELDS]

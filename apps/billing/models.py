@@ -123,6 +123,9 @@ class LedgerEntry(models.Model):
     )
     # What the cached answer cost when it was made: the spend a hit avoided (0 on other rows).
     cost_avoided_usd = models.DecimalField(max_digits=20, decimal_places=10, default=0)
+    attempts = models.JSONField(
+        default=list, blank=True, help_text="The route taken: each attempt's deployment, outcome and duration."
+    )
 
     class Meta:
         ordering = ["-created_at"]

@@ -48,6 +48,8 @@ def check_limits(app_configs: Any = None, **kwargs: Any) -> list[CheckMessage]:
             messages.append(Error(f"{name} must be a positive integer.", id="edge.E003"))
     if settings.EDGE_KEY_CACHE_TTL_S < 0 or settings.EDGE_CONFIG_TTL_S < 0:
         messages.append(Error("EDGE_KEY_CACHE_TTL_S and EDGE_CONFIG_TTL_S must not be negative.", id="edge.E004"))
+    if settings.EDGE_ROUTING_SYNC_S <= 0:
+        messages.append(Error("EDGE_ROUTING_SYNC_S must be a positive number of seconds.", id="edge.E005"))
     return messages
 
 

@@ -6,6 +6,8 @@ legacy endpoint (Anthropic, Gemini) fail over with a retryable error.
 
 from __future__ import annotations
 
+from collections.abc import Awaitable
+
 from django.http import HttpRequest, HttpResponse
 from django.http.response import HttpResponseBase
 
@@ -15,7 +17,7 @@ from apps.providers.contracts import ChatResponse, ChatStream
 from apps.providers.tokens import estimate_completion_usage
 from apps.proxy.exchange import Exchange
 from apps.proxy.parsing import parse_completion_request
-from apps.proxy.pipeline import call_route, choose_route
+from apps.proxy.pipeline import call_route, choose_route, stream_route
 from apps.proxy.streaming import streaming_response
 from apps.proxy.views import GatewayView
 from apps.routing.table import Target
@@ -27,10 +29,10 @@ async def create_completion(request: HttpRequest, exchange: Exchange, key: KeyIn
     route = await choose_route(key, completion.model)
     if completion.stream:
 
-        async def open_stream(adapter: ProviderAdapter, target: Target) -> ChatStream:
-            return await adapter.open_completion_stream(completion, upstream_model=target.upstream_model)
+        def opening(adapter: ProviderAdapter, target: Target) -> Awaitable[ChatStream]:
+            return adapter.open_completion_stream(completion, upstream_model=target.upstream_model)
 
-        return streaming_response(exchange, completion, await call_route(route, exchange, open_stream))
+        return streaming_response(exchange, completion, await stream_route(route, exchange, opening))
 
     async def complete(adapter: ProviderAdapter, target: Target) -> ChatResponse:
         return await adapter.completions(completion, upstream_model=target.upstream_model)

@@ -16,6 +16,7 @@ from apps.billing.ledger import LedgerRecord, record_request
 from apps.billing.pricing import cost_of
 from apps.providers.contracts import NO_USAGE, Usage
 from apps.routing.attempts import Attempt
+from apps.routing.route_header import attempts_record, route_header
 
 
 def new_request_id() -> str:
@@ -39,6 +40,7 @@ class Exchange:
     cache_status: str = ""  # hit-l1, hit-l2, miss or bypass (apps.proxy.cache); "" where nothing is cached
     cost_avoided_usd: Decimal = Decimal(0)  # on a cache hit: what the cached answer cost when it was made
     flight_wait_ms: float = 0.0  # time spent waiting for an identical request's provider call (cache)
+    strategy: str = ""  # the routing strategy that ordered the attempts
 
     def elapsed_ms(self) -> int:
         return round((time.perf_counter() - self.started) * 1000)
@@ -83,6 +85,7 @@ class Exchange:
                 cost_usd=f"{self.cost_usd:f}",
                 cache_status=self.cache_status,
                 cost_avoided_usd=f"{self.cost_avoided_usd:f}",
+                attempts=attempts_record(self.attempts),
             )
         )
 
@@ -96,4 +99,6 @@ class Exchange:
         response["x-edge-overhead-ms"] = f"{self.overhead_ms():.2f}"
         if self.cache_status:
             response["x-edge-cache"] = self.cache_status
+        if self.strategy:
+            response["x-edge-route"] = route_header(self.strategy, self.model, self.attempts)
         return response

@@ -17,7 +17,8 @@ from django.db import close_old_connections, connection
 from django.http import HttpRequest, HttpResponse
 
 from apps.billing.ledger import ledger_backlog
-from apps.routing.table import routing_tables
+from apps.routing.shared_state import shared_state
+from apps.routing.table import RoutingTable, routing_tables
 from edge_project.redis_clients import redis_options
 
 
@@ -73,7 +74,23 @@ async def describe_providers() -> dict[str, Any]:
         return {"status": "error", "error": type(exc).__name__}
     providers = sorted({target.upstream.provider_name for route in table.routes.values() for target in route.targets})
     unserved = sorted(name for name, route in table.routes.items() if not route.targets)
-    return {"status": "ok", "configured": providers, "models_without_deployments": unserved}
+    return {"status": "ok", "configured": providers, "models_without_deployments": unserved,
+            "deployments": describe_deployments(table)}
+
+
+def describe_deployments(table: RoutingTable) -> dict[str, dict[str, Any]]:
+    """Each deployment as this process sees it (breakers and health are shared through Redis)."""
+    described = {}
+    for route in (*table.routes.values(), *table.patterns):
+        for target in route.targets:
+            health = shared_state.health.view(target.deployment_id)
+            described[f"{route.name} → {target.label}"] = {
+                "breaker": shared_state.breakers.state_of(target),
+                "success_rate": None if health.success_rate is None else round(health.success_rate, 4),
+                "latency_ms": None if health.latency_ms is None else round(health.latency_ms, 1),
+                "ttft_ms": None if health.ttft_ms is None else round(health.ttft_ms, 1),
+            }
+    return described
 
 
 def _json(body: dict[str, Any], status: int) -> HttpResponse:

@@ -2,29 +2,38 @@
 
 Read ``chat_completion()`` top to bottom to follow a request; each step lives in the module its
 name suggests, and every failure is an ``OpenAIError`` that the view's funnel turns into a response.
+The other endpoints (embeddings, legacy completions, /v1/messages) reuse ``choose_route()`` and the
+two attempt loops at the bottom: ``call_route()`` for whole answers, ``stream_route()`` for streams.
 """
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
-from typing import TypeVar
+from collections.abc import Awaitable, Callable, Mapping
+from typing import Any, TypeVar
 
+import orjson
 from django.http import HttpRequest, HttpResponse
 from django.http.response import HttpResponseBase
 
 from apps.billing.keys import KeyInfo
 from apps.providers.adapters.base import ProviderAdapter
 from apps.providers.contracts import ChatRequest, ChatResponse, ChatStream
+from apps.providers.errors import ProviderError
 from apps.providers.tokens import estimate_completion_usage
 from apps.proxy.cache.service import answer_from_cache, look_up_cache
 from apps.proxy.errors import ModelNotFound, NoDeployment
 from apps.proxy.exchange import Exchange
 from apps.proxy.parsing import parse_chat_request
 from apps.proxy.streaming import streaming_response
-from apps.routing.attempts import attempt_in_order
+from apps.routing.attempts import attempt_in_order, record_late_failure
+from apps.routing.shared_state import shared_state
+from apps.routing.strategies import RequestShape
+from apps.routing.streams import open_relayable
 from apps.routing.table import ModelRoute, Target, routing_tables
 
 T = TypeVar("T")
+Call = Callable[[ProviderAdapter, Target], Awaitable[T]]
+SHAPED_STRATEGIES = {"cost", "hybrid"}  # the only ones that read token estimates
 
 
 async def chat_completion(request: HttpRequest, exchange: Exchange, key: KeyInfo) -> HttpResponseBase:
@@ -48,7 +57,8 @@ async def chat_completion(request: HttpRequest, exchange: Exchange, key: KeyInfo
 
 async def choose_route(key: KeyInfo, model: str) -> ModelRoute:
     table = await routing_tables.current()
-    route = table.routes.get(model)
+    shared_state.ensure_syncing(routing_tables.deployment_ids)
+    route = table.find(model)
     if route is None or not key.may_use(model):
         raise ModelNotFound(model)
     if not route.targets:
@@ -60,21 +70,40 @@ async def complete(route: ModelRoute, chat: ChatRequest, exchange: Exchange) -> 
     async def call(adapter: ProviderAdapter, target: Target) -> ChatResponse:
         return await adapter.chat(chat, upstream_model=target.upstream_model)
 
-    _, answer = await attempt_in_order(route, call, exchange.attempts)
-    return answer
+    return await call_route(route, exchange, call, request_shape(route, chat.body))
 
 
 async def open_stream(route: ModelRoute, chat: ChatRequest, exchange: Exchange) -> ChatStream:
-    async def call(adapter: ProviderAdapter, target: Target) -> ChatStream:
-        return await adapter.open_stream(chat, upstream_model=target.upstream_model)
+    def opening(adapter: ProviderAdapter, target: Target) -> Awaitable[ChatStream]:
+        return adapter.open_stream(chat, upstream_model=target.upstream_model)
 
-    _, stream = await attempt_in_order(route, call, exchange.attempts)
+    return await stream_route(route, exchange, opening, request_shape(route, chat.body))
+
+
+async def call_route(route: ModelRoute, exchange: Exchange, call: Call[T], shape: RequestShape | None = None) -> T:
+    """The attempt loop for any adapter call that returns a whole answer."""
+    exchange.strategy = route.strategy
+    _, answer = await attempt_in_order(route, call, exchange.attempts, shape or RequestShape())
+    return answer
+
+
+async def stream_route(
+    route: ModelRoute, exchange: Exchange, opening: Call[ChatStream], shape: RequestShape | None = None
+) -> ChatStream:
+    """The attempt loop for a stream: it fails over until the stream has begun (``open_relayable``)."""
+
+    async def call(adapter: ProviderAdapter, target: Target) -> ChatStream:
+        async def late_failure(error: ProviderError) -> None:
+            await record_late_failure(route, target, error)
+
+        return await open_relayable(opening(adapter, target), target, route.policy, late_failure)
+
+    exchange.strategy = route.strategy
+    _, stream = await attempt_in_order(route, call, exchange.attempts, shape or RequestShape(), stream=True)
     return stream
 
 
-async def call_route(
-    route: ModelRoute, exchange: Exchange, call: Callable[[ProviderAdapter, Target], Awaitable[T]]
-) -> T:
-    """``complete()``'s attempt loop for any adapter call: embeddings, legacy completions and streams."""
-    _, result = await attempt_in_order(route, call, exchange.attempts)
-    return result
+def request_shape(route: ModelRoute, body: Mapping[str, Any]) -> RequestShape | None:
+    if route.strategy not in SHAPED_STRATEGIES:
+        return None
+    return RequestShape.of(body, len(orjson.dumps(body)))

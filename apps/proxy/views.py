@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import inspect
 from typing import Any, ClassVar
 
@@ -16,6 +17,7 @@ from apps.proxy.auth import authenticate
 from apps.proxy.errors import error_response, unexpected
 from apps.proxy.exchange import Exchange
 from apps.proxy.pipeline import chat_completion
+from apps.proxy.streaming import CLIENT_CLOSED_REQUEST
 from apps.routing.table import routing_tables
 
 
@@ -43,6 +45,10 @@ class GatewayView(APIView):
             handler = self.handler_for(request.method or "")
             exchange.key = await authenticate(request)
             response = await handler(request, exchange, exchange.key)
+        except asyncio.CancelledError:
+            # The client left before the response began (Django cancels the view): still one row.
+            exchange.finish(status="cancelled", http_status=CLIENT_CLOSED_REQUEST)
+            raise
         except Exception as exc:
             error = exc if isinstance(exc, OpenAIError) else unexpected(exc)
             exchange.finish(status="error", http_status=error.status, error_type=error.code or error.type)

@@ -1,14 +1,17 @@
 """Admin for routing: policies, the public models clients name, and the deployments behind them.
 
 List pages select or annotate everything they show, so each costs the same few queries whatever the
-number of rows.
+number of rows. Deployments also show their live state (breaker, recent success rate, latency,
+TTFT), read for the whole page in one Redis pipeline (apps.routing.status), and offer actions to
+force a breaker open or closed in every gateway process, or to close it now.
 """
 
 from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from django.contrib import admin
+from django.contrib import admin, messages
+from django.contrib.admin.views.main import ChangeList
 from django.db import transaction
 from django.db.models import Count, OuterRef, QuerySet, Subquery
 from django.db.models.functions import Coalesce
@@ -16,7 +19,8 @@ from django.forms import Form
 from django.http import HttpRequest
 
 from apps.proxy.cache.purge import purge_model, report_purge
-from apps.routing.models import Deployment, PublicModel, RoutingPolicy
+from apps.routing.models import BreakerOverride, Deployment, PublicModel, RoutingPolicy
+from apps.routing.status import DeploymentStatus, close_breakers, deployment_statuses
 from apps.routing.table import routing_tables
 
 if TYPE_CHECKING:  # django-stubs makes these generic; Django itself cannot subscript them
@@ -54,11 +58,30 @@ class RoutingConfigAdmin(ModelAdminBase):
 
 @admin.register(RoutingPolicy)
 class RoutingPolicyAdmin(RoutingConfigAdmin):
-    list_display = ("name", "strategy", "max_retries", "cache_enabled", "cache_ttl_s", "model_count", "updated_at")
+    list_display = (
+        "name", "strategy", "max_retries", "breaker_failure_threshold", "cache_enabled", "cache_ttl_s", "model_count",
+        "updated_at",
+    )
     list_filter = ("strategy", "cache_enabled")
     search_fields = ("name",)
     readonly_fields = ("created_at", "updated_at")
     filter_horizontal = ("cache_shared_tenants",)
+    fieldsets = (
+        (None, {"fields": ("name", "strategy", "fallbacks")}),
+        ("Retries and failover", {"fields": (
+            "max_retries", "same_deployment_retries", "backoff_start_ms", "backoff_multiplier", "backoff_cap_s",
+            "retry_after_cap_s", "retry_budget_ratio",
+        )}),
+        ("Deadlines", {"fields": ("request_deadline_s", "stream_idle_timeout_s", "stream_deadline_s")}),
+        ("Circuit breakers", {"fields": (
+            "breaker_failure_threshold", "breaker_reset_s", "breaker_success_threshold",
+        )}),
+        ("Hybrid strategy weights", {"fields": (
+            "hybrid_cost_weight", "hybrid_latency_weight", "hybrid_reliability_weight",
+        )}),
+        ("Response cache", {"fields": ("cache_enabled", "cache_ttl_s", "cache_shared_tenants")}),
+        ("History", {"fields": ("created_at", "updated_at")}),
+    )
 
     def get_queryset(self, request: HttpRequest) -> QuerySet[RoutingPolicy]:
         policies: QuerySet[RoutingPolicy] = super().get_queryset(request).annotate(model_count=Count("models"))
@@ -69,15 +92,50 @@ class RoutingPolicyAdmin(RoutingConfigAdmin):
         return int(policy.model_count)
 
 
-class DeploymentInline(DeploymentInlineBase):
+class LiveStatusColumns:
+    """Breaker and health columns; rows carry a ``live_status`` set once per page (or are read one by one)."""
+
+    @staticmethod
+    def _status(deployment: Any) -> DeploymentStatus | None:
+        if not getattr(deployment, "pk", None):
+            return None
+        status = getattr(deployment, "live_status", None)
+        if status is None:
+            status = deployment.live_status = deployment_statuses([deployment])[deployment.pk]
+        return status
+
+    @admin.display(description="breaker")
+    def breaker_state(self, deployment: Any) -> str:
+        status = self._status(deployment)
+        return status.breaker if status else "–"
+
+    @admin.display(description="success rate (recent)")
+    def success_rate(self, deployment: Any) -> str:
+        status = self._status(deployment)
+        return status.success_text() if status else "–"
+
+    @admin.display(description="latency")
+    def latency(self, deployment: Any) -> str:
+        status = self._status(deployment)
+        return status.latency_text() if status else "–"
+
+    @admin.display(description="TTFT")
+    def ttft(self, deployment: Any) -> str:
+        status = self._status(deployment)
+        return status.ttft_text() if status else "–"
+
+
+class DeploymentInline(LiveStatusColumns, DeploymentInlineBase):
     model = Deployment
     extra = 0
     fields = (
         "provider", "upstream_model", "input_usd_per_mtok", "output_usd_per_mtok", "cached_input_usd_per_mtok",
-        "priority", "weight", "enabled",
-    )
+        "priority", "weight", "enabled", "breaker_state", "success_rate", "latency", "ttft",
+    )  # breaker_override is set on the deployment's own page or by the list's actions
+    readonly_fields = ("breaker_state", "success_rate", "latency", "ttft")
+
     def get_queryset(self, request: HttpRequest) -> QuerySet[Deployment]:
-        return super().get_queryset(request).select_related("provider")
+        return super().get_queryset(request).select_related("provider", "model__policy")
 
 
 @admin.register(PublicModel)
@@ -113,12 +171,49 @@ class PublicModelAdmin(RoutingConfigAdmin):
 
 
 @admin.register(Deployment)
-class DeploymentAdmin(RoutingConfigAdmin):
+class DeploymentAdmin(LiveStatusColumns, RoutingConfigAdmin):
     list_display = (
         "model", "provider", "upstream_model", "input_usd_per_mtok", "output_usd_per_mtok",
         "cached_input_usd_per_mtok", "priority", "weight", "enabled",
+        "breaker_state", "success_rate", "latency", "ttft",
     )
-    list_filter = ("provider", "model", "enabled")
-    list_select_related = ("model", "provider")
+    list_filter = ("provider", "model", "enabled", "breaker_override")
+    list_select_related = ("model__policy", "provider")
     search_fields = ("model__name", "provider__name", "upstream_model")
-    readonly_fields = ("created_at", "updated_at")
+    readonly_fields = ("created_at", "updated_at", "breaker_state", "success_rate", "latency", "ttft")
+    actions = ("force_breaker_open", "force_breaker_closed", "breaker_automatic", "close_breaker_now")
+
+    def get_queryset(self, request: HttpRequest) -> QuerySet[Deployment]:
+        return super().get_queryset(request).select_related("model__policy", "provider")
+
+    def get_changelist_instance(self, request: HttpRequest) -> ChangeList:
+        changelist = super().get_changelist_instance(request)
+        page = list(changelist.result_list)
+        statuses = deployment_statuses(page)  # one Redis round trip for the whole page
+        for deployment in page:
+            deployment.live_status = statuses[deployment.pk]
+        return changelist
+
+    def _override(self, request: HttpRequest, queryset: QuerySet[Deployment], override: str, done: str) -> None:
+        count = queryset.update(breaker_override=override)
+        transaction.on_commit(routing_tables.invalidate)
+        self.message_user(request, f"{count} deployment(s): {done}. Every gateway process follows within "
+                                   "EDGE_CONFIG_TTL_S.", messages.SUCCESS)
+
+    @admin.action(description="Force breaker open (send no traffic)")
+    def force_breaker_open(self, request: HttpRequest, queryset: QuerySet[Deployment]) -> None:
+        self._override(request, queryset, BreakerOverride.OPEN, "breaker forced open")
+
+    @admin.action(description="Force breaker closed (always use)")
+    def force_breaker_closed(self, request: HttpRequest, queryset: QuerySet[Deployment]) -> None:
+        self._override(request, queryset, BreakerOverride.CLOSED, "breaker forced closed")
+
+    @admin.action(description="Breaker back to automatic")
+    def breaker_automatic(self, request: HttpRequest, queryset: QuerySet[Deployment]) -> None:
+        self._override(request, queryset, BreakerOverride.AUTO, "breaker automatic again")
+
+    @admin.action(description="Close breaker now (forget recent failures)")
+    def close_breaker_now(self, request: HttpRequest, queryset: QuerySet[Deployment]) -> None:
+        ids = list(queryset.values_list("pk", flat=True))
+        close_breakers(ids)
+        self.message_user(request, f"{len(ids)} breaker(s) closed in every gateway process.", messages.SUCCESS)

@@ -1,13 +1,24 @@
 """Step 6's loop: try a route's deployments in strategy order until one answers.
 
-An attempt that fails with a retryable ``ProviderError`` moves on to the next deployment (the
-same one again, after a backoff, when it is the only one); anything else ends the loop at once.
-Every attempt is written down, so responses and the ledger can say where a request went.
+- Only failures another attempt may fix are tried again (``ProviderError.retryable``); the
+  client's own 4xx ends the request at once.
+- The same deployment is retried, after exponential backoff with full jitter, only where that can
+  help: connect errors and resets, 502/503/504, and a 429 whose Retry-After is short (after that
+  delay). Otherwise, and after ``same_deployment_retries``, the loop fails over, preferring a
+  provider that has not failed this request yet.
+- Open breakers are skipped; at most ``max_retries`` further attempts in all; same-deployment
+  retries are charged to the retry budget; one deadline bounds every attempt and backoff.
+- When the model's own deployments are exhausted, its policy's fallback models are tried (for the
+  last error's code, else ``default``), e.g. a larger-context model on ``context_length_exceeded``.
+
+Every attempt that reached an upstream is written down, so responses and the ledger can say where
+a request went.
 """
 
 from __future__ import annotations
 
 import asyncio
+import math
 import random
 import time
 from collections.abc import Awaitable, Callable
@@ -17,12 +28,15 @@ from typing import TypeVar
 from apps.providers.adapters.base import ProviderAdapter
 from apps.providers.errors import ProviderError
 from apps.providers.registry import adapter_for
-from apps.routing.strategies import order_targets
-from apps.routing.table import ModelRoute, Target
+from apps.routing.shared_state import shared_state
+from apps.routing.strategies import RequestShape, order_targets
+from apps.routing.table import ModelRoute, RoutePolicy, Target
 
 T = TypeVar("T")
-BACKOFF_START_S = 0.1
-BACKOFF_CAP_S = 10.0
+NO_SHAPE = RequestShape()
+SAME_DEPLOYMENT_STATUSES = {502, 503, 504}
+# Not worth another try on the same deployment, but a broken provider's doing: another may answer.
+FAILOVER_CODES = {"upstream_response_too_large", "upstream_auth_failed"}
 
 
 @dataclass(frozen=True, slots=True)
@@ -30,35 +44,175 @@ class Attempt:
     target: Target
     outcome: str  # "ok" or the error code
     duration_ms: float  # unrounded: the gateway's overhead is this subtracted from the request's time
+    model: str = ""  # the public model whose route it belonged to (differs on a fallback)
+
+
+class _Run:
+    """One request's attempts so far, its deadline, and the policy of the route it started on."""
+
+    def __init__(self, route: ModelRoute, attempts: list[Attempt], *, stream: bool) -> None:
+        self.stream = stream
+        self.policy = route.policy
+        self.name = route.key
+        self.attempts = attempts
+        self.left = route.max_retries + 1
+        self.deadline = time.monotonic() + route.policy.request_deadline_s
+
+    def remaining_s(self) -> float:
+        return self.deadline - time.monotonic()
 
 
 async def attempt_in_order(
     route: ModelRoute,
     call: Callable[[ProviderAdapter, Target], Awaitable[T]],
     attempts: list[Attempt],
+    shape: RequestShape = NO_SHAPE,
+    *,
+    stream: bool = False,
 ) -> tuple[Target, T]:
-    targets = order_targets(route)
-    for number in range(route.max_retries + 1):
-        target = targets[number % len(targets)]
-        if number >= len(targets):
-            await asyncio.sleep(_backoff(number - len(targets)))
-        started = time.perf_counter()
+    """The first deployment that answers and its answer; raises the last ``ProviderError`` otherwise.
+    For streams, an attempt's duration is its time to first batch, recorded as TTFT too."""
+    run = _Run(route, attempts, stream=stream)
+    shared_state.budget.record_request(route.key)
+    try:
+        return await _try_route(route, call, run, shape)
+    except ProviderError as exc:
+        error = exc
+    for fallback in route.fallbacks_for(error.code):
+        if run.left <= 0 or not _may_fall_back(error, route):
+            break
         try:
-            result = await call(adapter_for(target.upstream), target)
+            return await _try_route(fallback, call, run, shape)
         except ProviderError as exc:
-            attempts.append(Attempt(target, exc.code or exc.type, _elapsed_ms(started)))
-            if not exc.retryable or number == route.max_retries:
-                raise
+            error = exc
+    raise error
+
+
+def _may_fall_back(error: ProviderError, route: ModelRoute) -> bool:
+    return may_fail_over(error) or (error.code or "") in dict(route.fallbacks)
+
+
+def may_fail_over(error: ProviderError) -> bool:
+    return error.retryable or error.code in FAILOVER_CODES
+
+
+async def _try_route(
+    route: ModelRoute, call: Callable[[ProviderAdapter, Target], Awaitable[T]], run: _Run, shape: RequestShape
+) -> tuple[Target, T]:
+    remaining = order_targets(route, shape, shared_state.health)
+    failed_providers: set[int] = set()
+    error: ProviderError | None = None
+    while remaining and run.left > 0:
+        target = remaining.pop(0)
+        trial_ttl_s = min(target.upstream.timeout_s, max(run.remaining_s(), 0.1))
+        if not await shared_state.breakers.admit(target, route.policy, trial_ttl_s=trial_ttl_s):
             continue
-        attempts.append(Attempt(target, "ok", _elapsed_ms(started)))
-        return target, result
-    raise AssertionError("unreachable: the last attempt returns or raises")
+        try:
+            return target, await _on_one_deployment(route, target, call, run)
+        except ProviderError as exc:
+            error = exc
+            if not may_fail_over(exc):
+                raise
+        failed_providers.add(target.upstream.provider_id)
+        remaining.sort(key=lambda other: other.upstream.provider_id in failed_providers)  # stable
+    raise error or unavailable(route)
 
 
-def _backoff(retry: int) -> float:
+async def _on_one_deployment(
+    route: ModelRoute, target: Target, call: Callable[[ProviderAdapter, Target], Awaitable[T]], run: _Run
+) -> T:
+    retries = 0
+    while True:
+        try:
+            return await _attempt(route, target, call, run)
+        except ProviderError as exc:
+            delay = _same_deployment_delay(exc, route.policy, retries)
+            if delay is None or not _may_retry_same(route, target, run, retries, delay):
+                raise
+        retries += 1
+        await asyncio.sleep(delay)
+
+
+def _may_retry_same(route: ModelRoute, target: Target, run: _Run, retries: int, delay: float) -> bool:
+    return (
+        run.left > 0 and retries < route.policy.same_deployment_retries and delay < run.remaining_s()
+        and shared_state.breakers.state_of(target) in ("closed", "forced closed")  # a failed trial reopened it
+        and shared_state.budget.try_spend(run.name, run.policy.retry_budget_ratio)
+    )
+
+
+async def _attempt(
+    route: ModelRoute, target: Target, call: Callable[[ProviderAdapter, Target], Awaitable[T]], run: _Run
+) -> T:
+    run.left -= 1
+    started = time.perf_counter()
+    try:
+        async with asyncio.timeout(max(run.remaining_s(), 0.0)):
+            result = await call(adapter_for(target.upstream), target)
+    except ProviderError as exc:
+        await _account(route, target, run, started, exc)
+        raise
+    except TimeoutError:
+        late = deadline_exceeded(route)
+        await _account(route, target, run, started, late)
+        raise late from None
+    except BaseException:
+        shared_state.breakers.abandon(target)  # cancelled (the client left): no outcome to count
+        raise
+    await _account(route, target, run, started, None)
+    return result
+
+
+async def _account(route: ModelRoute, target: Target, run: _Run, started: float, error: ProviderError | None) -> None:
+    duration_ms = (time.perf_counter() - started) * 1000
+    outcome = "ok" if error is None else error.code or error.type
+    run.attempts.append(Attempt(target, outcome, duration_ms, model=route.name))
+    failed = error is not None and counts_against_deployment(error)
+    latency_ms = None if failed else duration_ms
+    shared_state.health.record(target.deployment_id, ok=not failed, latency_ms=latency_ms,
+                               ttft_ms=latency_ms if run.stream else None)
+    await shared_state.breakers.record(target, route.policy, failed=failed)
+
+
+async def record_late_failure(route: ModelRoute, target: Target, error: ProviderError) -> None:
+    """A stream that failed after its first byte: too late to retry, not too late to count."""
+    if counts_against_deployment(error):
+        shared_state.health.record(target.deployment_id, ok=False)
+        await shared_state.breakers.record(target, route.policy, failed=True)
+
+
+def counts_against_deployment(error: ProviderError) -> bool:
+    """The provider, not the request, was at fault: a client's 4xx leaves breakers and health alone."""
+    return may_fail_over(error)
+
+
+def _same_deployment_delay(error: ProviderError, policy: RoutePolicy, retry: int) -> float | None:
+    """Seconds to wait before retrying the same deployment, or None when that cannot help."""
+    if error.upstream_status == 429:
+        after = error.retry_after_s
+        return after if after is not None and after <= policy.retry_after_cap_s else None
+    if error.code == "upstream_unreachable" or error.upstream_status in SAME_DEPLOYMENT_STATUSES:
+        return backoff(policy, retry)
+    return None
+
+
+def backoff(policy: RoutePolicy, retry: int) -> float:
     # Full jitter: spreads retries of many clients so they do not hit a recovering provider together.
-    return random.uniform(0, min(BACKOFF_CAP_S, BACKOFF_START_S * 2**retry))
+    ceiling = min(policy.backoff_cap_s, policy.backoff_start_s * policy.backoff_multiplier**retry)
+    return random.uniform(0, ceiling)
 
 
-def _elapsed_ms(started: float) -> float:
-    return (time.perf_counter() - started) * 1000
+def unavailable(route: ModelRoute) -> ProviderError:
+    wait_s = shared_state.breakers.seconds_until_trial(route.targets)
+    return ProviderError(
+        f"Every deployment of model `{route.name}` is unavailable right now (circuit breakers open); retry shortly.",
+        status=503, type="service_unavailable", code="deployments_unavailable", retryable=True,
+        headers={"Retry-After": str(max(1, math.ceil(wait_s)))} if wait_s is not None else None,
+    )
+
+
+def deadline_exceeded(route: ModelRoute) -> ProviderError:
+    return ProviderError(
+        f"The request to model `{route.name}` exceeded its deadline of {route.policy.request_deadline_s:g} s.",
+        status=504, type="timeout", code="request_deadline_exceeded", retryable=False,
+    )

@@ -2,7 +2,7 @@ from __future__ import annotations
 
 from decimal import Decimal
 
-from django.core.validators import MinValueValidator
+from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db import models
 
 from apps.providers.models import Provider
@@ -14,6 +14,22 @@ class Strategy(models.TextChoices):
     FAILOVER = "failover", "Failover (priority order)"
     ROUND_ROBIN = "round_robin", "Round robin"
     WEIGHTED = "weighted", "Weighted random"
+    LEAST_LATENCY = "least_latency", "Least latency (moving average, with exploration)"
+    COST = "cost", "Cheapest for the request"
+    HYBRID = "hybrid", "Hybrid (cost, latency and reliability scores)"
+
+
+class BreakerOverride(models.TextChoices):
+    AUTO = "auto", "Automatic"
+    OPEN = "open", "Forced open (no traffic)"
+    CLOSED = "closed", "Forced closed (always used)"
+
+
+def _positive(minimum: float) -> list[MinValueValidator]:
+    return [MinValueValidator(minimum)]
+
+
+FRACTION = [MinValueValidator(0.0), MaxValueValidator(1.0)]
 
 
 class RoutingPolicy(models.Model):
@@ -22,7 +38,49 @@ class RoutingPolicy(models.Model):
     name = models.SlugField(max_length=64, unique=True)
     strategy = models.CharField(max_length=32, choices=Strategy.choices, default=Strategy.FAILOVER)
     max_retries = models.PositiveSmallIntegerField(
-        default=2, help_text="Further attempts after the first, across deployments."
+        default=2, help_text="Further attempts after the first, across deployments and fallback models."
+    )
+    # --- Retries, failover, breakers and deadlines (issue 3) -----------------------------------
+    same_deployment_retries = models.PositiveSmallIntegerField(
+        default=1, help_text="Of those, how many may retry the same deployment (connect errors, resets, "
+                             "502/503/504, 429 with a short Retry-After) before failing over.",
+    )
+    backoff_start_ms = models.PositiveIntegerField(default=100, help_text="First retry's backoff ceiling.")
+    backoff_multiplier = models.FloatField(default=2.0, validators=_positive(1.0))
+    backoff_cap_s = models.FloatField(default=10.0, validators=_positive(0.0))
+    retry_after_cap_s = models.FloatField(
+        default=2.0, validators=_positive(0.0),
+        help_text="A 429 whose Retry-After is at most this is retried after it; a longer one fails over.",
+    )
+    retry_budget_ratio = models.FloatField(
+        default=0.2, validators=_positive(0.0),
+        help_text="Retries may add at most this fraction on top of first attempts (per process, 10 s window).",
+    )
+    request_deadline_s = models.FloatField(
+        default=120.0, validators=_positive(0.1), help_text="Bound on a whole request: every attempt and backoff.",
+    )
+    stream_idle_timeout_s = models.FloatField(
+        default=30.0, validators=_positive(0.1), help_text="A stream silent this long is ended with an error.",
+    )
+    stream_deadline_s = models.FloatField(
+        default=600.0, validators=_positive(0.1), help_text="Bound on a whole stream, first byte to last.",
+    )
+    breaker_failure_threshold = models.PositiveSmallIntegerField(
+        default=5, help_text="Consecutive failures that open a deployment's breaker (0: no breaker).",
+    )
+    breaker_reset_s = models.FloatField(
+        default=30.0, validators=_positive(0.1), help_text="How long a breaker stays open before one trial call.",
+    )
+    breaker_success_threshold = models.PositiveSmallIntegerField(
+        default=2, validators=_positive(1), help_text="Successful trial calls that close a half-open breaker.",
+    )
+    hybrid_cost_weight = models.FloatField(default=0.4, validators=FRACTION)
+    hybrid_latency_weight = models.FloatField(default=0.4, validators=FRACTION)
+    hybrid_reliability_weight = models.FloatField(default=0.2, validators=FRACTION)
+    fallbacks = models.JSONField(
+        default=dict, blank=True,
+        help_text='Models tried after this one\'s deployments fail, by error code or "default", e.g. '
+                  '{"context_length_exceeded": ["gpt-4o-128k"], "default": ["gpt-4o-mini"]}.',
     )
     # --- response cache (issue 5) ---
     # Off by default: answering from a cache changes what temperature > 0 means, so operators opt in.
@@ -51,7 +109,10 @@ class RoutingPolicy(models.Model):
 class PublicModel(models.Model):
     """A model name clients send (``"model": "gpt-4o-mini"``), served by one or more deployments."""
 
-    name = models.CharField(max_length=200, unique=True, help_text="The name clients put in requests.")
+    name = models.CharField(
+        max_length=200, unique=True,
+        help_text="The name clients put in requests; may be a pattern such as claude-* or * (an exact name wins).",
+    )
     policy = models.ForeignKey(RoutingPolicy, on_delete=models.PROTECT, related_name="models")
     enabled = models.BooleanField(default=True)
     created_at = models.DateTimeField(auto_now_add=True)
@@ -70,7 +131,9 @@ class Deployment(models.Model):
 
     model = models.ForeignKey(PublicModel, on_delete=models.CASCADE, related_name="deployments")
     provider = models.ForeignKey(Provider, on_delete=models.PROTECT, related_name="deployments")
-    upstream_model = models.CharField(max_length=200, help_text="The model id the provider expects.")
+    upstream_model = models.CharField(
+        max_length=200, help_text="The model id the provider expects; * sends the client's model name."
+    )
     # USD per million tokens; six places cover every published per-token price.
     input_usd_per_mtok = models.DecimalField(max_digits=14, decimal_places=6, validators=NON_NEGATIVE)
     output_usd_per_mtok = models.DecimalField(max_digits=14, decimal_places=6, validators=NON_NEGATIVE)
@@ -83,6 +146,10 @@ class Deployment(models.Model):
     enabled = models.BooleanField(default=True)
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
+    breaker_override = models.CharField(
+        max_length=8, choices=BreakerOverride.choices, default=BreakerOverride.AUTO,
+        help_text="Force the circuit breaker open or closed in every gateway process, or leave it automatic.",
+    )
 
     class Meta:
         ordering = ["model__name", "priority", "id"]

@@ -1,17 +1,23 @@
 """The routing table: every enabled model with its callable deployments, held in memory per process.
 
-Requests read it without touching the database. It is reloaded in the background once it is older
-than EDGE_CONFIG_TTL_S (requests meanwhile use the previous table), so a config change reaches
-every process within about that many seconds and no request waits for a reload but the very first.
+Requests read it without touching the database. A model name may be a pattern (``claude-*``, ``*``):
+``find()`` prefers an exact name, then the most specific pattern (the one with most literal
+characters), and a deployment whose upstream model is ``*`` sends the client's model name.
+
+The table is reloaded in the background once it is older than EDGE_CONFIG_TTL_S (requests meanwhile
+use the previous table), so a config change reaches every process within about that many seconds
+and no request waits for a reload but the very first.
 """
 
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import logging
 import time
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from fnmatch import fnmatchcase
 
 from asgiref.sync import sync_to_async
 from django.conf import settings
@@ -20,7 +26,7 @@ from apps.billing.pricing import Prices
 from apps.providers.contracts import Upstream
 from apps.providers.models import Provider
 from apps.providers.secrets import SecretUnreadable
-from apps.routing.models import Deployment, PublicModel, RoutingPolicy
+from apps.routing.models import BreakerOverride, Deployment, PublicModel, RoutingPolicy
 from edge_project.db import release_connection
 
 logger = logging.getLogger(__name__)
@@ -36,6 +42,39 @@ class Target:
     prices: Prices
     priority: int
     weight: int
+    breaker_override: str = BreakerOverride.AUTO.value
+
+    @property
+    def label(self) -> str:
+        """How responses and the ledger name this deployment: provider/upstream model, no secrets."""
+        return f"{self.upstream.provider_name}/{self.upstream_model}"
+
+
+@dataclass(frozen=True, slots=True)
+class RoutePolicy:
+    """A routing policy's knobs as requests use them (seconds as floats; see RoutingPolicy)."""
+
+    same_deployment_retries: int = 1
+    backoff_start_s: float = 0.1
+    backoff_multiplier: float = 2.0
+    backoff_cap_s: float = 10.0
+    retry_after_cap_s: float = 2.0
+    retry_budget_ratio: float = 0.2
+    request_deadline_s: float = 120.0
+    stream_idle_timeout_s: float = 30.0
+    stream_deadline_s: float = 600.0
+    breaker_failure_threshold: int = 5
+    breaker_reset_s: float = 30.0
+    breaker_success_threshold: int = 2
+    hybrid_weights: tuple[float, float, float] = (0.4, 0.4, 0.2)  # cost, latency, reliability
+    # The response cache (apps.proxy.cache): off unless the policy opts in.
+    policy_id: int = 0
+    cache_enabled: bool = False
+    cache_ttl_s: int = 0
+    cache_shared_tenants: frozenset[int] = frozenset()  # tenants sharing one namespace under this policy
+
+
+DEFAULT_POLICY = RoutePolicy()
 
 
 @dataclass(frozen=True, slots=True)
@@ -45,20 +84,60 @@ class ModelRoute:
     max_retries: int
     targets: tuple[Target, ...]
     created: int  # Unix time, for OpenAI's model list
-    # The policy's response cache settings (apps.proxy.cache); off unless the policy opts in.
-    cache_enabled: bool = False
-    cache_ttl_s: int = 0
-    policy_id: int = 0
-    cache_shared_tenants: frozenset[int] = frozenset()  # tenants sharing one namespace under this policy
+    policy: RoutePolicy = DEFAULT_POLICY
+    # Error code (or "default") → routes tried after this one's deployments fail; one level deep.
+    fallbacks: tuple[tuple[str, tuple[ModelRoute, ...]], ...] = ()
+    pattern: str = ""  # for a route found by pattern: the configured name it matched
+
+    @property
+    def key(self) -> str:
+        """The configured name: per-route state is kept under it, never under a client's model name."""
+        return self.pattern or self.name
+
+    def fallbacks_for(self, code: str | None) -> tuple[ModelRoute, ...]:
+        named = dict(self.fallbacks)
+        return named.get(code or "", ()) or named.get("default", ())
+
+    def for_model(self, model: str) -> ModelRoute:
+        """This route as the client's model names it: pattern routes send that name upstream for ``*``."""
+        if model == self.name or not any(target.upstream_model == "*" for target in self.targets):
+            return self
+        targets = tuple(
+            dataclasses.replace(target, upstream_model=model) if target.upstream_model == "*" else target
+            for target in self.targets
+        )
+        return dataclasses.replace(self, name=model, targets=targets, pattern=self.name)
 
 
 @dataclass(frozen=True, slots=True)
 class RoutingTable:
-    routes: Mapping[str, ModelRoute]
+    routes: Mapping[str, ModelRoute]  # concrete names only: what /v1/models lists
     loaded_at: float
+    patterns: tuple[ModelRoute, ...] = field(default=())  # most specific first
 
     def is_stale(self) -> bool:
         return time.monotonic() - self.loaded_at > settings.EDGE_CONFIG_TTL_S
+
+    def find(self, model: str) -> ModelRoute | None:
+        route = self.routes.get(model)
+        if route is not None:
+            return route
+        for pattern in self.patterns:
+            if fnmatchcase(model, pattern.name):
+                return pattern.for_model(model)
+        return None
+
+    def deployment_ids(self) -> list[int]:
+        routes = (*self.routes.values(), *self.patterns)
+        return sorted({target.deployment_id for route in routes for target in route.targets})
+
+
+def is_pattern(name: str) -> bool:
+    return any(character in name for character in "*?[")
+
+
+def _specificity(name: str) -> tuple[int, str]:
+    return (-sum(character not in "*?[]" for character in name), name)
 
 
 def load_routing_table() -> RoutingTable:
@@ -86,21 +165,56 @@ def _query_routing_table() -> RoutingTable:
         if upstream is not None:
             targets.setdefault(deployment.model_id, []).append(_target(deployment, upstream))
     shared = _cache_shared_tenants()
-    routes = {
-        model.name: ModelRoute(
-            name=model.name,
-            strategy=model.policy.strategy,
-            max_retries=model.policy.max_retries,
-            targets=tuple(targets.get(model.pk, ())),
-            created=int(model.created_at.timestamp()),
-            cache_enabled=model.policy.cache_enabled,
-            cache_ttl_s=model.policy.cache_ttl_s,
-            policy_id=model.policy_id,
-            cache_shared_tenants=shared.get(model.policy_id, frozenset()),
-        )
-        for model in models
-    }
-    return RoutingTable(routes=routes, loaded_at=time.monotonic())
+    first_pass = {model.name: _route(model, tuple(targets.get(model.pk, ())), shared) for model in models}
+    every = {model.name: _with_fallbacks(first_pass[model.name], model.policy, first_pass) for model in models}
+    return RoutingTable(
+        routes={name: route for name, route in every.items() if not is_pattern(name)},
+        patterns=tuple(every[name] for name in sorted(filter(is_pattern, every), key=_specificity)),
+        loaded_at=time.monotonic(),
+    )
+
+
+def _route(model: PublicModel, targets: tuple[Target, ...], shared: Mapping[int, frozenset[int]]) -> ModelRoute:
+    return ModelRoute(
+        name=model.name,
+        strategy=model.policy.strategy,
+        max_retries=model.policy.max_retries,
+        targets=targets,
+        created=int(model.created_at.timestamp()),
+        policy=route_policy(model.policy, shared.get(model.policy_id, frozenset())),
+    )
+
+
+def route_policy(policy: RoutingPolicy, cache_shared_tenants: frozenset[int] = frozenset()) -> RoutePolicy:
+    return RoutePolicy(
+        same_deployment_retries=policy.same_deployment_retries,
+        backoff_start_s=policy.backoff_start_ms / 1000,
+        backoff_multiplier=policy.backoff_multiplier,
+        backoff_cap_s=policy.backoff_cap_s,
+        retry_after_cap_s=policy.retry_after_cap_s,
+        retry_budget_ratio=policy.retry_budget_ratio,
+        request_deadline_s=policy.request_deadline_s,
+        stream_idle_timeout_s=policy.stream_idle_timeout_s,
+        stream_deadline_s=policy.stream_deadline_s,
+        breaker_failure_threshold=policy.breaker_failure_threshold,
+        breaker_reset_s=policy.breaker_reset_s,
+        breaker_success_threshold=policy.breaker_success_threshold,
+        hybrid_weights=(policy.hybrid_cost_weight, policy.hybrid_latency_weight, policy.hybrid_reliability_weight),
+        policy_id=policy.pk,
+        cache_enabled=policy.cache_enabled,
+        cache_ttl_s=policy.cache_ttl_s,
+        cache_shared_tenants=cache_shared_tenants,
+    )
+
+
+def _with_fallbacks(route: ModelRoute, policy: RoutingPolicy, routes: Mapping[str, ModelRoute]) -> ModelRoute:
+    """Fallback names resolved to routes (unknown or disabled ones are skipped; a model never falls back to itself)."""
+    named = policy.fallbacks if isinstance(policy.fallbacks, dict) else {}
+    resolved = tuple(
+        (str(code), tuple(routes[name] for name in names if name in routes and name != route.name))
+        for code, names in sorted(named.items()) if isinstance(names, list)
+    )
+    return dataclasses.replace(route, fallbacks=resolved) if resolved else route
 
 
 def _cache_shared_tenants() -> dict[int, frozenset[int]]:
@@ -146,6 +260,7 @@ def _target(deployment: Deployment, upstream: Upstream) -> Target:
         ),
         priority=deployment.priority,
         weight=deployment.weight,
+        breaker_override=deployment.breaker_override,
     )
 
 
@@ -171,6 +286,10 @@ class TableHolder:
             logger.warning("routing table reload failed; serving the previous one", exc_info=True)
         finally:
             self._reloading = None
+
+    def deployment_ids(self) -> list[int]:
+        """Every deployment of the current table (the shared-state refresh asks for this each round)."""
+        return self._table.deployment_ids() if self._table is not None else []
 
     def invalidate(self) -> None:
         """Forget the table: the next request loads a fresh one (tests, and this process's own edits)."""

@@ -157,6 +157,7 @@ DATA_UPLOAD_MAX_MEMORY_SIZE = EDGE_MAX_BODY_BYTES  # Django's own cap, kept in s
 EDGE_MAX_UPSTREAM_BODY_BYTES = env_int("EDGE_MAX_UPSTREAM_BODY_BYTES", 32 * 1024 * 1024)  # bigger → 502
 EDGE_KEY_CACHE_TTL_S = env_float("EDGE_KEY_CACHE_TTL_S", 5.0)  # how long a revoked key may keep working
 EDGE_CONFIG_TTL_S = env_float("EDGE_CONFIG_TTL_S", 2.0)  # how stale the routing snapshot may get
+EDGE_ROUTING_SYNC_S = env_float("EDGE_ROUTING_SYNC_S", 0.25)  # how often breakers and health are shared via Redis
 EDGE_LEDGER_SPOOL_DIR = Path(env_str("EDGE_LEDGER_SPOOL_DIR", str(VAR_DIR / "spool")))  # crash-safe ledger buffer
 EDGE_LEDGER_FLUSH_INTERVAL_S = env_float("EDGE_LEDGER_FLUSH_INTERVAL_S", 0.25)  # spool → database cadence
 EDGE_LEDGER_FSYNC = env_bool("EDGE_LEDGER_FSYNC", False)  # fsync each row: survives power loss, costs latency

@@ -82,3 +82,69 @@ def test_it_lists_in_a_constant_number_of_queries(admin_client, django_assert_ma
 
     with django_assert_max_num_queries(few):
         assert admin_client.get(url).status_code == 200
+
+
+def _publish_live_state(deployment: Deployment, *, state: str, successes: float, failures: float,
+                        latency_ms: float) -> None:
+    """What gateway processes write to Redis: a breaker transition and one process's health counters."""
+    import time
+
+    import orjson
+
+    from apps.routing.breakers import SharedBreakerState
+    from apps.routing.shared_state import HEALTH_KEY, write_breaker_state
+    from edge_project.redis_clients import sync_redis
+
+    now = time.time()
+    write_breaker_state(deployment.pk, SharedBreakerState(state, now, now))
+    client = sync_redis()
+    assert client is not None, "these tests need REDIS_URL"
+    client.hset(HEALTH_KEY.format(deployment.pk), "another-host-123",
+                orjson.dumps([successes, failures, latency_ms, None, now]))
+
+
+def test_it_shows_each_deployments_breaker_success_rate_and_latency_as_gateways_see_them(admin_client, fake_v1):
+    route = make_route(fake_v1)
+    _publish_live_state(route.deployment, state="open", successes=90, failures=10, latency_ms=31.4)
+
+    page = admin_client.get(reverse("admin:routing_deployment_changelist"), {"q": route.model.name}).content.decode()
+
+    assert '<td class="field-breaker_state">open</td>' in page
+    assert '<td class="field-success_rate">90.0% of 100</td>' in page
+    assert '<td class="field-latency">31 ms</td>' in page
+
+
+def test_it_shows_the_live_state_in_the_models_deployment_inline(admin_client, fake_v1):
+    route = make_route(fake_v1)
+    _publish_live_state(route.deployment, state="closed", successes=3, failures=1, latency_ms=12)
+
+    page = admin_client.get(reverse("admin:routing_publicmodel_change", args=[route.model.pk])).content.decode()
+
+    assert "75.0% of 4" in page and "12 ms" in page
+
+
+@pytest.mark.parametrize(("action", "override"), [
+    ("force_breaker_open", "open"), ("force_breaker_closed", "closed"), ("breaker_automatic", "auto"),
+])
+def test_it_forces_a_breaker_for_every_process_through_the_routing_table(admin_client, fake_v1, action, override):
+    route = make_route(fake_v1)
+    if override == "auto":
+        Deployment.objects.filter(pk=route.deployment.pk).update(breaker_override="open")
+
+    admin_client.post(reverse("admin:routing_deployment_changelist"),
+                      {"action": action, "_selected_action": [route.deployment.pk]})
+
+    assert Deployment.objects.get(pk=route.deployment.pk).breaker_override == override
+    routes = table.load_routing_table().routes
+    assert routes[route.model.name].targets[0].breaker_override == override
+
+
+def test_it_closes_an_open_breaker_now_for_every_process(admin_client, fake_v1):
+    route = make_route(fake_v1)
+    _publish_live_state(route.deployment, state="open", successes=0, failures=5, latency_ms=1)
+
+    admin_client.post(reverse("admin:routing_deployment_changelist"),
+                      {"action": "close_breaker_now", "_selected_action": [route.deployment.pk]})
+
+    page = admin_client.get(reverse("admin:routing_deployment_changelist"), {"q": route.model.name}).content.decode()
+    assert '<td class="field-breaker_state">closed</td>' in page

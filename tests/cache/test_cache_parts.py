@@ -19,7 +19,7 @@ from apps.proxy.cache.lru import ByteLRU
 from apps.proxy.cache.replay import replay_stream
 from apps.proxy.cache.stored import ENTRY_OVERHEAD_BYTES, CachedAnswer
 from apps.proxy.errors import InvalidRequest
-from apps.routing.table import ModelRoute
+from apps.routing.table import ModelRoute, RoutePolicy
 
 
 class Clock:
@@ -34,10 +34,9 @@ def answer(size: int) -> CachedAnswer:
     return CachedAnswer(content=b"x" * (size - ENTRY_OVERHEAD_BYTES), usage=Usage(), cost_usd=Decimal(0))
 
 
-def route(**options: Any) -> ModelRoute:
-    values: dict[str, Any] = {"name": "m", "strategy": "failover", "max_retries": 0, "targets": (), "created": 0,
-                              "cache_enabled": True, "cache_ttl_s": 600, "policy_id": 7}
-    return ModelRoute(**{**values, **options})
+def route(**cache_options: Any) -> ModelRoute:
+    policy = RoutePolicy(**{"cache_enabled": True, "cache_ttl_s": 600, "policy_id": 7, **cache_options})
+    return ModelRoute(name="m", strategy="failover", max_retries=0, targets=(), created=0, policy=policy)
 
 
 def chat(**body: Any) -> ChatRequest:

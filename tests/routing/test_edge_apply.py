@@ -303,6 +303,14 @@ INVALID: list[tuple[str, Mutation, str]] = [
      f"{LAST_PROVIDER}.api_key: '${{' must be followed by a variable name and '}}'"),
     ("entry not a mapping", lambda d: d["tenants"].append("cfg-initech"),
      "tenants[2]: expected a mapping, got a string"),
+    ("hybrid weight above one", lambda d: d["routing_policies"][0].update(hybrid_cost_weight=1.5),
+     "routing_policies[0] (cfg-failover).hybrid_cost_weight: must be between 0 and 1, got 1.5"),
+    ("fallbacks not names", lambda d: d["routing_policies"][0].update(fallbacks={"default": "cfg-large"}),
+     "routing_policies[0] (cfg-failover).fallbacks.default: expected a list of model names"),
+    ("no trial successes", lambda d: d["routing_policies"][0].update(breaker_success_threshold=0),
+     "routing_policies[0] (cfg-failover).breaker_success_threshold: must be at least 1, got 0"),
+    ("unknown strategy", lambda d: d["routing_policies"][0].update(strategy="least-latency"),
+     "routing_policies[0] (cfg-failover).strategy: unknown strategy 'least-latency' (did you mean 'least_latency'?)"),
     ("misspelt section", lambda d: d.update(tenant=[]),
      "tenant: unknown section (expected one of: providers, routing_policies, models, tenants)"),
 ]
@@ -413,3 +421,21 @@ def test_it_applies_the_example_file(monkeypatch: pytest.MonkeyPatch) -> None:
     assert [row[0] for row in deployments_of("chat-default")] == ["openai-main", "vllm-gpu1"]
     assert Provider.objects.get(name="openai-main").api_key() == SECRET
     assert not Provider.objects.get(name="vllm-gpu1").has_api_key
+
+
+def test_it_writes_a_policys_routing_and_resilience_fields(tmp_path: Path, document: dict[str, Any]) -> None:
+    document["routing_policies"][0].update(
+        strategy="hybrid", same_deployment_retries=0, backoff_start_ms=50, breaker_failure_threshold=3,
+        breaker_reset_s=5, hybrid_cost_weight=0.6, hybrid_latency_weight=0.3, hybrid_reliability_weight=0.1,
+        request_deadline_s=20, stream_idle_timeout_s=10, fallbacks={"context_length_exceeded": ["cfg-large"]},
+    )
+
+    apply(write(tmp_path, document))
+
+    policy = RoutingPolicy.objects.get(name="cfg-failover")
+    assert (policy.strategy, policy.same_deployment_retries, policy.backoff_start_ms) == ("hybrid", 0, 50)
+    assert (policy.breaker_failure_threshold, policy.breaker_reset_s, policy.hybrid_cost_weight) == (3, 5.0, 0.6)
+    assert (policy.request_deadline_s, policy.stream_idle_timeout_s) == (20.0, 10.0)
+    assert policy.fallbacks == {"context_length_exceeded": ["cfg-large"]}
+    assert RoutingPolicy.objects.get(name="cfg-weighted").breaker_failure_threshold == 5  # defaults elsewhere
+    assert "routing_policies: 0 created, 0 updated, 2 unchanged" in apply(write(tmp_path, document))

@@ -33,6 +33,8 @@ providers:
 routing_policies:
   - {name: spread, strategy: weighted, max_retries: 0}
   - {name: default, strategy: failover}
+  - {name: resilient, strategy: hybrid, breaker_reset_s: 5, hybrid_cost_weight: 0.6, backoff_multiplier: 3,
+     fallbacks: {context_length_exceeded: [gpt-4o-mini], default: [unserved]}}
 models:
   - name: gpt-4o-mini
     policy: default

@@ -22,7 +22,7 @@ from apps.proxy.anthropic_inbound.response import anthropic_error_response, mess
 from apps.proxy.anthropic_inbound.stream import anthropic_stream, native_stream
 from apps.proxy.exchange import Exchange
 from apps.proxy.parsing import parse_json_body
-from apps.proxy.pipeline import call_route, choose_route
+from apps.proxy.pipeline import call_route, choose_route, stream_route
 from apps.proxy.streaming import streaming_response
 from apps.proxy.views import GatewayView
 from apps.routing.table import Target
@@ -42,7 +42,7 @@ async def create_message(request: HttpRequest, exchange: Exchange, key: KeyInfo)
                 return native_stream(native)
             return anthropic_stream(await adapter.open_stream(chat, upstream_model=target.upstream_model))
 
-        return streaming_response(exchange, chat, await call_route(route, exchange, open_stream))
+        return streaming_response(exchange, chat, await stream_route(route, exchange, open_stream))
 
     async def complete(adapter: ProviderAdapter, target: Target) -> ChatResponse:
         if isinstance(adapter, AnthropicAdapter):

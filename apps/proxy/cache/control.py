@@ -29,10 +29,10 @@ class CacheDirectives:
 
 def directives_for(request: HttpRequest, route: ModelRoute) -> CacheDirectives | None:
     """None when the route's policy has the cache off."""
-    if not route.cache_enabled:
+    if not route.policy.cache_enabled:
         return None
     tokens = _cache_control(request.META.get("HTTP_CACHE_CONTROL", ""))
-    ttl_s = route.cache_ttl_s
+    ttl_s = route.policy.cache_ttl_s
     if (max_age := tokens.get("max-age")) is not None and max_age.isdigit():
         ttl_s = min(ttl_s, int(max_age))  # a malformed directive is ignored, as HTTP caches do
     if (header := request.META.get("HTTP_X_EDGE_CACHE_TTL")) is not None:

@@ -39,7 +39,7 @@ def namespace(route: ModelRoute, tenant_id: int, generations: Generations) -> li
 
     A shared namespace carries every member's generation, so purging any member purges it.
     """
-    if tenant_id not in route.cache_shared_tenants:
+    if tenant_id not in route.policy.cache_shared_tenants:
         return ["tenant", tenant_id, generations.of(tenant_field(tenant_id))]
-    members = sorted(route.cache_shared_tenants)
-    return ["shared", route.policy_id, [[member, generations.of(tenant_field(member))] for member in members]]
+    members = sorted(route.policy.cache_shared_tenants)
+    return ["shared", route.policy.policy_id, [[member, generations.of(tenant_field(member))] for member in members]]

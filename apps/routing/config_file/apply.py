@@ -150,7 +150,7 @@ def _upsert_policies(specs: tuple[PolicySpec, ...], counts: Counts, *, write: bo
         policy = rows.setdefault(spec.name, RoutingPolicy(name=spec.name))
         changed = _assign(
             policy, strategy=spec.strategy, max_retries=spec.max_retries, cache_enabled=spec.cache_enabled,
-            cache_ttl_s=spec.cache_ttl_s,
+            cache_ttl_s=spec.cache_ttl_s, **spec.routing_values(),
         )
         changed = changed or _shared_tenants(policy) != spec.cache_shared_tenants
         counts.add(created=created, changed=changed)

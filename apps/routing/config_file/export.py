@@ -12,6 +12,7 @@ from typing import Any
 
 from apps.billing.models import Tenant
 from apps.providers.models import Provider
+from apps.routing.config_file.schema import ROUTING_FIELDS
 from apps.routing.config_file.variables import escape_variables
 from apps.routing.config_file.yaml_io import dump_yaml
 from apps.routing.models import Deployment, PublicModel, RoutingPolicy
@@ -59,11 +60,14 @@ def _provider(provider: Provider) -> dict[str, Any]:
 
 
 def _policy(policy: RoutingPolicy) -> dict[str, Any]:
-    return {
-        "name": policy.name, "strategy": policy.strategy, "max_retries": policy.max_retries,
+    entry: dict[str, Any] = {"name": policy.name, "strategy": policy.strategy, "max_retries": policy.max_retries}
+    entry.update({name: getattr(policy, name) for name in ROUTING_FIELDS})
+    entry["fallbacks"] = {code: list(names) for code, names in sorted((policy.fallbacks or {}).items())}
+    entry.update({
         "cache_enabled": policy.cache_enabled, "cache_ttl_s": policy.cache_ttl_s,
         "cache_shared_tenants": sorted(tenant.slug for tenant in policy.cache_shared_tenants.all()),
-    }
+    })
+    return entry
 
 
 def _models() -> list[dict[str, Any]]:

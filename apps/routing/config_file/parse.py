@@ -12,6 +12,7 @@ from typing import Any, TypeVar
 from apps.providers.registry import ADAPTERS
 from apps.routing.config_file.fields import EntryReader, entry_label, type_name
 from apps.routing.config_file.schema import (
+    ROUTING_FIELDS,
     SECTIONS,
     ConfigDocument,
     ConfigError,
@@ -28,7 +29,9 @@ Spec = TypeVar("Spec")
 Parser = Callable[[EntryReader], Spec]
 
 PROVIDER_FIELDS = ("name", "kind", "base_url", "api_key", "timeout_s", "headers", "enabled", "api_version")
-POLICY_FIELDS = ("name", "strategy", "max_retries", "cache_enabled", "cache_ttl_s", "cache_shared_tenants")
+POLICY_FIELDS = (
+    "name", "strategy", "max_retries", *ROUTING_FIELDS, "cache_enabled", "cache_ttl_s", "cache_shared_tenants",
+)
 CACHE_TTL_MAX_S = 2**31 - 1  # PositiveIntegerField
 MODEL_FIELDS = ("name", "policy", "enabled", "deployments")
 DEPLOYMENT_FIELDS = ("provider", "upstream_model", "input_usd_per_mtok", "output_usd_per_mtok",
@@ -135,6 +138,22 @@ def _policy(entry: EntryReader, context: _Context) -> PolicySpec:
         name=entry.text("name", max_length=64, slug=True),
         strategy=entry.choice("strategy", Strategy.values, what="strategy", default=Strategy.FAILOVER.value),
         max_retries=entry.integer("max_retries", default=2),
+        same_deployment_retries=entry.integer("same_deployment_retries", default=1),
+        backoff_start_ms=entry.integer("backoff_start_ms", default=100, maximum=600_000),
+        backoff_multiplier=entry.number("backoff_multiplier", default=2.0, minimum=1.0),
+        backoff_cap_s=entry.number("backoff_cap_s", default=10.0, minimum=0.0),
+        retry_after_cap_s=entry.number("retry_after_cap_s", default=2.0, minimum=0.0),
+        retry_budget_ratio=entry.number("retry_budget_ratio", default=0.2, minimum=0.0),
+        request_deadline_s=entry.number("request_deadline_s", default=120.0, minimum=0.1),
+        stream_idle_timeout_s=entry.number("stream_idle_timeout_s", default=30.0, minimum=0.1),
+        stream_deadline_s=entry.number("stream_deadline_s", default=600.0, minimum=0.1),
+        breaker_failure_threshold=entry.integer("breaker_failure_threshold", default=5),
+        breaker_reset_s=entry.number("breaker_reset_s", default=30.0, minimum=0.1),
+        breaker_success_threshold=_at_least_one(entry, "breaker_success_threshold", default=2),
+        hybrid_cost_weight=_fraction(entry, "hybrid_cost_weight", default=0.4),
+        hybrid_latency_weight=_fraction(entry, "hybrid_latency_weight", default=0.4),
+        hybrid_reliability_weight=_fraction(entry, "hybrid_reliability_weight", default=0.2),
+        fallbacks=_fallbacks(entry),
         cache_enabled=entry.flag("cache_enabled", default=False),
         cache_ttl_s=cache_ttl_s,
         cache_shared_tenants=_tenant_slugs(entry, "cache_shared_tenants", context),
@@ -152,6 +171,37 @@ def _tenant_slugs(entry: EntryReader, field: str, context: _Context) -> tuple[st
     if len(set(value)) != len(value):
         entry.fail(field, "lists a tenant more than once")
     return tuple(sorted(value))
+
+
+def _at_least_one(entry: EntryReader, field: str, *, default: int) -> int:
+    value = entry.integer(field, default=default)
+    if value < 1 and field in entry.raw:
+        entry.fail(field, f"must be at least 1, got {value}")
+    return value
+
+
+def _fraction(entry: EntryReader, field: str, *, default: float) -> float:
+    value = entry.number(field, default=default, minimum=0.0)
+    if value > 1:
+        entry.fail(field, f"must be between 0 and 1, got {value}")
+    return value
+
+
+def _fallbacks(entry: EntryReader) -> dict[str, tuple[str, ...]]:
+    """``{error code or "default": [model name, …]}``; names not served when a request runs are skipped."""
+    raw = entry.raw.get("fallbacks", {})
+    if not isinstance(raw, Mapping):
+        entry.fail("fallbacks", f"expected a mapping of error codes to model names, got {type_name(raw)}")
+        return {}
+    fallbacks: dict[str, tuple[str, ...]] = {}
+    for code, names in raw.items():
+        if not isinstance(code, str) or not code:
+            entry.fail("fallbacks", "keys must be error codes such as context_length_exceeded, or default")
+        elif not isinstance(names, list) or not all(isinstance(name, str) and 0 < len(name) <= 200 for name in names):
+            entry.fail(f"fallbacks.{code}", "expected a list of model names")
+        else:
+            fallbacks[code] = tuple(names)
+    return fallbacks
 
 
 def _model(entry: EntryReader, context: _Context) -> ModelSpec:

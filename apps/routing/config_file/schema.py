@@ -7,7 +7,7 @@ exists), so the writing layer never has to doubt its input.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from decimal import Decimal
 
 # Top-level sections in the order they are written: a section refers only to sections above it.
@@ -44,10 +44,41 @@ class PolicySpec:
     name: str
     strategy: str
     max_retries: int
-    # response cache (issue 5)
+    # Retries, failover, breakers and deadlines: named and defaulted as on RoutingPolicy.
+    same_deployment_retries: int = 1
+    backoff_start_ms: int = 100
+    backoff_multiplier: float = 2.0
+    backoff_cap_s: float = 10.0
+    retry_after_cap_s: float = 2.0
+    retry_budget_ratio: float = 0.2
+    request_deadline_s: float = 120.0
+    stream_idle_timeout_s: float = 30.0
+    stream_deadline_s: float = 600.0
+    breaker_failure_threshold: int = 5
+    breaker_reset_s: float = 30.0
+    breaker_success_threshold: int = 2
+    hybrid_cost_weight: float = 0.4
+    hybrid_latency_weight: float = 0.4
+    hybrid_reliability_weight: float = 0.2
+    fallbacks: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
+    # The response cache.
     cache_enabled: bool = False
     cache_ttl_s: int = 3600
     cache_shared_tenants: tuple[str, ...] = ()  # tenant slugs, from this file or the database
+
+    def routing_values(self) -> dict[str, object]:
+        """The routing fields as RoutingPolicy stores them."""
+        values: dict[str, object] = {name: getattr(self, name) for name in ROUTING_FIELDS}
+        values["fallbacks"] = {code: list(names) for code, names in self.fallbacks.items()}
+        return values
+
+
+ROUTING_FIELDS = (
+    "same_deployment_retries", "backoff_start_ms", "backoff_multiplier", "backoff_cap_s", "retry_after_cap_s",
+    "retry_budget_ratio", "request_deadline_s", "stream_idle_timeout_s", "stream_deadline_s",
+    "breaker_failure_threshold", "breaker_reset_s", "breaker_success_threshold",
+    "hybrid_cost_weight", "hybrid_latency_weight", "hybrid_reliability_weight", "fallbacks",
+)
 
 
 @dataclass(frozen=True, slots=True)

@@ -1,0 +1,122 @@
+"""The attempt loop in-process, with a scripted upstream: which errors are retried where, fallback
+models by error code, the retry budget, and open breakers."""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+from collections.abc import Iterator
+
+import pytest
+
+from apps.providers.adapters.base import ProviderAdapter
+from apps.providers.errors import ProviderError
+from apps.routing.attempts import Attempt, attempt_in_order
+from apps.routing.shared_state import shared_state
+from apps.routing.table import ModelRoute, RoutePolicy, Target
+from tests.routing.test_strategies import route, target
+
+FAST = RoutePolicy(backoff_start_s=0.001, breaker_failure_threshold=0)
+_ids = iter(range(30_000_000, 40_000_000))
+
+
+@pytest.fixture(autouse=True)
+def fresh_state() -> Iterator[None]:
+    shared_state.reset()
+    yield
+    shared_state.reset()
+
+
+def context_too_long() -> ProviderError:
+    return ProviderError("This model's maximum context length is 8192 tokens.", status=400,
+                         type="invalid_request_error", code="context_length_exceeded", retryable=False,
+                         upstream_status=400)
+
+
+def unavailable_503() -> ProviderError:
+    return ProviderError("HTTP 503", code="upstream_error", upstream_status=503, retryable=True)
+
+
+def run(model_route: ModelRoute, script: dict[int, list[ProviderError | None]]) -> tuple[object, list[Attempt]]:
+    """Answers per deployment id, in order: an error to raise, or None to succeed."""
+    attempts: list[Attempt] = []
+
+    async def call(adapter: ProviderAdapter, target: Target) -> str:
+        outcome = script[target.deployment_id].pop(0)
+        if outcome is not None:
+            raise outcome
+        return f"answer from {target.deployment_id}"
+
+    async def scenario() -> object:
+        try:
+            return (await attempt_in_order(model_route, call, attempts))[1]
+        except ProviderError as exc:
+            return exc
+
+    return asyncio.run(scenario()), attempts
+
+
+def policy_route(strategy: str, *targets: Target, **policy: object) -> ModelRoute:
+    return route(strategy, *targets, policy=dataclasses.replace(FAST, **policy))  # type: ignore[arg-type]
+
+
+def test_it_tries_the_fallback_named_for_the_error_code():
+    small, large = target(next(_ids)), target(next(_ids))
+    bigger = policy_route("failover", large)
+    model = dataclasses.replace(policy_route("failover", small), name="small",
+                                fallbacks=(("context_length_exceeded", (dataclasses.replace(bigger, name="big"),)),))
+
+    answer, attempts = run(model, {small.deployment_id: [context_too_long()], large.deployment_id: [None]})
+
+    assert answer == f"answer from {large.deployment_id}"
+    assert [(a.model, a.outcome) for a in attempts] == [("small", "context_length_exceeded"), ("big", "ok")]
+
+
+def test_it_passes_on_a_clients_400_when_no_fallback_is_named_for_it():
+    small, large = target(next(_ids)), target(next(_ids))
+    model = dataclasses.replace(policy_route("failover", small),
+                                fallbacks=(("default", (policy_route("failover", large),)),))
+
+    answer, attempts = run(model, {small.deployment_id: [context_too_long()], large.deployment_id: [None]})
+
+    assert isinstance(answer, ProviderError) and answer.code == "context_length_exceeded"
+    assert len(attempts) == 1
+
+
+def test_it_retries_a_503_once_on_the_same_deployment_then_fails_over():
+    first, second = target(next(_ids), provider="a"), target(next(_ids), provider="b")
+
+    answer, attempts = run(policy_route("failover", first, second),
+                           {first.deployment_id: [unavailable_503(), unavailable_503()], second.deployment_id: [None]})
+
+    assert answer == f"answer from {second.deployment_id}"
+    assert [a.target.deployment_id for a in attempts] == [first.deployment_id, first.deployment_id,
+                                                          second.deployment_id]
+
+
+def test_it_stops_retrying_the_same_deployment_when_the_budget_is_spent(monkeypatch: pytest.MonkeyPatch):
+    monkeypatch.setattr(shared_state.budget, "try_spend", lambda name, ratio: False)
+    first, second = target(next(_ids), provider="a"), target(next(_ids), provider="b")
+
+    _, attempts = run(policy_route("failover", first, second),
+                      {first.deployment_id: [unavailable_503()], second.deployment_id: [None]})
+
+    assert [a.target.deployment_id for a in attempts] == [first.deployment_id, second.deployment_id]
+
+
+def test_it_makes_at_most_max_retries_plus_one_attempts():
+    only = target(next(_ids))
+    model = dataclasses.replace(policy_route("failover", only, same_deployment_retries=5), max_retries=2)
+
+    answer, attempts = run(model, {only.deployment_id: [unavailable_503()] * 6})
+
+    assert isinstance(answer, ProviderError) and len(attempts) == 3
+
+
+def test_it_answers_503_when_every_breaker_is_open():
+    only = dataclasses.replace(target(next(_ids)), breaker_override="open")
+
+    answer, attempts = run(policy_route("failover", only), {only.deployment_id: [None]})
+
+    assert isinstance(answer, ProviderError)
+    assert (answer.status, answer.code) == (503, "deployments_unavailable") and attempts == []

@@ -12,23 +12,10 @@ from apps.billing.ledger import start_ledger, stop_ledger
 from apps.providers.http import close_clients
 from apps.proxy.body_limit import BodySizeLimit
 from apps.proxy.cache.service import stop_cache
+from edge_project.api_handler import ApiHandler
 from edge_project.redis_clients import close_async_redis
 
 logger = logging.getLogger(__name__)
-
-
-class ApiHandler(ASGIHandler):
-    """Django's ASGI handler with API_MIDDLEWARE in place of MIDDLEWARE."""
-
-    def load_middleware(self, is_async: bool = False) -> None:
-        # BaseHandler reads settings.MIDDLEWARE directly; swap it only while the chain is built,
-        # once per process at start-up.
-        browser_middleware = settings.MIDDLEWARE
-        settings.MIDDLEWARE = settings.API_MIDDLEWARE
-        try:
-            super().load_middleware(is_async)
-        finally:
-            settings.MIDDLEWARE = browser_middleware
 
 
 class EdgeApplication:

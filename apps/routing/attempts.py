@@ -37,6 +37,8 @@ NO_SHAPE = RequestShape()
 SAME_DEPLOYMENT_STATUSES = {502, 503, 504}
 # Not worth another try on the same deployment, but a broken provider's doing: another may answer.
 FAILOVER_CODES = {"upstream_response_too_large", "upstream_auth_failed"}
+# Failed over like a provider's failure, but the deployment is fine: it cannot serve this kind of request.
+NOT_THE_DEPLOYMENTS_FAULT = {"unsupported_by_provider"}
 
 
 @dataclass(frozen=True, slots=True)
@@ -182,8 +184,9 @@ async def record_late_failure(route: ModelRoute, target: Target, error: Provider
 
 
 def counts_against_deployment(error: ProviderError) -> bool:
-    """The provider, not the request, was at fault: a client's 4xx leaves breakers and health alone."""
-    return may_fail_over(error)
+    """The provider, not the request, was at fault: a client's 4xx leaves breakers and health alone, and
+    so does a deployment that cannot serve this kind of request (failed over, yet healthy)."""
+    return may_fail_over(error) and error.code not in NOT_THE_DEPLOYMENTS_FAULT
 
 
 def _same_deployment_delay(error: ProviderError, policy: RoutePolicy, retry: int) -> float | None:

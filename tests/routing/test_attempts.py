@@ -120,3 +120,20 @@ def test_it_answers_503_when_every_breaker_is_open():
 
     assert isinstance(answer, ProviderError)
     assert (answer.status, answer.code) == (503, "deployments_unavailable") and attempts == []
+
+
+def unsupported() -> ProviderError:
+    return ProviderError("Provider a (anthropic) does not offer embeddings.", status=400,
+                         type="invalid_request_error", code="unsupported_by_provider", retryable=True)
+
+
+def test_it_fails_over_from_a_deployment_that_cannot_serve_the_request_without_opening_its_breaker():
+    anthropic, openai = target(next(_ids), provider="a"), target(next(_ids), provider="b")
+    model = policy_route("failover", anthropic, openai, breaker_failure_threshold=5)
+
+    answers = [run(model, {anthropic.deployment_id: [unsupported()], openai.deployment_id: [None]})[0]
+               for _ in range(6)]
+
+    assert answers == [f"answer from {openai.deployment_id}"] * 6
+    assert shared_state.breakers.state_of(anthropic) == "closed"
+    assert shared_state.health.view(anthropic.deployment_id).success_rate is None  # no sample either way

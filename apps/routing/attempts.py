@@ -23,7 +23,7 @@ import random
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import TypeVar
+from typing import Literal, TypeVar
 
 from apps.providers.adapters.base import ProviderAdapter
 from apps.providers.errors import ProviderError
@@ -33,6 +33,7 @@ from apps.routing.strategies import RequestShape, order_targets
 from apps.routing.table import ModelRoute, RoutePolicy, Target
 
 T = TypeVar("T")
+Verdict = Literal["success", "failure", "neutral"]
 NO_SHAPE = RequestShape()
 SAME_DEPLOYMENT_STATUSES = {502, 503, 504}
 # Not worth another try on the same deployment, but a broken provider's doing: another may answer.
@@ -169,11 +170,15 @@ async def _account(route: ModelRoute, target: Target, run: _Run, started: float,
     duration_ms = (time.perf_counter() - started) * 1000
     outcome = "ok" if error is None else error.code or error.type
     run.attempts.append(Attempt(target, outcome, duration_ms, model=route.name))
-    failed = error is not None and counts_against_deployment(error)
-    latency_ms = None if failed else duration_ms
-    shared_state.health.record(target.deployment_id, ok=not failed, latency_ms=latency_ms,
+    verdict = verdict_on_deployment(error)
+    if verdict == "neutral":
+        await shared_state.breakers.release(target)  # no outcome, but a trial slot must not stay taken
+        return
+    ok = verdict == "success"
+    latency_ms = duration_ms if ok else None
+    shared_state.health.record(target.deployment_id, ok=ok, latency_ms=latency_ms,
                                ttft_ms=latency_ms if run.stream else None)
-    await shared_state.breakers.record(target, route.policy, failed=failed)
+    await shared_state.breakers.record(target, route.policy, failed=not ok)
 
 
 async def record_late_failure(route: ModelRoute, target: Target, error: ProviderError) -> None:
@@ -183,10 +188,23 @@ async def record_late_failure(route: ModelRoute, target: Target, error: Provider
         await shared_state.breakers.record(target, route.policy, failed=True)
 
 
+def verdict_on_deployment(error: ProviderError | None) -> Verdict:
+    """What an attempt says about its deployment. A failure: timeouts (the request's deadline too),
+    5xx, 429, resets, malformed or oversized answers, refused credentials. Neutral: the client's own
+    4xx, and a kind that cannot serve this request; they must not count as successes either, or they
+    would reset the breaker's run of failures and close a half-open breaker."""
+    if error is None:
+        return "success"
+    if error.code in NOT_THE_DEPLOYMENTS_FAULT:
+        return "neutral"
+    if may_fail_over(error) or error.code == "request_deadline_exceeded":
+        return "failure"
+    return "neutral"
+
+
 def counts_against_deployment(error: ProviderError) -> bool:
-    """The provider, not the request, was at fault: a client's 4xx leaves breakers and health alone, and
-    so does a deployment that cannot serve this kind of request (failed over, yet healthy)."""
-    return may_fail_over(error) and error.code not in NOT_THE_DEPLOYMENTS_FAULT
+    """The provider, not the request, was at fault (see ``verdict_on_deployment``)."""
+    return verdict_on_deployment(error) == "failure"
 
 
 def _same_deployment_delay(error: ProviderError, policy: RoutePolicy, retry: int) -> float | None:

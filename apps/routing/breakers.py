@@ -186,6 +186,13 @@ class BreakerBoard:
         if was_trial:
             await _release_trial(target.deployment_id)
 
+    async def release(self, target: Target) -> None:
+        """The attempt ended with no outcome to count (the client's own 4xx): free its trial slot."""
+        breaker = self.breakers.get(target.deployment_id)
+        if breaker is not None and breaker.trial_in_flight:
+            breaker.trial_in_flight = False
+            await _release_trial(target.deployment_id)
+
     def seconds_until_trial(self, targets: tuple[Target, ...]) -> float | None:
         """How soon the first of these open breakers lets a trial through (None: none will by itself)."""
         waits = [

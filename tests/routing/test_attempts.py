@@ -137,3 +137,33 @@ def test_it_fails_over_from_a_deployment_that_cannot_serve_the_request_without_o
     assert answers == [f"answer from {openai.deployment_id}"] * 6
     assert shared_state.breakers.state_of(anthropic) == "closed"
     assert shared_state.health.view(anthropic.deployment_id).success_rate is None  # no sample either way
+
+
+def test_a_clients_400_neither_resets_nor_adds_to_the_breakers_run_of_failures():
+    only = target(next(_ids))
+    model = policy_route("failover", only, breaker_failure_threshold=2, same_deployment_retries=0)
+
+    for outcome in [unavailable_503(), context_too_long(), unavailable_503()]:
+        run(model, {only.deployment_id: [outcome]})
+
+    assert shared_state.breakers.state_of(only) == "open"
+    health = shared_state.health.view(only.deployment_id)
+    assert health.success_rate == 0.0 and round(health.calls) == 2  # the 400 left no sample
+
+
+def test_an_attempt_cut_off_by_the_request_deadline_counts_as_a_failure():
+    only = target(next(_ids))
+    model = policy_route("failover", only, breaker_failure_threshold=1, request_deadline_s=0.05)
+
+    async def call(adapter: ProviderAdapter, target: Target) -> str:
+        await asyncio.sleep(1)
+        return "too late"
+
+    async def scenario() -> ProviderError:
+        with pytest.raises(ProviderError) as caught:
+            await attempt_in_order(model, call, [])
+        return caught.value
+
+    assert asyncio.run(scenario()).code == "request_deadline_exceeded"
+    assert shared_state.breakers.state_of(only) == "open"
+    assert shared_state.health.view(only.deployment_id).success_rate == 0.0

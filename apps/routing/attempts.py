@@ -28,6 +28,7 @@ from typing import Literal, TypeVar
 from apps.providers.adapters.base import ProviderAdapter
 from apps.providers.errors import ProviderError
 from apps.providers.registry import adapter_for
+from apps.routing.breakers import Admission
 from apps.routing.shared_state import shared_state
 from apps.routing.strategies import RequestShape, order_targets
 from apps.routing.table import ModelRoute, RoutePolicy, Target
@@ -108,10 +109,11 @@ async def _try_route(
     while remaining and run.left > 0:
         target = remaining.pop(0)
         trial_ttl_s = min(target.upstream.timeout_s, max(run.remaining_s(), 0.1))
-        if not await shared_state.breakers.admit(target, route.policy, trial_ttl_s=trial_ttl_s):
+        admission = await shared_state.breakers.admit(target, route.policy, trial_ttl_s=trial_ttl_s)
+        if not admission:
             continue
         try:
-            return target, await _on_one_deployment(route, target, call, run)
+            return target, await _on_one_deployment(route, target, call, run, admission)
         except ProviderError as exc:
             error = exc
             if not may_fail_over(exc):
@@ -122,17 +124,19 @@ async def _try_route(
 
 
 async def _on_one_deployment(
-    route: ModelRoute, target: Target, call: Callable[[ProviderAdapter, Target], Awaitable[T]], run: _Run
+    route: ModelRoute, target: Target, call: Callable[[ProviderAdapter, Target], Awaitable[T]], run: _Run,
+    admission: Admission,
 ) -> T:
     retries = 0
     while True:
         try:
-            return await _attempt(route, target, call, run)
+            return await _attempt(route, target, call, run, admission)
         except ProviderError as exc:
             delay = _same_deployment_delay(exc, route.policy, retries)
             if delay is None or not _may_retry_same(route, target, run, retries, delay):
                 raise
         retries += 1
+        admission = Admission.ADMITTED  # a retry happens only once closed again: never the trial
         await asyncio.sleep(delay)
 
 
@@ -145,7 +149,8 @@ def _may_retry_same(route: ModelRoute, target: Target, run: _Run, retries: int, 
 
 
 async def _attempt(
-    route: ModelRoute, target: Target, call: Callable[[ProviderAdapter, Target], Awaitable[T]], run: _Run
+    route: ModelRoute, target: Target, call: Callable[[ProviderAdapter, Target], Awaitable[T]], run: _Run,
+    admission: Admission,
 ) -> T:
     run.left -= 1
     started = time.perf_counter()
@@ -153,32 +158,33 @@ async def _attempt(
         async with asyncio.timeout(max(run.remaining_s(), 0.0)):
             result = await call(adapter_for(target.upstream), target)
     except ProviderError as exc:
-        await _account(route, target, run, started, exc)
+        await _account(route, target, run, started, exc, admission)
         raise
     except TimeoutError:
         late = deadline_exceeded(route)
-        await _account(route, target, run, started, late)
+        await _account(route, target, run, started, late, admission)
         raise late from None
     except BaseException:
-        shared_state.breakers.abandon(target)  # cancelled (the client left): no outcome to count
+        shared_state.breakers.abandon(target, admission)  # cancelled (the client left): no outcome to count
         raise
-    await _account(route, target, run, started, None)
+    await _account(route, target, run, started, None, admission)
     return result
 
 
-async def _account(route: ModelRoute, target: Target, run: _Run, started: float, error: ProviderError | None) -> None:
+async def _account(route: ModelRoute, target: Target, run: _Run, started: float, error: ProviderError | None,
+                   admission: Admission) -> None:
     duration_ms = (time.perf_counter() - started) * 1000
     outcome = "ok" if error is None else error.code or error.type
     run.attempts.append(Attempt(target, outcome, duration_ms, model=route.name))
     verdict = verdict_on_deployment(error)
     if verdict == "neutral":
-        await shared_state.breakers.release(target)  # no outcome, but a trial slot must not stay taken
+        await shared_state.breakers.release(target, admission)  # no outcome, but a trial slot must not stay taken
         return
     ok = verdict == "success"
     latency_ms = duration_ms if ok else None
     shared_state.health.record(target.deployment_id, ok=ok, latency_ms=latency_ms,
                                ttft_ms=latency_ms if run.stream else None)
-    await shared_state.breakers.record(target, route.policy, failed=not ok)
+    await shared_state.breakers.record(target, route.policy, failed=not ok, admission=admission)
 
 
 async def record_late_failure(route: ModelRoute, target: Target, error: ProviderError) -> None:

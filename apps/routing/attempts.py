@@ -18,6 +18,7 @@ a request went.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import math
 import random
 import time
@@ -75,8 +76,11 @@ async def attempt_in_order(
     stream: bool = False,
 ) -> tuple[Target, T]:
     """The first deployment that answers and its answer; raises the last ``ProviderError`` otherwise.
-    For streams, an attempt's duration is its time to first batch, recorded as TTFT too."""
+    For streams, an attempt's duration is its time to first batch: recorded as TTFT, never as latency
+    (a whole answer's time), and strategies rank a stream's deployments by TTFT."""
     run = _Run(route, attempts, stream=stream)
+    if stream and not shape.stream:
+        shape = dataclasses.replace(shape, stream=True)
     shared_state.budget.record_request(route.key)
     try:
         return await _try_route(route, call, run, shape)
@@ -181,9 +185,9 @@ async def _account(route: ModelRoute, target: Target, run: _Run, started: float,
         await shared_state.breakers.release(target, admission)  # no outcome, but a trial slot must not stay taken
         return
     ok = verdict == "success"
-    latency_ms = duration_ms if ok else None
-    shared_state.health.record(target.deployment_id, ok=ok, latency_ms=latency_ms,
-                               ttft_ms=latency_ms if run.stream else None)
+    measured_ms = duration_ms if ok else None
+    shared_state.health.record(target.deployment_id, ok=ok, latency_ms=None if run.stream else measured_ms,
+                               ttft_ms=measured_ms if run.stream else None)
     await shared_state.breakers.record(target, route.policy, failed=not ok, admission=admission)
 
 

@@ -167,3 +167,16 @@ def test_an_attempt_cut_off_by_the_request_deadline_counts_as_a_failure():
     assert asyncio.run(scenario()).code == "request_deadline_exceeded"
     assert shared_state.breakers.state_of(only) == "open"
     assert shared_state.health.view(only.deployment_id).success_rate == 0.0
+
+
+def test_a_stream_attempt_is_measured_as_time_to_first_token_not_as_latency():
+    only = target(next(_ids))
+
+    async def opening(adapter: ProviderAdapter, target: Target) -> str:
+        await asyncio.sleep(0.02)
+        return "first batch"
+
+    asyncio.run(attempt_in_order(policy_route("failover", only), opening, [], stream=True))
+
+    health = shared_state.health.view(only.deployment_id)
+    assert health.latency_ms is None and health.ttft_ms is not None and health.ttft_ms >= 20

@@ -93,10 +93,12 @@ async def stream_route(
     """The attempt loop for a stream: it fails over until the stream has begun (``open_relayable``)."""
 
     async def call(adapter: ProviderAdapter, target: Target) -> ChatStream:
-        async def late_failure(error: ProviderError) -> None:
-            await record_late_failure(route, target, error)
+        owner = route.route_of(target)  # a fallback's deployment keeps its own policy's bounds and breaker
 
-        return await open_relayable(opening(adapter, target), target, route.policy, late_failure)
+        async def late_failure(error: ProviderError) -> None:
+            await record_late_failure(owner, target, error)
+
+        return await open_relayable(opening(adapter, target), target, owner.policy, late_failure)
 
     exchange.strategy = route.strategy
     _, stream = await attempt_in_order(route, call, exchange.attempts, shape or RequestShape(), stream=True)

@@ -89,10 +89,12 @@ async def attempt_in_order(
     for fallback in route.fallbacks_for(error.code):
         if run.left <= 0 or not _may_fall_back(error, route):
             break
+        tried = len(run.attempts)
         try:
             return await _try_route(fallback, call, run, shape)
         except ProviderError as exc:
-            error = exc
+            if len(run.attempts) > tried:  # else the fallback had no deployment to try: the earlier
+                error = exc  # error (a 429 with Retry-After, a 504) says more than its 503
     raise error
 
 

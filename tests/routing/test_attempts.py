@@ -5,12 +5,15 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Awaitable, Iterator
 
 import pytest
 
 from apps.providers.adapters.base import ProviderAdapter
+from apps.providers.contracts import ChatStream, StreamEvent
 from apps.providers.errors import ProviderError
+from apps.proxy.exchange import Exchange
+from apps.proxy.pipeline import stream_route
 from apps.routing.attempts import Attempt, attempt_in_order
 from apps.routing.shared_state import shared_state
 from apps.routing.table import ModelRoute, RoutePolicy, Target
@@ -180,3 +183,45 @@ def test_a_stream_attempt_is_measured_as_time_to_first_token_not_as_latency():
 
     health = shared_state.health.view(only.deployment_id)
     assert health.latency_ms is None and health.ttft_ms is not None and health.ttft_ms >= 20
+
+
+def rate_limited() -> ProviderError:
+    return ProviderError("Rate limit reached.", status=429, type="rate_limit_error", code="rate_limit_exceeded",
+                         retryable=True, upstream_status=429, headers={"Retry-After": "20"})
+
+
+def test_it_keeps_the_primarys_error_when_the_fallback_has_no_deployment_to_try():
+    primary, spare = target(next(_ids)), dataclasses.replace(target(next(_ids)), breaker_override="open")
+    model = dataclasses.replace(policy_route("failover", primary),
+                                fallbacks=(("default", (policy_route("failover", spare),)),))
+
+    answer, attempts = run(model, {primary.deployment_id: [rate_limited()], spare.deployment_id: [None]})
+
+    assert isinstance(answer, ProviderError)
+    assert (answer.status, answer.headers) == (429, {"Retry-After": "20"}) and len(attempts) == 1
+
+
+def test_a_fallbacks_stream_is_bounded_by_the_fallbacks_own_policy():
+    primary, spare = target(next(_ids)), target(next(_ids))
+    model = dataclasses.replace(policy_route("failover", primary, stream_idle_timeout_s=0.01),
+                                fallbacks=(("default", (policy_route("failover", spare),)),))
+
+    async def events(delay_s: float) -> AsyncIterator[list[StreamEvent]]:
+        await asyncio.sleep(delay_s)
+        yield [StreamEvent(frame=b"data: {}\n\n", text="hello")]
+
+    def opening(adapter: ProviderAdapter, target: Target) -> Awaitable[ChatStream]:
+        async def opened() -> ChatStream:
+            if target == primary:
+                raise unavailable_503()
+            return ChatStream(events=events(0.05), close=nothing)  # slower than the primary's idle bound
+        return opened()
+
+    async def nothing() -> None:
+        return None
+
+    async def scenario() -> list[str]:
+        stream = await stream_route(model, Exchange(endpoint="chat"), opening)
+        return [batch[0].text async for batch in stream.events]
+
+    assert asyncio.run(scenario()) == ["hello"]

@@ -50,6 +50,7 @@ class Attempt:
     outcome: str  # "ok" or the error code
     duration_ms: float  # unrounded: the gateway's overhead is this subtracted from the request's time
     model: str = ""  # the public model whose route it belonged to (differs on a fallback)
+    fallback: bool = False  # of a fallback model, not of the route the request started on
 
 
 class _Run:
@@ -181,7 +182,8 @@ async def _account(route: ModelRoute, target: Target, run: _Run, started: float,
                    admission: Admission) -> None:
     duration_ms = (time.perf_counter() - started) * 1000
     outcome = "ok" if error is None else error.code or error.type
-    run.attempts.append(Attempt(target, outcome, duration_ms, model=route.name))
+    # By key: a pattern route's name is the pattern itself, never the client's model name.
+    run.attempts.append(Attempt(target, outcome, duration_ms, model=route.name, fallback=route.key != run.name))
     verdict = verdict_on_deployment(error)
     if verdict == "neutral":
         await shared_state.breakers.release(target, admission)  # no outcome, but a trial slot must not stay taken

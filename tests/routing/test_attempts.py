@@ -16,7 +16,8 @@ from apps.proxy.exchange import Exchange
 from apps.proxy.pipeline import stream_route
 from apps.routing.attempts import Attempt, attempt_in_order
 from apps.routing.shared_state import shared_state
-from apps.routing.table import ModelRoute, RoutePolicy, Target
+from apps.routing.route_header import route_header
+from apps.routing.table import ModelRoute, RoutePolicy, RoutingTable, Target
 from tests.routing.test_strategies import route, target
 
 FAST = RoutePolicy(backoff_start_s=0.001, breaker_failure_threshold=0)
@@ -225,3 +226,18 @@ def test_a_fallbacks_stream_is_bounded_by_the_fallbacks_own_policy():
         return [batch[0].text async for batch in stream.events]
 
     assert asyncio.run(scenario()) == ["hello"]
+
+
+def test_a_pattern_routes_own_attempts_are_not_labelled_as_a_fallbacks():
+    only, spare = target(next(_ids)), target(next(_ids))
+    fallback = dataclasses.replace(policy_route("failover", spare), name="gpt-4o")
+    pattern = dataclasses.replace(policy_route("failover", only), name="claude-*",
+                                  fallbacks=(("default", (fallback,)),))
+    found = RoutingTable(routes={}, loaded_at=0, patterns=(pattern,)).find("claude-3-haiku")
+    assert found is not None
+
+    _, attempts = run(found, {only.deployment_id: [unavailable_503(), unavailable_503()], spare.deployment_id: [None]})
+
+    header = route_header("failover", attempts)
+    assert [step.split("=")[0] for step in header.split("; ")[1].split(", ")] == [
+        only.label, only.label, f"gpt-4o:{spare.label}"]

@@ -59,7 +59,8 @@ async def choose_route(key: KeyInfo, model: str) -> ModelRoute:
     table = await routing_tables.current()
     shared_state.ensure_syncing(routing_tables.deployment_ids)
     route = table.find(model)
-    if route is None or not key.may_use(model):
+    # A key may be allowed a pattern (claude-*): then every name the pattern serves is allowed.
+    if route is None or not (key.may_use(model) or key.may_use(route.key)):
         raise ModelNotFound(model)
     if not route.targets:
         raise NoDeployment(f"No provider is currently available for model `{model}`.")

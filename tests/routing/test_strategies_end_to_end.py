@@ -8,7 +8,7 @@ from collections.abc import Callable
 import httpx
 import pytest
 
-from tests.factories import unique
+from tests.factories import make_key, make_tenant, unique
 from tests.routing.conftest import Pool, statuses
 
 pytestmark = pytest.mark.usefixtures("live_db")
@@ -99,6 +99,20 @@ def test_a_pattern_model_serves_any_matching_name_with_the_clients_model_upstrea
     listed = httpx.get(f"{pool.gateway.url}/v1/models", headers={"Authorization": f"Bearer {pool.raw_key}"}).json()
     names = {item["id"] for item in listed["data"]}
     assert f"{prefix}-exact" in names and f"{prefix}-*" not in names
+
+
+def test_a_key_allowed_a_pattern_may_use_every_name_the_pattern_serves(pool_with: Callable[..., Pool]):
+    prefix = unique("claude")
+    pool = pool_with(size=1, name=f"{prefix}-*", upstream_models=["*"])
+    pool_with(size=1, name=f"{prefix}-exact")  # once it is served, so is the pattern (one table)
+    _, raw_key = make_key(make_tenant(), allowed_models=[f"{prefix}-*"])
+
+    def ask(model: str) -> int:
+        return httpx.post(f"{pool.gateway.url}/v1/chat/completions", json=pool.body() | {"model": model},
+                          headers={"Authorization": f"Bearer {raw_key}"}, timeout=30).status_code
+
+    assert ask(f"{prefix}-3-haiku") == 200
+    assert ask(unique("gpt")) == 404
 
 
 def test_a_pattern_does_not_serve_names_it_does_not_match(pool_with: Callable[..., Pool]):

@@ -8,6 +8,7 @@ two attempt loops at the bottom: ``call_route()`` for whole answers, ``stream_ro
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Awaitable, Callable, Mapping
 from typing import Any, TypeVar
 
@@ -106,7 +107,10 @@ async def stream_route(
     return stream
 
 
-def request_shape(route: ModelRoute, body: Mapping[str, Any]) -> RequestShape | None:
+def request_shape(route: ModelRoute, body: Mapping[str, Any], *, output: bool = True) -> RequestShape | None:
+    """Token estimates for cost and hybrid (None for the strategies that read none). ``output=False``
+    for requests answered without generated tokens (embeddings)."""
     if route.strategy not in SHAPED_STRATEGIES:
         return None
-    return RequestShape.of(body, len(orjson.dumps(body)))
+    shape = RequestShape.of(body, len(orjson.dumps(body)))
+    return shape if output else dataclasses.replace(shape, output_tokens=0)

@@ -62,6 +62,23 @@ def test_cost_picks_the_cheapest_deployment_for_the_request(pool_with: Callable[
     assert pool.served_by() == [20, 20]
 
 
+@pytest.mark.parametrize(("path", "body"), [
+    ("/v1/embeddings", {"input": "hello there friend"}),  # no output tokens at all
+    ("/v1/completions", {"prompt": "word " * 100, "max_tokens": 1}),
+])
+def test_cost_orders_embeddings_and_legacy_completions_by_their_own_shape(
+    path: str, body: dict[str, object], pool_with: Callable[..., Pool]
+):
+    # Dear input and cheap output first: chosen only if the request were assumed to generate 256 tokens.
+    pool = pool_with(size=2, strategy="cost", prices=[("5.00", "0.10"), ("0.10", "5.00")])
+
+    response = httpx.post(f"{pool.gateway.url}{path}", json={"model": pool.name, **body},
+                          headers={"Authorization": f"Bearer {pool.raw_key}"}, timeout=30)
+
+    assert response.status_code == 200, response.text
+    assert pool.served_by() == [0, 1]
+
+
 def test_hybrid_weighs_cost_latency_and_reliability(pool_with: Callable[..., Pool]):
     # Same price; the first is slow: latency decides. With cost weight alone, priority breaks the tie.
     pool = pool_with(size=2, strategy="hybrid", prices=[("0.15", "0.60"), ("0.15", "0.60")])

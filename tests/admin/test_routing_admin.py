@@ -117,6 +117,9 @@ def test_it_shows_each_deployments_breaker_success_rate_and_latency_as_gateways_
 def test_it_lists_deployments_when_a_health_entry_in_redis_is_malformed(admin_client, fake_v1):
     route = make_route(fake_v1)
     _publish_live_state(route.deployment, state="closed", successes=3, failures=1, latency_ms=12)
+    from apps.routing.shared_state import HEALTH_KEY
+    from edge_project.redis_clients import sync_redis
+
     client = sync_redis()
     assert client is not None
     client.hset(HEALTH_KEY.format(route.deployment.pk), "a-broken-writer", b"[1, 2]")

@@ -15,8 +15,8 @@ from apps.providers.errors import ProviderError
 from apps.proxy.exchange import Exchange
 from apps.proxy.pipeline import stream_route
 from apps.routing.attempts import Attempt, attempt_in_order
-from apps.routing.shared_state import shared_state
 from apps.routing.route_header import route_header
+from apps.routing.shared_state import shared_state
 from apps.routing.table import ModelRoute, RoutePolicy, RoutingTable, Target
 from tests.routing.test_strategies import route, target
 

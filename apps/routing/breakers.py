@@ -29,9 +29,9 @@ import contextlib
 import enum
 import logging
 import time
+from collections.abc import Coroutine
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from collections.abc import Coroutine
 from typing import Any
 
 import orjson

@@ -65,8 +65,9 @@ def test_cost_picks_the_cheapest_deployment_for_the_request(pool_with: Callable[
 @pytest.mark.parametrize(("path", "body"), [
     ("/v1/embeddings", {"input": "hello there friend"}),  # no output tokens at all
     ("/v1/completions", {"prompt": "word " * 100, "max_tokens": 1}),
+    ("/v1/messages", {"messages": [{"role": "user", "content": "word " * 100}], "max_tokens": 1}),
 ])
-def test_cost_orders_embeddings_and_legacy_completions_by_their_own_shape(
+def test_cost_orders_embeddings_completions_and_messages_by_their_own_shape(
     path: str, body: dict[str, object], pool_with: Callable[..., Pool]
 ):
     # Dear input and cheap output first: chosen only if the request were assumed to generate 256 tokens.

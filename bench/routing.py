@@ -67,7 +67,7 @@ async def per_request_us(strategy: str, size: int, requests: int, *, pattern: bo
         state.health.record(first.deployment_id, ok=True, latency_ms=12.0)
         await state.breakers.record(first, found.policy, failed=False)
         attempts = [Attempt(first, "ok", 12.0, model=name)]
-        route_header(strategy, name, attempts)
+        route_header(strategy, attempts)
         attempts_record(attempts)
     return (time.perf_counter() - started) / requests * 1e6
 

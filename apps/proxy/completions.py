@@ -17,7 +17,7 @@ from apps.providers.contracts import ChatResponse, ChatStream
 from apps.providers.tokens import estimate_completion_usage
 from apps.proxy.exchange import Exchange
 from apps.proxy.parsing import parse_completion_request
-from apps.proxy.pipeline import call_route, choose_route, stream_route
+from apps.proxy.pipeline import call_route, choose_route, request_shape, stream_route
 from apps.proxy.streaming import streaming_response
 from apps.proxy.views import GatewayView
 from apps.routing.table import Target
@@ -27,17 +27,18 @@ async def create_completion(request: HttpRequest, exchange: Exchange, key: KeyIn
     completion = parse_completion_request(request)
     exchange.model, exchange.stream = completion.model, completion.stream
     route = await choose_route(key, completion.model)
+    shape = request_shape(route, completion.body)
     if completion.stream:
 
         def opening(adapter: ProviderAdapter, target: Target) -> Awaitable[ChatStream]:
             return adapter.open_completion_stream(completion, upstream_model=target.upstream_model)
 
-        return streaming_response(exchange, completion, await stream_route(route, exchange, opening))
+        return streaming_response(exchange, completion, await stream_route(route, exchange, opening, shape))
 
     async def complete(adapter: ProviderAdapter, target: Target) -> ChatResponse:
         return await adapter.completions(completion, upstream_model=target.upstream_model)
 
-    answer = await call_route(route, exchange, complete)
+    answer = await call_route(route, exchange, complete, shape)
     provider_usage = answer.usage.source == "provider"
     exchange.usage = answer.usage if provider_usage else estimate_completion_usage(completion.body, answer.content)
     exchange.finish(status="ok", http_status=200)

@@ -15,7 +15,7 @@ from apps.providers.contracts import ChatResponse
 from apps.providers.tokens import estimate_input_usage
 from apps.proxy.exchange import Exchange
 from apps.proxy.parsing import parse_embeddings_request
-from apps.proxy.pipeline import call_route, choose_route
+from apps.proxy.pipeline import call_route, choose_route, request_shape
 from apps.proxy.views import GatewayView
 from apps.routing.table import Target
 
@@ -28,7 +28,7 @@ async def create_embeddings(request: HttpRequest, exchange: Exchange, key: KeyIn
     async def call(adapter: ProviderAdapter, target: Target) -> ChatResponse:
         return await adapter.embeddings(embeddings, upstream_model=target.upstream_model)
 
-    answer = await call_route(route, exchange, call)
+    answer = await call_route(route, exchange, call, request_shape(route, embeddings.body, output=False))
     exchange.usage = answer.usage if answer.usage.source != "none" else estimate_input_usage(embeddings.body["input"])
     exchange.finish(status="ok", http_status=200)
     return HttpResponse(answer.content, content_type="application/json")

@@ -100,5 +100,5 @@ class Exchange:
         if self.cache_status:
             response["x-edge-cache"] = self.cache_status
         if self.strategy:
-            response["x-edge-route"] = route_header(self.strategy, self.model, self.attempts)
+            response["x-edge-route"] = route_header(self.strategy, self.attempts)
         return response

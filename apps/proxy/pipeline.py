@@ -8,6 +8,7 @@ two attempt loops at the bottom: ``call_route()`` for whole answers, ``stream_ro
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Awaitable, Callable, Mapping
 from typing import Any, TypeVar
 
@@ -59,7 +60,8 @@ async def choose_route(key: KeyInfo, model: str) -> ModelRoute:
     table = await routing_tables.current()
     shared_state.ensure_syncing(routing_tables.deployment_ids)
     route = table.find(model)
-    if route is None or not key.may_use(model):
+    # A key may be allowed a pattern (claude-*): then every name the pattern serves is allowed.
+    if route is None or not (key.may_use(model) or key.may_use(route.key)):
         raise ModelNotFound(model)
     if not route.targets:
         raise NoDeployment(f"No provider is currently available for model `{model}`.")
@@ -93,17 +95,22 @@ async def stream_route(
     """The attempt loop for a stream: it fails over until the stream has begun (``open_relayable``)."""
 
     async def call(adapter: ProviderAdapter, target: Target) -> ChatStream:
-        async def late_failure(error: ProviderError) -> None:
-            await record_late_failure(route, target, error)
+        owner = route.route_of(target)  # a fallback's deployment keeps its own policy's bounds and breaker
 
-        return await open_relayable(opening(adapter, target), target, route.policy, late_failure)
+        async def late_failure(error: ProviderError) -> None:
+            await record_late_failure(owner, target, error)
+
+        return await open_relayable(opening(adapter, target), target, owner.policy, late_failure)
 
     exchange.strategy = route.strategy
     _, stream = await attempt_in_order(route, call, exchange.attempts, shape or RequestShape(), stream=True)
     return stream
 
 
-def request_shape(route: ModelRoute, body: Mapping[str, Any]) -> RequestShape | None:
+def request_shape(route: ModelRoute, body: Mapping[str, Any], *, output: bool = True) -> RequestShape | None:
+    """Token estimates for cost and hybrid (None for the strategies that read none). ``output=False``
+    for requests answered without generated tokens (embeddings)."""
     if route.strategy not in SHAPED_STRATEGIES:
         return None
-    return RequestShape.of(body, len(orjson.dumps(body)))
+    shape = RequestShape.of(body, len(orjson.dumps(body)))
+    return shape if output else dataclasses.replace(shape, output_tokens=0)

@@ -18,25 +18,30 @@ a request went.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import math
 import random
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import TypeVar
+from typing import Literal, TypeVar
 
 from apps.providers.adapters.base import ProviderAdapter
 from apps.providers.errors import ProviderError
 from apps.providers.registry import adapter_for
+from apps.routing.breakers import Admission
 from apps.routing.shared_state import shared_state
 from apps.routing.strategies import RequestShape, order_targets
 from apps.routing.table import ModelRoute, RoutePolicy, Target
 
 T = TypeVar("T")
+Verdict = Literal["success", "failure", "neutral"]
 NO_SHAPE = RequestShape()
 SAME_DEPLOYMENT_STATUSES = {502, 503, 504}
 # Not worth another try on the same deployment, but a broken provider's doing: another may answer.
 FAILOVER_CODES = {"upstream_response_too_large", "upstream_auth_failed"}
+# Failed over like a provider's failure, but the deployment is fine: it cannot serve this kind of request.
+NOT_THE_DEPLOYMENTS_FAULT = {"unsupported_by_provider"}
 
 
 @dataclass(frozen=True, slots=True)
@@ -45,6 +50,7 @@ class Attempt:
     outcome: str  # "ok" or the error code
     duration_ms: float  # unrounded: the gateway's overhead is this subtracted from the request's time
     model: str = ""  # the public model whose route it belonged to (differs on a fallback)
+    fallback: bool = False  # of a fallback model, not of the route the request started on
 
 
 class _Run:
@@ -71,8 +77,11 @@ async def attempt_in_order(
     stream: bool = False,
 ) -> tuple[Target, T]:
     """The first deployment that answers and its answer; raises the last ``ProviderError`` otherwise.
-    For streams, an attempt's duration is its time to first batch, recorded as TTFT too."""
+    For streams, an attempt's duration is its time to first batch: recorded as TTFT, never as latency
+    (a whole answer's time), and strategies rank a stream's deployments by TTFT."""
     run = _Run(route, attempts, stream=stream)
+    if stream and not shape.stream:
+        shape = dataclasses.replace(shape, stream=True)
     shared_state.budget.record_request(route.key)
     try:
         return await _try_route(route, call, run, shape)
@@ -81,10 +90,12 @@ async def attempt_in_order(
     for fallback in route.fallbacks_for(error.code):
         if run.left <= 0 or not _may_fall_back(error, route):
             break
+        tried = len(run.attempts)
         try:
             return await _try_route(fallback, call, run, shape)
         except ProviderError as exc:
-            error = exc
+            if len(run.attempts) > tried:  # else the fallback had no deployment to try: the earlier
+                error = exc  # error (a 429 with Retry-After, a 504) says more than its 503
     raise error
 
 
@@ -105,10 +116,11 @@ async def _try_route(
     while remaining and run.left > 0:
         target = remaining.pop(0)
         trial_ttl_s = min(target.upstream.timeout_s, max(run.remaining_s(), 0.1))
-        if not await shared_state.breakers.admit(target, route.policy, trial_ttl_s=trial_ttl_s):
+        admission = await shared_state.breakers.admit(target, route.policy, trial_ttl_s=trial_ttl_s)
+        if not admission:
             continue
         try:
-            return target, await _on_one_deployment(route, target, call, run)
+            return target, await _on_one_deployment(route, target, call, run, admission)
         except ProviderError as exc:
             error = exc
             if not may_fail_over(exc):
@@ -119,17 +131,19 @@ async def _try_route(
 
 
 async def _on_one_deployment(
-    route: ModelRoute, target: Target, call: Callable[[ProviderAdapter, Target], Awaitable[T]], run: _Run
+    route: ModelRoute, target: Target, call: Callable[[ProviderAdapter, Target], Awaitable[T]], run: _Run,
+    admission: Admission,
 ) -> T:
     retries = 0
     while True:
         try:
-            return await _attempt(route, target, call, run)
+            return await _attempt(route, target, call, run, admission)
         except ProviderError as exc:
             delay = _same_deployment_delay(exc, route.policy, retries)
             if delay is None or not _may_retry_same(route, target, run, retries, delay):
                 raise
         retries += 1
+        admission = Admission.ADMITTED  # a retry happens only once closed again: never the trial
         await asyncio.sleep(delay)
 
 
@@ -142,7 +156,8 @@ def _may_retry_same(route: ModelRoute, target: Target, run: _Run, retries: int, 
 
 
 async def _attempt(
-    route: ModelRoute, target: Target, call: Callable[[ProviderAdapter, Target], Awaitable[T]], run: _Run
+    route: ModelRoute, target: Target, call: Callable[[ProviderAdapter, Target], Awaitable[T]], run: _Run,
+    admission: Admission,
 ) -> T:
     run.left -= 1
     started = time.perf_counter()
@@ -150,28 +165,34 @@ async def _attempt(
         async with asyncio.timeout(max(run.remaining_s(), 0.0)):
             result = await call(adapter_for(target.upstream), target)
     except ProviderError as exc:
-        await _account(route, target, run, started, exc)
+        await _account(route, target, run, started, exc, admission)
         raise
     except TimeoutError:
         late = deadline_exceeded(route)
-        await _account(route, target, run, started, late)
+        await _account(route, target, run, started, late, admission)
         raise late from None
     except BaseException:
-        shared_state.breakers.abandon(target)  # cancelled (the client left): no outcome to count
+        shared_state.breakers.abandon(target, admission)  # cancelled (the client left): no outcome to count
         raise
-    await _account(route, target, run, started, None)
+    await _account(route, target, run, started, None, admission)
     return result
 
 
-async def _account(route: ModelRoute, target: Target, run: _Run, started: float, error: ProviderError | None) -> None:
+async def _account(route: ModelRoute, target: Target, run: _Run, started: float, error: ProviderError | None,
+                   admission: Admission) -> None:
     duration_ms = (time.perf_counter() - started) * 1000
     outcome = "ok" if error is None else error.code or error.type
-    run.attempts.append(Attempt(target, outcome, duration_ms, model=route.name))
-    failed = error is not None and counts_against_deployment(error)
-    latency_ms = None if failed else duration_ms
-    shared_state.health.record(target.deployment_id, ok=not failed, latency_ms=latency_ms,
-                               ttft_ms=latency_ms if run.stream else None)
-    await shared_state.breakers.record(target, route.policy, failed=failed)
+    # By key: a pattern route's name is the pattern itself, never the client's model name.
+    run.attempts.append(Attempt(target, outcome, duration_ms, model=route.name, fallback=route.key != run.name))
+    verdict = verdict_on_deployment(error)
+    if verdict == "neutral":
+        await shared_state.breakers.release(target, admission)  # no outcome, but a trial slot must not stay taken
+        return
+    ok = verdict == "success"
+    measured_ms = duration_ms if ok else None
+    shared_state.health.record(target.deployment_id, ok=ok, latency_ms=None if run.stream else measured_ms,
+                               ttft_ms=measured_ms if run.stream else None)
+    await shared_state.breakers.record(target, route.policy, failed=not ok, admission=admission)
 
 
 async def record_late_failure(route: ModelRoute, target: Target, error: ProviderError) -> None:
@@ -181,9 +202,23 @@ async def record_late_failure(route: ModelRoute, target: Target, error: Provider
         await shared_state.breakers.record(target, route.policy, failed=True)
 
 
+def verdict_on_deployment(error: ProviderError | None) -> Verdict:
+    """What an attempt says about its deployment. A failure: timeouts (the request's deadline too),
+    5xx, 429, resets, malformed or oversized answers, refused credentials. Neutral: the client's own
+    4xx, and a kind that cannot serve this request; they must not count as successes either, or they
+    would reset the breaker's run of failures and close a half-open breaker."""
+    if error is None:
+        return "success"
+    if error.code in NOT_THE_DEPLOYMENTS_FAULT:
+        return "neutral"
+    if may_fail_over(error) or error.code == "request_deadline_exceeded":
+        return "failure"
+    return "neutral"
+
+
 def counts_against_deployment(error: ProviderError) -> bool:
-    """The provider, not the request, was at fault: a client's 4xx leaves breakers and health alone."""
-    return may_fail_over(error)
+    """The provider, not the request, was at fault (see ``verdict_on_deployment``)."""
+    return verdict_on_deployment(error) == "failure"
 
 
 def _same_deployment_delay(error: ProviderError, policy: RoutePolicy, retry: int) -> float | None:

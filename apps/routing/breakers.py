@@ -8,9 +8,14 @@ timeout → half-open, M successes → closed) exactly as it would for a synchro
 Contract:
 - ``admit()`` says whether a deployment may be called now. Closed: yes, with no I/O. Open: no,
   until the reset timeout has passed. Then half-open: one trial call at a time, across processes
-  (a local flag, plus ``SET NX`` with a TTL in Redis so two processes cannot both send one).
-- ``record()`` feeds the outcome in; a transition is written to Redis at once (failures are rare,
-  so the failure path may pay a round trip). Failure counts are per process; states are shared.
+  (a local flag, plus ``SET NX`` with a TTL in Redis so two processes cannot both send one). Its
+  answer is the attempt's token: ``TRIAL`` marks the one attempt whose outcome decides half-open.
+- ``record()`` feeds the outcome in with that token; a transition is written to Redis at once
+  (failures are rare, so the failure path may pay a round trip). Failure counts are per process;
+  states are shared. An attempt admitted while closed that ends after the breaker opened counts
+  for nothing: the trial alone closes or reopens it, and only the trial frees the trial key.
+- ``release()`` (an attempt with no outcome to count) and ``abandon()`` (one cancelled) free a
+  trial's slot, the Redis key included, so other processes need not wait for its TTL.
 - Other processes' transitions arrive through ``apps.routing.shared_state``'s refresh loop.
 - A deployment forced open or closed in admin (``Deployment.breaker_override``, carried by the
   routing table to every process) ignores the state machine.
@@ -19,9 +24,12 @@ Contract:
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
+import enum
 import logging
 import time
+from collections.abc import Coroutine
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -59,6 +67,17 @@ class SharedBreakerState:
         except (orjson.JSONDecodeError, ValueError, TypeError):
             return None
         return cls(str(state), float(opened_at), float(changed_at)) if state in (CLOSED, OPEN, HALF_OPEN) else None
+
+
+class Admission(enum.Enum):
+    """``admit()``'s answer, kept by the attempt as its token."""
+
+    REFUSED = "refused"
+    ADMITTED = "admitted"  # closed (or forced closed): the outcome counts only while it stays closed
+    TRIAL = "trial"  # the half-open trial: its outcome closes or reopens the breaker
+
+    def __bool__(self) -> bool:
+        return self is not Admission.REFUSED
 
 
 class _Outcome(Exception):
@@ -115,7 +134,6 @@ class DeploymentBreaker(pybreaker.CircuitBreakerListener):
     def record(self, *, failed: bool) -> None:
         with contextlib.suppress(_Outcome, pybreaker.CircuitBreakerError):
             self.breaker.call(_replay, failed)
-        self.trial_in_flight = False
 
     def shared(self) -> SharedBreakerState:
         return SharedBreakerState(self.state, self.opened_at(), self.changed_at)
@@ -160,30 +178,39 @@ class BreakerBoard:
             return CLOSED
         return HALF_OPEN if breaker.trial_due() else breaker.state
 
-    async def admit(self, target: Target, policy: RoutePolicy, *, trial_ttl_s: float) -> bool:
+    async def admit(self, target: Target, policy: RoutePolicy, *, trial_ttl_s: float) -> Admission:
         if target.breaker_override == BreakerOverride.OPEN:
-            return False
+            return Admission.REFUSED
         if target.breaker_override == BreakerOverride.CLOSED or policy.breaker_failure_threshold == 0:
-            return True
+            return Admission.ADMITTED
         breaker = self.get(target.deployment_id, policy)
         if breaker.state == CLOSED:
-            return True
+            return Admission.ADMITTED
         if not breaker.trial_due() or breaker.trial_in_flight:
-            return False
+            return Admission.REFUSED
         if not await _claim_trial(target.deployment_id, trial_ttl_s):
-            return False
+            return Admission.REFUSED
         breaker.trial_in_flight = True
-        return True
+        return Admission.TRIAL
 
-    async def record(self, target: Target, policy: RoutePolicy, *, failed: bool) -> None:
+    async def record(self, target: Target, policy: RoutePolicy, *, failed: bool,
+                     admission: Admission = Admission.ADMITTED) -> None:
         if target.breaker_override != BreakerOverride.AUTO or policy.breaker_failure_threshold == 0:
             return
         breaker = self.get(target.deployment_id, policy)
-        was_trial = breaker.trial_in_flight
+        is_trial = admission is Admission.TRIAL
+        if not is_trial and breaker.state != CLOSED:
+            return  # admitted before the breaker opened: the trial, not this late call, decides
         breaker.record(failed=failed)
         if breaker.unpublished:
             await publish(breaker)
-        if was_trial:
+        if is_trial:
+            breaker.trial_in_flight = False
+            await _release_trial(target.deployment_id)
+
+    async def release(self, target: Target, admission: Admission) -> None:
+        """The attempt ended with no outcome to count (the client's own 4xx): free its trial slot."""
+        if admission is Admission.TRIAL and self._free_local_trial(target):
             await _release_trial(target.deployment_id)
 
     def seconds_until_trial(self, targets: tuple[Target, ...]) -> float | None:
@@ -196,15 +223,34 @@ class BreakerBoard:
         ]
         return min(waits) if waits else None
 
-    def abandon(self, target: Target) -> None:
-        """The attempt ended without an outcome (the client left): free the local trial slot. The
-        Redis trial key expires by itself."""
+    def abandon(self, target: Target, admission: Admission) -> None:
+        """The attempt ended without an outcome (the client left): free its trial slot, locally now and
+        in Redis from a background task (the cancelled request cannot wait for a round trip)."""
+        if admission is Admission.TRIAL and self._free_local_trial(target):
+            _in_background(_release_trial(target.deployment_id))
+
+    def _free_local_trial(self, target: Target) -> bool:
         breaker = self.breakers.get(target.deployment_id)
-        if breaker is not None:
-            breaker.trial_in_flight = False
+        if breaker is None:
+            return False
+        breaker.trial_in_flight = False
+        return True
 
     def reset(self) -> None:
         self.breakers.clear()
+
+
+_background: set[asyncio.Task[None]] = set()  # held until done: the loop keeps only weak references
+
+
+def _in_background(work: Coroutine[Any, Any, None]) -> None:
+    try:
+        task = asyncio.get_running_loop().create_task(work)
+    except RuntimeError:  # no loop (cannot happen on the request path): the key's TTL frees it
+        work.close()
+        return
+    _background.add(task)
+    task.add_done_callback(_background.discard)
 
 
 async def _claim_trial(deployment_id: int, ttl_s: float) -> bool:

@@ -49,8 +49,14 @@ class Counters:
 
     @classmethod
     def from_list(cls, values: list[float | None]) -> Counters:
+        """Raises ValueError or TypeError for anything but five numbers (or nulls)."""
         successes, failures, latency, ttft, at = values
-        return cls(float(successes or 0), float(failures or 0), latency, ttft, float(at or 0))
+        return cls(float(successes or 0), float(failures or 0), _number_or_none(latency), _number_or_none(ttft),
+                   float(at or 0))
+
+
+def _number_or_none(value: float | None) -> float | None:
+    return None if value is None else float(value)
 
 
 def _ewma(average: float | None, sample: float | None) -> float | None:

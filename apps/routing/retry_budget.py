@@ -55,6 +55,3 @@ class RetryBudget:
             return False
         window._bucket(now)[2] += 1
         return True
-
-
-retry_budget = RetryBudget()

@@ -16,16 +16,16 @@ from typing import Any
 from apps.routing.attempts import Attempt
 
 
-def route_header(strategy: str, model: str, attempts: Sequence[Attempt]) -> str:
+def route_header(strategy: str, attempts: Sequence[Attempt]) -> str:
     steps = ", ".join(
-        f"{_fallback_prefix(attempt, model)}{attempt.target.label}={attempt.outcome} {attempt.duration_ms:.0f}ms"
+        f"{_fallback_prefix(attempt)}{attempt.target.label}={attempt.outcome} {attempt.duration_ms:.0f}ms"
         for attempt in attempts
     )
     return f"{strategy}; {steps}" if steps else strategy
 
 
-def _fallback_prefix(attempt: Attempt, model: str) -> str:
-    return f"{attempt.model}:" if attempt.model and attempt.model != model else ""
+def _fallback_prefix(attempt: Attempt) -> str:
+    return f"{attempt.model}:" if attempt.fallback else ""
 
 
 def attempts_record(attempts: Sequence[Attempt]) -> list[dict[str, Any]]:

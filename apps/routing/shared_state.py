@@ -103,10 +103,13 @@ class SharedState:
 
 
 def _other_processes(entries: dict[bytes, bytes]) -> list[Counters]:
+    return _parsed({process: raw for process, raw in entries.items() if process.decode() != PROCESS_ID})
+
+
+def _parsed(entries: dict[bytes, bytes]) -> list[Counters]:
+    """Every process's counters that parse: one malformed entry must not hide the others (or fail admin)."""
     counters = []
-    for process, raw in entries.items():
-        if process.decode() == PROCESS_ID:
-            continue
+    for raw in entries.values():
         try:
             counters.append(Counters.from_list(orjson.loads(raw)))
         except (orjson.JSONDecodeError, ValueError, TypeError):
@@ -130,8 +133,7 @@ def read_shared(deployment_ids: list[int]) -> tuple[dict[int, SharedBreakerState
         return {}, {}
     breakers = {id_: state for id_, raw in zip(deployment_ids, states, strict=True)
                 if raw and (state := SharedBreakerState.from_json(raw)) is not None}
-    counters = {id_: [Counters.from_list(orjson.loads(raw)) for raw in entries.values()]
-                for id_, entries in zip(deployment_ids, health, strict=True)}
+    counters = {id_: _parsed(entries) for id_, entries in zip(deployment_ids, health, strict=True)}
     return breakers, counters
 
 

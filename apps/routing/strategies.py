@@ -29,6 +29,7 @@ class RequestShape:
 
     prompt_tokens: int = 0
     output_tokens: int = DEFAULT_OUTPUT_TOKENS
+    stream: bool = False  # a stream's speed is its time to first token; a whole answer's, its latency
 
     @classmethod
     def of(cls, body: Mapping[str, Any], body_bytes: int) -> RequestShape:
@@ -66,9 +67,10 @@ def weighted(route: ModelRoute, shape: RequestShape, health: HealthBook) -> list
 
 
 def least_latency(route: ModelRoute, shape: RequestShape, health: HealthBook) -> list[Target]:
-    """Lowest latency moving average first. A deployment with no recent calls counts as fastest, so
-    new and recovered ones get measured; a few requests explore at random for the same reason."""
-    ordered = sorted(route.targets, key=lambda target: health.view(target.deployment_id).latency_ms or 0.0)
+    """Lowest latency moving average first (TTFT for a stream). A deployment with no recent calls
+    counts as fastest, so new and recovered ones get measured; a few requests explore at random for
+    the same reason."""
+    ordered = sorted(route.targets, key=lambda target: _speed_ms(health.view(target.deployment_id), shape))
     if len(ordered) > 1 and random.random() < EXPLORATION:
         ordered.insert(0, ordered.pop(random.randrange(1, len(ordered))))
     return ordered
@@ -85,11 +87,12 @@ def cost(route: ModelRoute, shape: RequestShape, health: HealthBook) -> list[Tar
 
 
 def hybrid(route: ModelRoute, shape: RequestShape, health: HealthBook) -> list[Target]:
-    """Lowest weighted score first: cost, latency and unreliability, each scaled to 0..1 across the
-    route's deployments (unknown latency or reliability scores as the best, to get it measured)."""
+    """Lowest weighted score first: cost, latency (TTFT for a stream) and unreliability, each scaled to
+    0..1 across the route's deployments (unknown latency or reliability scores as the best, to get it
+    measured)."""
     views = [health.view(target.deployment_id) for target in route.targets]
     costs = _scaled([float(estimated_cost(target, shape)) for target in route.targets])
-    latencies = _scaled([view.latency_ms or 0.0 for view in views])
+    latencies = _scaled([_speed_ms(view, shape) for view in views])
     failures = _scaled([_unreliability(view) for view in views])
     cost_weight, latency_weight, reliability_weight = route.policy.hybrid_weights
     scores = {
@@ -97,6 +100,10 @@ def hybrid(route: ModelRoute, shape: RequestShape, health: HealthBook) -> list[T
         for target, c, lat, f in zip(route.targets, costs, latencies, failures, strict=True)
     }
     return sorted(route.targets, key=lambda target: (scores[target.deployment_id], target.priority))
+
+
+def _speed_ms(view: DeploymentHealth, shape: RequestShape) -> float:
+    return (view.ttft_ms if shape.stream else view.latency_ms) or 0.0
 
 
 def _unreliability(view: DeploymentHealth) -> float:

@@ -10,15 +10,18 @@ and health.
 
 Every read is bounded by the policy's idle timeout and the whole stream by its deadline, whatever
 the adapter. Adapters already bound each read by the provider's ``timeout_s`` (their contract), so
-a timer is armed for a read only when the policy asks for less: a timer per event batch costs a
-stream more than everything else this module does.
+the policy's bounds are watched only when they ask for less. Then one timer per stream does it, not
+one per read (an ``asyncio.timeout`` per event batch costs a stream more than everything else this
+module does): each read notes when it started, and the timer, when it fires, cancels the read only
+if that read has really waited too long; otherwise it re-arms itself for the read in progress. A
+steady stream thus pays one timer per idle timeout, not one per batch.
 """
 
 from __future__ import annotations
 
 import asyncio
-import time
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import Awaitable, Callable
+from typing import Any
 
 from apps.providers.contracts import ChatStream, StreamEvent
 from apps.providers.errors import ProviderError
@@ -33,25 +36,29 @@ async def open_relayable(
 ) -> ChatStream:
     """The opened stream, its opening events already read (and replayed to whoever iterates it)."""
     stream = await opening
-    events = BoundedEvents(stream.events, target, policy, on_failure)
+    events = BoundedEvents(stream, target, policy, on_failure)
     try:
         await events.wait_until_begun()
     except BaseException:
-        await stream.close()
+        await events.close()
         raise
-    return ChatStream(events=events, close=stream.close)
+    return ChatStream(events=events, close=events.close)
 
 
 class BoundedEvents:
     """The upstream's event batches, with the buffered opening ones first, each read time-bounded."""
 
-    def __init__(self, events: AsyncIterator[Batch], target: Target, policy: RoutePolicy,
-                 on_failure: OnFailure) -> None:
-        self._events, self._target, self._on_failure = events, target, on_failure
+    def __init__(self, stream: ChatStream, target: Target, policy: RoutePolicy, on_failure: OnFailure) -> None:
+        self._events, self._close, self._target, self._on_failure = stream.events, stream.close, target, on_failure
+        self._loop = asyncio.get_running_loop()
         self._idle_s = policy.stream_idle_timeout_s
         self._adapter_bound_s = target.upstream.timeout_s
-        self._deadline = time.monotonic() + policy.stream_deadline_s
+        self._deadline = self._loop.time() + policy.stream_deadline_s
         self._buffered: list[Batch] = []
+        self._read_started = 0.0
+        self._reader: asyncio.Task[Any] | None = None  # the task inside a watched read, if any
+        self._watch: asyncio.TimerHandle | None = None
+        self._expired = ""  # "idle" or "deadline", once the watch has cancelled a read
 
     def __aiter__(self) -> BoundedEvents:
         return self
@@ -60,8 +67,8 @@ class BoundedEvents:
         if self._buffered:
             return self._buffered.pop(0)
         try:
-            # Inlined _read() for the common case: one coroutine frame less per batch.
-            if min(self._idle_s, self._deadline - time.monotonic()) >= self._adapter_bound_s:
+            # Inlined _read() for an adapter whose bound is the tighter one: one coroutine frame less per batch.
+            if min(self._idle_s, self._deadline - self._loop.time()) >= self._adapter_bound_s:
                 return await self._events.__anext__()
             return await self._read()
         except ProviderError as exc:
@@ -82,16 +89,45 @@ class BoundedEvents:
             if count > 1 or any(event.text or event.usage is not None for event in batch):
                 return
 
+    async def close(self) -> None:
+        if self._watch is not None:
+            self._watch.cancel()
+            self._watch = None
+        await self._close()
+
     async def _read(self) -> Batch:
-        remaining = self._deadline - time.monotonic()
-        limit = min(self._idle_s, remaining)
-        if limit >= self._adapter_bound_s:
+        now = self._loop.time()
+        if min(self._idle_s, self._deadline - now) >= self._adapter_bound_s:
             return await anext(self._events)  # the adapter's own bound is the tighter one
+        task = asyncio.current_task()
+        assert task is not None  # a coroutine awaited by the event loop always runs in a task
+        self._read_started, self._reader, cancelling = now, task, task.cancelling()
+        if self._watch is None:
+            self._watch = self._loop.call_at(self._due(), self._check)
         try:
-            async with asyncio.timeout(max(limit, 0.0)):
-                return await anext(self._events)
-        except TimeoutError:
-            raise stream_timeout(self._target, deadline_passed=remaining <= self._idle_s) from None
+            return await anext(self._events)
+        except asyncio.CancelledError:
+            # Ours only if the watch cancelled and nobody else did too (asyncio.timeout's rule).
+            if self._expired and task.uncancel() <= cancelling:
+                raise stream_timeout(self._target, deadline_passed=self._expired == "deadline") from None
+            raise
+        finally:
+            self._reader = None
+
+    def _due(self) -> float:
+        return min(self._read_started + self._idle_s, self._deadline)
+
+    def _check(self) -> None:
+        """The stream's timer: cancel the read in progress if it is overdue, else wait for it."""
+        self._watch = None
+        if self._reader is None:
+            return  # between reads: the next read arms the timer again
+        due = self._due()
+        if self._loop.time() < due:
+            self._watch = self._loop.call_at(due, self._check)
+            return
+        self._expired = "deadline" if due >= self._deadline else "idle"
+        self._reader.cancel()
 
 
 def stream_timeout(target: Target, *, deadline_passed: bool) -> ProviderError:

@@ -98,6 +98,14 @@ class ModelRoute:
         named = dict(self.fallbacks)
         return named.get(code or "", ()) or named.get("default", ())
 
+    def route_of(self, target: Target) -> ModelRoute:
+        """This route, or the fallback ``target`` belongs to: its policy governs the attempt (a deployment
+        belongs to one model, so the answer is unique)."""
+        for route in (self, *(fallback for _, fallbacks in self.fallbacks for fallback in fallbacks)):
+            if any(own.deployment_id == target.deployment_id for own in route.targets):
+                return route
+        return self
+
     def for_model(self, model: str) -> ModelRoute:
         """This route as the client's model names it: pattern routes send that name upstream for ``*``."""
         if model == self.name or not any(target.upstream_model == "*" for target in self.targets):

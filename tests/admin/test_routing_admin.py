@@ -114,6 +114,21 @@ def test_it_shows_each_deployments_breaker_success_rate_and_latency_as_gateways_
     assert '<td class="field-latency">31 ms</td>' in page
 
 
+def test_it_lists_deployments_when_a_health_entry_in_redis_is_malformed(admin_client, fake_v1):
+    route = make_route(fake_v1)
+    _publish_live_state(route.deployment, state="closed", successes=3, failures=1, latency_ms=12)
+    from apps.routing.shared_state import HEALTH_KEY
+    from edge_project.redis_clients import sync_redis
+
+    client = sync_redis()
+    assert client is not None
+    client.hset(HEALTH_KEY.format(route.deployment.pk), "a-broken-writer", b"[1, 2]")
+
+    response = admin_client.get(reverse("admin:routing_deployment_changelist"), {"q": route.model.name})
+
+    assert response.status_code == 200 and '<td class="field-success_rate">75.0% of 4</td>' in response.content.decode()
+
+
 def test_it_shows_the_live_state_in_the_models_deployment_inline(admin_client, fake_v1):
     route = make_route(fake_v1)
     _publish_live_state(route.deployment, state="closed", successes=3, failures=1, latency_ms=12)

@@ -12,7 +12,7 @@ import pytest
 from django.test import override_settings
 
 from apps.routing import breakers as breakers_module
-from apps.routing.breakers import BreakerBoard, SharedBreakerState
+from apps.routing.breakers import TRIAL_KEY, Admission, BreakerBoard, SharedBreakerState
 from apps.routing.shared_state import SharedState
 from apps.routing.table import RoutePolicy, Target
 from edge_project import redis_clients
@@ -48,7 +48,7 @@ def test_it_opens_after_five_failures_and_admits_nothing_until_the_reset_timeout
         await fail(board, deployment, 4)
         still_closed = await board.admit(deployment, POLICY, trial_ttl_s=1)
         await board.record(deployment, POLICY, failed=True)
-        return [still_closed, await board.admit(deployment, POLICY, trial_ttl_s=1)]
+        return [bool(still_closed), bool(await board.admit(deployment, POLICY, trial_ttl_s=1))]
 
     assert asyncio.run(scenario()) == [True, False]
 
@@ -59,7 +59,7 @@ def test_it_counts_consecutive_failures_only(deployment: Target):
         await fail(board, deployment, 4)
         await board.record(deployment, POLICY, failed=False)
         await fail(board, deployment, 4)
-        return await board.admit(deployment, POLICY, trial_ttl_s=1)
+        return bool(await board.admit(deployment, POLICY, trial_ttl_s=1))
 
     assert asyncio.run(scenario()) is True
 
@@ -70,12 +70,12 @@ def test_it_lets_one_trial_through_at_a_time_and_closes_after_two_successes(depl
         await fail(board, deployment, 5)
         await asyncio.sleep(0.25)
         admitted = [await board.admit(deployment, POLICY, trial_ttl_s=1) for _ in range(10)]
-        await board.record(deployment, POLICY, failed=False)
+        await board.record(deployment, POLICY, failed=False, admission=Admission.TRIAL)
         second = await board.admit(deployment, POLICY, trial_ttl_s=1)
-        await board.record(deployment, POLICY, failed=False)
-        return [admitted.count(True), second, board.state_of(deployment)]
+        await board.record(deployment, POLICY, failed=False, admission=second)
+        return [admitted.count(Admission.TRIAL), admitted.count(Admission.REFUSED), second, board.state_of(deployment)]
 
-    assert asyncio.run(scenario()) == [1, True, "closed"]
+    assert asyncio.run(scenario()) == [1, 9, Admission.TRIAL, "closed"]
 
 
 def test_a_failed_trial_opens_the_breaker_again(deployment: Target):
@@ -83,11 +83,11 @@ def test_a_failed_trial_opens_the_breaker_again(deployment: Target):
         board = BreakerBoard()
         await fail(board, deployment, 5)
         await asyncio.sleep(0.25)
-        assert await board.admit(deployment, POLICY, trial_ttl_s=1)
-        await board.record(deployment, POLICY, failed=True)
-        return [board.state_of(deployment), await board.admit(deployment, POLICY, trial_ttl_s=1)]
+        trial = await board.admit(deployment, POLICY, trial_ttl_s=1)
+        await board.record(deployment, POLICY, failed=True, admission=trial)
+        return [trial, board.state_of(deployment), bool(await board.admit(deployment, POLICY, trial_ttl_s=1))]
 
-    assert asyncio.run(scenario()) == ["open", False]
+    assert asyncio.run(scenario()) == [Admission.TRIAL, "open", False]
 
 
 def test_only_one_process_gets_the_trial_of_a_shared_half_open_breaker(deployment: Target):
@@ -96,8 +96,8 @@ def test_only_one_process_gets_the_trial_of_a_shared_half_open_breaker(deploymen
         await fail(first.breakers, deployment, 5)
         await second.refresh([deployment.deployment_id])  # the second process adopts "open"
         await asyncio.sleep(0.25)
-        return [await first.breakers.admit(deployment, POLICY, trial_ttl_s=1),
-                await second.breakers.admit(deployment, POLICY, trial_ttl_s=1)]
+        return [bool(await first.breakers.admit(deployment, POLICY, trial_ttl_s=1)),
+                bool(await second.breakers.admit(deployment, POLICY, trial_ttl_s=1))]
 
     assert asyncio.run(scenario()) == [True, False]
 
@@ -129,8 +129,8 @@ def test_it_keeps_working_on_its_own_view_when_redis_does_not_answer(deployment:
         board = BreakerBoard()
         await fail(board, deployment, 5)
         await asyncio.sleep(0.25)
-        return [await board.admit(deployment, POLICY, trial_ttl_s=1),
-                await board.admit(deployment, POLICY, trial_ttl_s=1)]
+        return [bool(await board.admit(deployment, POLICY, trial_ttl_s=1)),
+                bool(await board.admit(deployment, POLICY, trial_ttl_s=1))]
 
     # Nothing listens on port 1: every Redis command fails at once.
     with override_settings(REDIS_URL="redis://127.0.0.1:1/0"):
@@ -147,8 +147,8 @@ def test_forced_states_ignore_the_breaker(deployment: Target):
         await fail(board, deployment, 5)
         forced_closed = dataclasses.replace(deployment, breaker_override="closed")
         forced_open = dataclasses.replace(target(next(_ids)), breaker_override="open")
-        return [await board.admit(forced_closed, POLICY, trial_ttl_s=1),
-                await board.admit(forced_open, POLICY, trial_ttl_s=1)]
+        return [bool(await board.admit(forced_closed, POLICY, trial_ttl_s=1)),
+                bool(await board.admit(forced_open, POLICY, trial_ttl_s=1))]
 
     assert asyncio.run(scenario()) == [True, False]
 
@@ -162,3 +162,34 @@ def test_the_trial_key_expires_so_a_crashed_trial_does_not_block_the_breaker_for
         return claimed and await breakers_module._claim_trial(deployment.deployment_id, 0.05)
 
     assert asyncio.run(scenario())
+
+
+def test_a_call_admitted_while_closed_that_ends_during_the_trial_decides_nothing(deployment: Target):
+    async def scenario() -> list[object]:
+        board = BreakerBoard()
+        client = redis_clients.async_redis()
+        assert client is not None
+        old = await board.admit(deployment, POLICY, trial_ttl_s=1)  # a long call, admitted while closed
+        await fail(board, deployment, 5)
+        await asyncio.sleep(0.25)
+        trial = await board.admit(deployment, POLICY, trial_ttl_s=5)
+        for _ in range(POLICY.breaker_success_threshold):
+            await board.record(deployment, POLICY, failed=False, admission=old)  # the long call answers
+        return [trial, board.state_of(deployment), await client.exists(TRIAL_KEY.format(deployment.deployment_id)),
+                bool(await board.admit(deployment, POLICY, trial_ttl_s=1))]
+
+    assert asyncio.run(scenario()) == [Admission.TRIAL, "half-open", 1, False]  # the trial still holds its slot
+
+
+def test_an_abandoned_trial_frees_the_trial_key_for_every_process(deployment: Target):
+    async def scenario() -> list[object]:
+        first, second = SharedState(), SharedState()
+        await fail(first.breakers, deployment, 5)
+        await second.refresh([deployment.deployment_id])
+        await asyncio.sleep(0.25)
+        trial = await first.breakers.admit(deployment, POLICY, trial_ttl_s=30)
+        first.breakers.abandon(deployment, trial)  # the client left mid-trial
+        await asyncio.sleep(0.05)  # the key is deleted in the background
+        return [trial, await second.breakers.admit(deployment, POLICY, trial_ttl_s=1)]
+
+    assert asyncio.run(scenario()) == [Admission.TRIAL, Admission.TRIAL]

@@ -127,3 +127,14 @@ def test_the_retry_budget_lets_a_quiet_gateway_retry():
     budget.record_request("m")
 
     assert sum(budget.try_spend("m", 0.2) for _ in range(50)) == budget_module.MIN_RETRIES_PER_WINDOW
+
+
+def test_least_latency_ranks_streams_by_time_to_first_token_and_whole_answers_by_latency():
+    health = HealthBook()
+    health.record(1, ok=True, latency_ms=900, ttft_ms=10)  # a long answer that starts at once
+    health.record(2, ok=True, latency_ms=100, ttft_ms=200)
+    model = route("least_latency", target(1), target(2))
+
+    streams = Counter(order_targets(model, RequestShape(stream=True), health)[0].deployment_id for _ in range(200))
+
+    assert firsts(model, health, 200)[2] >= 180 and streams[1] >= 180

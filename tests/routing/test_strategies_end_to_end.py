@@ -8,7 +8,7 @@ from collections.abc import Callable
 import httpx
 import pytest
 
-from tests.factories import unique
+from tests.factories import make_key, make_tenant, unique
 from tests.routing.conftest import Pool, statuses
 
 pytestmark = pytest.mark.usefixtures("live_db")
@@ -62,6 +62,24 @@ def test_cost_picks_the_cheapest_deployment_for_the_request(pool_with: Callable[
     assert pool.served_by() == [20, 20]
 
 
+@pytest.mark.parametrize(("path", "body"), [
+    ("/v1/embeddings", {"input": "hello there friend"}),  # no output tokens at all
+    ("/v1/completions", {"prompt": "word " * 100, "max_tokens": 1}),
+    ("/v1/messages", {"messages": [{"role": "user", "content": "word " * 100}], "max_tokens": 1}),
+])
+def test_cost_orders_embeddings_completions_and_messages_by_their_own_shape(
+    path: str, body: dict[str, object], pool_with: Callable[..., Pool]
+):
+    # Dear input and cheap output first: chosen only if the request were assumed to generate 256 tokens.
+    pool = pool_with(size=2, strategy="cost", prices=[("5.00", "0.10"), ("0.10", "5.00")])
+
+    response = httpx.post(f"{pool.gateway.url}{path}", json={"model": pool.name, **body},
+                          headers={"Authorization": f"Bearer {pool.raw_key}"}, timeout=30)
+
+    assert response.status_code == 200, response.text
+    assert pool.served_by() == [0, 1]
+
+
 def test_hybrid_weighs_cost_latency_and_reliability(pool_with: Callable[..., Pool]):
     # Same price; the first is slow: latency decides. With cost weight alone, priority breaks the tie.
     pool = pool_with(size=2, strategy="hybrid", prices=[("0.15", "0.60"), ("0.15", "0.60")])
@@ -99,6 +117,20 @@ def test_a_pattern_model_serves_any_matching_name_with_the_clients_model_upstrea
     listed = httpx.get(f"{pool.gateway.url}/v1/models", headers={"Authorization": f"Bearer {pool.raw_key}"}).json()
     names = {item["id"] for item in listed["data"]}
     assert f"{prefix}-exact" in names and f"{prefix}-*" not in names
+
+
+def test_a_key_allowed_a_pattern_may_use_every_name_the_pattern_serves(pool_with: Callable[..., Pool]):
+    prefix = unique("claude")
+    pool = pool_with(size=1, name=f"{prefix}-*", upstream_models=["*"])
+    pool_with(size=1, name=f"{prefix}-exact")  # once it is served, so is the pattern (one table)
+    _, raw_key = make_key(make_tenant(), allowed_models=[f"{prefix}-*"])
+
+    def ask(model: str) -> int:
+        return httpx.post(f"{pool.gateway.url}/v1/chat/completions", json=pool.body() | {"model": model},
+                          headers={"Authorization": f"Bearer {raw_key}"}, timeout=30).status_code
+
+    assert ask(f"{prefix}-3-haiku") == 200
+    assert ask(unique("gpt")) == 404
 
 
 def test_a_pattern_does_not_serve_names_it_does_not_match(pool_with: Callable[..., Pool]):

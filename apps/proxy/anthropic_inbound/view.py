@@ -22,7 +22,7 @@ from apps.proxy.anthropic_inbound.response import anthropic_error_response, mess
 from apps.proxy.anthropic_inbound.stream import anthropic_stream, native_stream
 from apps.proxy.exchange import Exchange
 from apps.proxy.parsing import parse_json_body
-from apps.proxy.pipeline import call_route, choose_route, stream_route
+from apps.proxy.pipeline import call_route, choose_route, request_shape, stream_route
 from apps.proxy.streaming import streaming_response
 from apps.proxy.views import GatewayView
 from apps.routing.table import Target
@@ -33,6 +33,7 @@ async def create_message(request: HttpRequest, exchange: Exchange, key: KeyInfo)
     chat = chat_request(body)
     exchange.model, exchange.stream = chat.model, chat.stream
     route = await choose_route(key, chat.model)
+    shape = request_shape(route, body)
     beta = request.headers.get("anthropic-beta", "")  # for Anthropic deployments; others have no betas
     if chat.stream:
 
@@ -42,14 +43,14 @@ async def create_message(request: HttpRequest, exchange: Exchange, key: KeyInfo)
                 return native_stream(native)
             return anthropic_stream(await adapter.open_stream(chat, upstream_model=target.upstream_model))
 
-        return streaming_response(exchange, chat, await stream_route(route, exchange, open_stream))
+        return streaming_response(exchange, chat, await stream_route(route, exchange, open_stream, shape))
 
     async def complete(adapter: ProviderAdapter, target: Target) -> ChatResponse:
         if isinstance(adapter, AnthropicAdapter):
             return await adapter.message(body, upstream_model=target.upstream_model, beta=beta)
         return translated_message(chat, await adapter.chat(chat, upstream_model=target.upstream_model))
 
-    answer = await call_route(route, exchange, complete)
+    answer = await call_route(route, exchange, complete, shape)
     # A translated answer comes with usage (the provider's or an estimate); a native one without any is rare.
     exchange.usage = answer.usage if answer.usage.source != "none" else _estimate(chat, answer.content)
     exchange.finish(status="ok", http_status=200)

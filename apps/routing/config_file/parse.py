@@ -30,7 +30,8 @@ Parser = Callable[[EntryReader], Spec]
 
 PROVIDER_FIELDS = ("name", "kind", "base_url", "api_key", "timeout_s", "headers", "enabled", "api_version")
 POLICY_FIELDS = (
-    "name", "strategy", "max_retries", *ROUTING_FIELDS, "cache_enabled", "cache_ttl_s", "cache_shared_tenants",
+    "name", "strategy", "max_retries", *ROUTING_FIELDS, "fallbacks", "cache_enabled", "cache_ttl_s",
+    "cache_shared_tenants",
 )
 CACHE_TTL_MAX_S = 2**31 - 1  # PositiveIntegerField
 MODEL_FIELDS = ("name", "policy", "enabled", "deployments")

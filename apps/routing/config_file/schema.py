@@ -77,8 +77,8 @@ ROUTING_FIELDS = (
     "same_deployment_retries", "backoff_start_ms", "backoff_multiplier", "backoff_cap_s", "retry_after_cap_s",
     "retry_budget_ratio", "request_deadline_s", "stream_idle_timeout_s", "stream_deadline_s",
     "breaker_failure_threshold", "breaker_reset_s", "breaker_success_threshold",
-    "hybrid_cost_weight", "hybrid_latency_weight", "hybrid_reliability_weight", "fallbacks",
-)
+    "hybrid_cost_weight", "hybrid_latency_weight", "hybrid_reliability_weight",
+)  # fallbacks are routing too, but a mapping of tuples: routing_values() and export convert them
 
 
 @dataclass(frozen=True, slots=True)

@@ -19,7 +19,6 @@ import weakref
 from typing import Any
 
 import orjson
-import redis.asyncio
 from django.conf import settings
 from django.contrib import messages
 from django.http import HttpRequest
@@ -27,7 +26,7 @@ from redis.exceptions import RedisError
 
 from apps.proxy.cache.generations import generations, model_field, tenant_field
 from apps.proxy.cache.lru import local_cache
-from edge_project.redis_clients import async_redis, redis_configured, report_redis_failure, sync_redis
+from edge_project.redis_clients import async_redis, bounded, redis_configured, report_redis_failure, sync_redis
 
 logger = logging.getLogger(__name__)
 POLL_S = 1.0
@@ -133,7 +132,8 @@ async def _follow_channel() -> None:
     try:
         await pubsub.subscribe(channel())
         while True:
-            await _reload_generations(client)  # after subscribing: no bump falls in between
+            if not await _reload_generations():  # after subscribing: no bump falls in between
+                return  # Redis failed (reported): subscribe afresh after the cool-down
             _loaded.set()
             resync_at = time.monotonic() + RESYNC_S
             while time.monotonic() < resync_at:
@@ -145,11 +145,14 @@ async def _follow_channel() -> None:
             await pubsub.aclose()  # type: ignore[no-untyped-call]  # redis-py leaves it unannotated
 
 
-async def _reload_generations(client: redis.asyncio.Redis) -> None:
-    async with asyncio.timeout(settings.REDIS_TIMEOUT_S * 2):
-        stored = await client.hgetall(generations_key())
+async def _reload_generations() -> bool:
+    """Take Redis's counters; False when Redis failed to give them."""
+    stored: dict[bytes | str, bytes | str] | None = await bounded(lambda client: client.hgetall(generations_key()))
+    if stored is None:
+        return False
     if generations.replace({_text(field): int(value) for field, value in stored.items()}):
         local_cache().clear()
+    return True
 
 
 def _text(value: bytes | str) -> str:

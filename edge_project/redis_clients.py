@@ -102,8 +102,9 @@ async def bounded(command: Callable[[redis.asyncio.Redis], Awaitable[T]]) -> T |
     if client is None:
         return None
     try:
-        # The socket timeouts bound each read; this also bounds the whole exchange (connect + write + read).
-        async with asyncio.timeout(settings.REDIS_TIMEOUT_S * 2):
+        # One REDIS_TIMEOUT_S for the whole exchange: the socket timeouts bound each connect and read
+        # alone, and a new connection makes several (CLIENT SETINFO, SELECT) before the command's own.
+        async with asyncio.timeout(settings.REDIS_TIMEOUT_S):
             return await command(client)
     except (RedisError, OSError, TimeoutError) as exc:
         report_redis_failure(exc)

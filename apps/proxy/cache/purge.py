@@ -90,12 +90,12 @@ def apply_bump(field: str, generation: int) -> None:
 
 async def generations_loaded() -> None:
     """Wait (once per process, at most REDIS_TIMEOUT_S) for the counters, so a fresh process never
-    serves what was purged before it started."""
+    serves what was purged before it started. The subscriber's first try ends the wait, loaded or failed."""
     if _loaded.is_set() or not redis_configured():
         return
     ensure_listening()
     with contextlib.suppress(TimeoutError):
-        await asyncio.wait_for(_loaded.wait(), settings.REDIS_TIMEOUT_S * 2)
+        await asyncio.wait_for(_loaded.wait(), settings.REDIS_TIMEOUT_S)
     _loaded.set()  # tried once: later requests do not wait again; the subscriber keeps trying
 
 
@@ -121,6 +121,7 @@ async def _listen() -> None:
             report_redis_failure(exc)
         except Exception:
             logger.exception("cache purge subscriber failed; restarting it")
+        _loaded.set()  # tried: a refusing Redis must not hold a process's first request for the whole wait
         await asyncio.sleep(settings.REDIS_COOLDOWN_S)
 
 

@@ -52,7 +52,8 @@ def purge_tenant(*, tenant_id: int) -> bool:
 
 
 def purge_model(*, model: str) -> bool:
-    """Make every cached answer for the public model (as clients name it) unreachable."""
+    """Make every cached answer of the public model (its configured name: a pattern such as ``claude-*``
+    purges the answers of every name it served) unreachable."""
     return _purge(model_field(model))
 
 

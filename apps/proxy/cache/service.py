@@ -112,14 +112,19 @@ async def look_up_cache(request: HttpRequest, route: ModelRoute, chat: ChatReque
         exchange.cache_status = Status.BYPASS
         return lookup
     started = time.perf_counter()
-    deadline_s = route.policy.request_deadline_s
-    wait_s = flight.wait_limit_s(stream=chat.stream, deadline_s=deadline_s)
+    wait_s = flight.wait_limit_s(stream=chat.stream, deadline_s=route.policy.request_deadline_s)
     lookup.hit, exchange.cache_status = await _find(lookup, wait_s)
-    if lookup.waited:  # on another request's provider call: not the gateway's own time
-        exchange.flight_wait_ms = (time.perf_counter() - started) * 1000
-        if lookup.hit is None and deadline_s - exchange.flight_wait_ms / 1000 < MIN_ATTEMPT_S:
-            raise deadline_exceeded(route)
+    if lookup.waited:
+        _count_wait(route, exchange, time.perf_counter() - started, answered=lookup.hit is not None)
     return lookup
+
+
+def _count_wait(route: ModelRoute, exchange: Exchange, waited_s: float, *, answered: bool) -> None:
+    """The wait was on another request's provider call: not the gateway's own time, but the request's
+    (the attempt loop takes it off the deadline)."""
+    exchange.flight_wait_ms = waited_s * 1000
+    if not answered and route.policy.request_deadline_s - waited_s < MIN_ATTEMPT_S:
+        raise deadline_exceeded(route)
 
 
 async def _find(lookup: CacheLookup, wait_s: float) -> tuple[CachedAnswer | None, str]:

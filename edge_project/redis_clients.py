@@ -4,7 +4,7 @@ redis-py's default retries made one command against a hung Redis take ~5 s even 
 timeout; these clients never retry and give up after REDIS_TIMEOUT_S. After any failure, callers
 skip Redis for ``REDIS_COOLDOWN_S`` (falling back to their in-process state) instead of each paying
 the timeout again, and the first call after the cool-down tries Redis again, with fresh clients, so
-it comes back by itself.
+it comes back by itself. ``bounded()`` is the one way to run an async command with both.
 
 Async clients are per event loop, like the HTTP clients: a connection is bound to the loop that
 opened it.
@@ -18,15 +18,18 @@ import logging
 import threading
 import time
 import weakref
-from typing import Any
+from collections.abc import Awaitable, Callable
+from typing import Any, TypeVar
 
 import redis
 import redis.asyncio
 from django.conf import settings
 from redis.backoff import NoBackoff
+from redis.exceptions import RedisError
 from redis.retry import Retry
 
 logger = logging.getLogger(__name__)
+T = TypeVar("T")
 
 _async_clients: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, redis.asyncio.Redis] = weakref.WeakKeyDictionary()
 _sync_client: redis.Redis | None = None
@@ -90,6 +93,22 @@ def async_redis() -> redis.asyncio.Redis | None:
     if client is None:
         client = _async_clients[loop] = redis.asyncio.Redis.from_url(str(settings.REDIS_URL), **redis_options())
     return client
+
+
+async def bounded(command: Callable[[redis.asyncio.Redis], Awaitable[T]]) -> T | None:
+    """Run one command on this loop's client, or None when Redis is unconfigured, cooling down, or failing
+    (the failure is reported, which starts the cool-down and drops the stale client)."""
+    client = async_redis()
+    if client is None:
+        return None
+    try:
+        # One REDIS_TIMEOUT_S for the whole exchange: the socket timeouts bound each connect and read
+        # alone, and a new connection makes several (CLIENT SETINFO, SELECT) before the command's own.
+        async with asyncio.timeout(settings.REDIS_TIMEOUT_S):
+            return await command(client)
+    except (RedisError, OSError, TimeoutError) as exc:
+        report_redis_failure(exc)
+        return None
 
 
 def sync_redis() -> redis.Redis | None:

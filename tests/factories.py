@@ -7,6 +7,7 @@ import itertools
 from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
+from typing import Any
 
 from apps.billing.keys import issue_key
 from apps.billing.models import ApiKey, Tenant
@@ -65,15 +66,18 @@ def make_route(
     kind: str = "openai",
     api_version: str = "",
     cache_ttl_s: int | None = None,
+    name: str | None = None,
+    **policy_options: Any,
 ) -> Route:
-    """A public model served by one deployment on a new provider of ``kind`` at ``base_url`` (…/v1); its
-    policy caches responses for ``cache_ttl_s`` seconds (None: the cache is off, the default)."""
+    """A public model (``name``, or a new one) served by one deployment on a new provider of ``kind`` at
+    ``base_url`` (…/v1); its policy caches responses for ``cache_ttl_s`` seconds (None: the cache is
+    off, the default) and takes any other RoutingPolicy field from ``policy_options``."""
     provider = make_provider(base_url, kind=kind, api_version=api_version)
     policy = RoutingPolicy.objects.create(
         name=unique("policy"), strategy=strategy, max_retries=max_retries,
-        cache_enabled=cache_ttl_s is not None, cache_ttl_s=cache_ttl_s or 3600,
+        cache_enabled=cache_ttl_s is not None, cache_ttl_s=cache_ttl_s or 3600, **policy_options,
     )
-    model = PublicModel.objects.create(name=unique("model"), policy=policy)
+    model = PublicModel.objects.create(name=name or unique("model"), policy=policy)
     deployment = Deployment.objects.create(
         model=model, provider=provider, upstream_model=upstream_model,
         input_usd_per_mtok=Decimal(input_price), output_usd_per_mtok=Decimal(output_price),

@@ -85,7 +85,8 @@ async def open_stream(route: ModelRoute, chat: ChatRequest, exchange: Exchange) 
 async def call_route(route: ModelRoute, exchange: Exchange, call: Call[T], shape: RequestShape | None = None) -> T:
     """The attempt loop for any adapter call that returns a whole answer."""
     exchange.strategy = route.strategy
-    _, answer = await attempt_in_order(route, call, exchange.attempts, shape or RequestShape())
+    _, answer = await attempt_in_order(route, call, exchange.attempts, shape or RequestShape(),
+                                       waited_s=exchange.flight_wait_ms / 1000)
     return answer
 
 
@@ -103,7 +104,8 @@ async def stream_route(
         return await open_relayable(opening(adapter, target), target, owner.policy, late_failure)
 
     exchange.strategy = route.strategy
-    _, stream = await attempt_in_order(route, call, exchange.attempts, shape or RequestShape(), stream=True)
+    _, stream = await attempt_in_order(route, call, exchange.attempts, shape or RequestShape(), stream=True,
+                                       waited_s=exchange.flight_wait_ms / 1000)
     return stream
 
 

@@ -56,13 +56,13 @@ class Attempt:
 class _Run:
     """One request's attempts so far, its deadline, and the policy of the route it started on."""
 
-    def __init__(self, route: ModelRoute, attempts: list[Attempt], *, stream: bool) -> None:
+    def __init__(self, route: ModelRoute, attempts: list[Attempt], *, stream: bool, waited_s: float) -> None:
         self.stream = stream
         self.policy = route.policy
         self.name = route.key
         self.attempts = attempts
         self.left = route.max_retries + 1
-        self.deadline = time.monotonic() + route.policy.request_deadline_s
+        self.deadline = time.monotonic() + route.policy.request_deadline_s - waited_s
 
     def remaining_s(self) -> float:
         return self.deadline - time.monotonic()
@@ -75,11 +75,13 @@ async def attempt_in_order(
     shape: RequestShape = NO_SHAPE,
     *,
     stream: bool = False,
+    waited_s: float = 0.0,
 ) -> tuple[Target, T]:
     """The first deployment that answers and its answer; raises the last ``ProviderError`` otherwise.
     For streams, an attempt's duration is its time to first batch: recorded as TTFT, never as latency
-    (a whole answer's time), and strategies rank a stream's deployments by TTFT."""
-    run = _Run(route, attempts, stream=stream)
+    (a whole answer's time), and strategies rank a stream's deployments by TTFT. ``waited_s``: what
+    the request already spent waiting for an identical one (the cache), taken off its deadline."""
+    run = _Run(route, attempts, stream=stream, waited_s=waited_s)
     if stream and not shape.stream:
         shape = dataclasses.replace(shape, stream=True)
     shared_state.budget.record_request(route.key)

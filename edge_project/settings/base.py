@@ -167,3 +167,5 @@ EDGE_CACHE_KEY_PREFIX = env_str("EDGE_CACHE_KEY_PREFIX", "edge:cache:")  # Redis
 EDGE_CACHE_L1_MAX_BYTES = env_int("EDGE_CACHE_L1_MAX_BYTES", 64 * 1024 * 1024)  # per-process LRU, by bytes
 EDGE_CACHE_MAX_ENTRY_BYTES = env_int("EDGE_CACHE_MAX_ENTRY_BYTES", 1024 * 1024)  # larger answers are not cached
 EDGE_CACHE_FLIGHT_WAIT_S = env_float("EDGE_CACHE_FLIGHT_WAIT_S", 30.0)  # most a request waits on an identical one
+# ...and a streaming request, whose client sees nothing while it waits (0: streams never wait).
+EDGE_CACHE_STREAM_FLIGHT_WAIT_S = env_float("EDGE_CACHE_STREAM_FLIGHT_WAIT_S", 1.0)

@@ -3,6 +3,7 @@ round trip of an answer through stream assembly and replay."""
 
 from __future__ import annotations
 
+import dataclasses
 from decimal import Decimal
 from typing import Any
 
@@ -108,6 +109,21 @@ def test_the_key_moves_when_the_tenant_or_the_model_is_purged():
     generations.set(model_field("m"), 1)
 
     assert len({before, after_tenant, cache_key(chat(), route(), 1, generations)}) == 3
+
+
+def test_the_key_follows_the_configured_model_so_a_pattern_purge_reaches_its_names_and_no_further():
+    generations = Generations()
+    asked = ChatRequest(model="claude-3", body={"model": "claude-3", "messages": []}, stream=False, include_usage=False)
+    exact = dataclasses.replace(route(), name="claude-3")
+    by_pattern = dataclasses.replace(route(), name="claude-3", pattern="claude-*")  # as RoutingTable.find makes it
+    before = cache_key(asked, by_pattern, 1, generations)
+
+    generations.set(model_field("claude-*"), 1)
+
+    assert cache_key(asked, by_pattern, 1, generations) != before
+    # An exact model and a pattern serving the same name never share an answer, purged or not.
+    assert cache_key(asked, exact, 1, generations) == cache_key(asked, exact, 1, Generations())
+    assert cache_key(asked, exact, 1, Generations()) != before
 
 
 def test_tenants_of_a_shared_namespace_share_keys_and_others_do_not():
@@ -229,6 +245,7 @@ def test_a_chunk_the_assembler_cannot_read_leaves_the_stream_uncached_without_fa
     ("EDGE_CACHE_L1_MAX_BYTES", -1, "edge.E050"),
     ("EDGE_CACHE_MAX_ENTRY_BYTES", -1, "edge.E050"),
     ("EDGE_CACHE_FLIGHT_WAIT_S", 0, "edge.E051"),
+    ("EDGE_CACHE_STREAM_FLIGHT_WAIT_S", -1, "edge.E053"),
     ("EDGE_CACHE_KEY_PREFIX", "edge-cache", "edge.E052"),
 ])
 def test_a_misconfigured_cache_is_caught_at_start(settings: Any, setting: str, value: object, check_id: str):

@@ -3,14 +3,16 @@
 from __future__ import annotations
 
 import pytest
+from django.db import transaction
 from django.urls import reverse
 
 from apps.billing.models import LedgerEntry
 from apps.proxy.cache.purge import generations_key, purge_model, purge_tenant
 from apps.routing.models import PublicModel
 from edge_project.redis_clients import sync_redis
+from tests.cache.conftest import CACHE_TTL_S
 from tests.conftest import wait_until_served
-from tests.factories import make_key, make_tenant
+from tests.factories import make_key, make_route, make_tenant, unique
 from tests.harness.gateway import GatewayProcess
 from tests.harness.served import Served
 from tests.harness.waiting import wait_until
@@ -71,6 +73,28 @@ def test_purging_a_model_empties_its_cache_in_every_process(cached_on_both: tupl
     for served in (here, there):
         wait_for_fresh_answer(served, purged_answer)
     assert purged_answer not in (answer_id(here), answer_id(there))
+
+
+@pytest.mark.usefixtures("live_db")
+def test_purging_a_pattern_model_empties_the_cache_of_every_name_it_serves(gateway: GatewayProcess, fake_v1: str):
+    prefix = unique("claude")
+    with transaction.atomic():
+        pattern = make_route(fake_v1, name=f"{prefix}-*", upstream_model="*", cache_ttl_s=CACHE_TTL_S)
+    tenant = make_tenant()
+    key, raw_key = make_key(tenant)
+    served = Served(gateway, pattern, tenant, key, raw_key)
+    asked = served.chat_body() | {"model": f"{prefix}-3-haiku"}  # a name only the pattern serves
+
+    def answer_id() -> str:
+        return str(served.post(asked).json()["id"])
+
+    wait_until(lambda: served.post(asked).status_code == 200, timeout_s=5, what="the pattern model served")
+    purged_answer = answer_id()
+    assert served.post(asked).headers["x-edge-cache"] == "hit-l1"
+
+    assert purge_model(model=f"{prefix}-*") is True  # what admin's action does for the selected model
+
+    wait_until(lambda: answer_id() != purged_answer, timeout_s=2, what="the pattern's purge")
 
 
 @pytest.mark.django_db

@@ -5,6 +5,8 @@ from __future__ import annotations
 import asyncio
 import time
 from collections import Counter
+from collections.abc import Callable
+from typing import Any
 
 import httpx
 import pytest
@@ -127,3 +129,66 @@ def test_a_leader_whose_client_hangs_up_wakes_its_waiters(cached: Served, fake):
     # out EDGE_CACHE_FLIGHT_WAIT_S (30 s) for an answer that was never coming.
     assert status == 200
     assert waited < 5
+
+
+async def first_byte_after(client: httpx.AsyncClient, url: str, body: dict[str, Any], *, delay_s: float = 0.0
+                           ) -> tuple[float, int, bytes]:
+    """Sent after ``delay_s``: seconds from sending to the first body byte, the status, the whole body."""
+    await asyncio.sleep(delay_s)
+    started = time.monotonic()
+    async with client.stream("POST", url, json=body) as response:
+        chunks = response.aiter_bytes()
+        first = await anext(chunks, b"")
+        seconds = time.monotonic() - started
+        return seconds, response.status_code, first + b"".join([chunk async for chunk in chunks])
+
+
+def leader_and_waiter(served: Served, leader: dict[str, Any], waiter: dict[str, Any]) -> tuple[float, int, bytes]:
+    """The leader's request, then (while it is in flight) the waiter's: what the waiter saw."""
+
+    async def both() -> tuple[float, int, bytes]:
+        limits = httpx.Limits(max_connections=2, max_keepalive_connections=0)
+        async with httpx.AsyncClient(headers=served.headers(), limits=limits, timeout=20) as client:
+            url = f"{served.gateway.url}{CHAT_PATH}"
+            _, waited = await asyncio.gather(first_byte_after(client, url, leader),
+                                             first_byte_after(client, url, waiter, delay_s=0.2))
+            return waited
+
+    return asyncio.run(both())
+
+
+def test_a_waiter_never_waits_past_its_deadline(serve_cached: Callable[..., Served], fake):
+    served = serve_cached(request_deadline_s=1.0)
+    fake.set_rule(served.upstream_model, stream_chunks=10, chunk_delay_ms=300)  # a 3 s stream leads
+    body = served.chat_body("a long story")
+
+    seconds, status, content = leader_and_waiter(served, body | {"stream": True}, body)
+
+    # It gave up at its deadline (the leader's stream is bound by the stream deadline, not this one).
+    assert status == 504 and b"request_deadline_exceeded" in content
+    assert seconds < 1.6
+
+
+def test_the_wait_counts_against_the_waiters_deadline(serve_cached: Callable[..., Served], fake):
+    served = serve_cached(request_deadline_s=1.0)
+    fake.set_rule(served.upstream_model, latency_ms=700, fail_status=500)
+    body = served.chat_body("asked twice, failing slowly")
+
+    seconds, status, content = leader_and_waiter(served, body, body)
+
+    # Woken at 0.5 s by the leader's failure, it had 0.5 s left for its own 0.7 s call, not 1 s.
+    assert status == 504 and b"request_deadline_exceeded" in content
+    assert seconds < 1.4
+    assert upstream_calls(fake, served) == 2
+
+
+def test_a_streaming_waiter_does_not_wait_for_a_long_answer(cached: Served, fake):
+    fake.set_rule(cached.upstream_model, stream_chunks=10, chunk_delay_ms=400)  # a 4 s stream leads
+    body = cached.chat_body("a long story, streamed twice", stream=True)
+
+    seconds, status, content = leader_and_waiter(cached, body, body)
+
+    # It waited EDGE_CACHE_STREAM_FLIGHT_WAIT_S (1 s), then streamed its own answer from the provider.
+    assert status == 200 and content.rstrip().endswith(b"data: [DONE]")
+    assert seconds < 2.5
+    assert upstream_calls(fake, cached) == 2

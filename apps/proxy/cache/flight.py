@@ -5,6 +5,11 @@ leading request of each process takes a short Redis lock (SET NX PX); a process 
 taken polls L2 for the other process's answer. Nobody waits unboundedly: waiters give up after
 EDGE_CACHE_FLIGHT_WAIT_S, and a lock outlives a dead leader by at most as long.
 
+A wait is part of the request's time: it never outlasts the request's deadline, and the attempt
+loop gets only what the wait left of it. A streaming request waits only briefly
+(EDGE_CACHE_STREAM_FLIGHT_WAIT_S): its client sees nothing until the other request's answer is
+whole, so waiting for a long answer would cost it far more time to first token than asking itself.
+
 A leader that fails (an error, a client that hung up, an answer that may not be cached) lands its
 flight empty, and each waiter then makes its own call, as it would have without the cache. The
 leader's error is not handed to waiters: it may be the leader's own (its attempt timed out, its
@@ -55,24 +60,32 @@ class Flights:
             self.land(key, None)
 
 
-async def wait_for(flight: asyncio.Future[CachedAnswer | None]) -> CachedAnswer | None:
+def wait_limit_s(*, stream: bool, deadline_s: float) -> float:
+    """The longest a request may wait for an identical one in flight."""
+    longest: float = settings.EDGE_CACHE_FLIGHT_WAIT_S
+    if stream:
+        longest = min(longest, settings.EDGE_CACHE_STREAM_FLIGHT_WAIT_S)
+    return min(longest, deadline_s)
+
+
+async def wait_for(flight: asyncio.Future[CachedAnswer | None], wait_s: float) -> CachedAnswer | None:
     try:
         # Shielded: one waiter's client hanging up must not cancel the future the others wait on.
-        return await asyncio.wait_for(asyncio.shield(flight), settings.EDGE_CACHE_FLIGHT_WAIT_S)
+        return await asyncio.wait_for(asyncio.shield(flight), wait_s)
     except TimeoutError:
         return None
 
 
-async def follow_other_process(key: str) -> tuple[CachedAnswer | None, float, str]:
+async def follow_other_process(key: str, wait_s: float) -> tuple[CachedAnswer | None, float, str]:
     """While another process leads: poll L2 for its answer, or take the lock over if it is released.
 
     Returns the answer and its seconds left, or no answer and the lock token to lead with ("" when
     leading without one).
     """
-    deadline = time.monotonic() + settings.EDGE_CACHE_FLIGHT_WAIT_S
+    deadline = time.monotonic() + wait_s
     delay = POLL_FIRST_S
-    while time.monotonic() < deadline:
-        await asyncio.sleep(delay)
+    while (left_s := deadline - time.monotonic()) > 0:
+        await asyncio.sleep(min(delay, left_s))
         delay = min(delay * 2, POLL_MAX_S)
         found = await redis_tier.fetch(key, lock=True)
         if found.answer is not None or found.lock is not None:

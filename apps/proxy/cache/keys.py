@@ -5,6 +5,11 @@ Canonical means the client's JSON with sorted keys, minus the fields that cannot
 parameters this gateway has never heard of, is part of the key: an unknown parameter may change
 the answer, so two requests that differ in it must not share one. Differently ordered JSON gives
 the same key; any other difference gives another.
+
+The scope is the route's configured model (``ModelRoute.key``: ``claude-*`` for every name a pattern
+serves) and its generation, so purging a model, exact or pattern, purges every answer it gave, and
+answers never pass between two models' routes: when a disabled exact model's names fall to a
+pattern, the pattern does not serve the exact model's answers (nor revive purged ones).
 """
 
 from __future__ import annotations
@@ -28,7 +33,7 @@ NOT_IN_KEY = frozenset({
 
 def cache_key(chat: ChatRequest, route: ModelRoute, tenant_id: int, generations: Generations) -> str:
     body = {name: value for name, value in chat.body.items() if name not in NOT_IN_KEY}
-    scope = [*namespace(route, tenant_id, generations), generations.of(model_field(chat.model))]
+    scope = [*namespace(route, tenant_id, generations), route.key, generations.of(model_field(route.key))]
     canonical = orjson.dumps([scope, body], option=orjson.OPT_SORT_KEYS)
     # The braces are a Redis Cluster hash tag: an entry and its flight lock live in one slot.
     return settings.EDGE_CACHE_KEY_PREFIX + FORMAT + "{" + hashlib.sha256(canonical).hexdigest() + "}"

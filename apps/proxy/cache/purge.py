@@ -19,7 +19,6 @@ import weakref
 from typing import Any
 
 import orjson
-import redis.asyncio
 from django.conf import settings
 from django.contrib import messages
 from django.http import HttpRequest
@@ -27,7 +26,7 @@ from redis.exceptions import RedisError
 
 from apps.proxy.cache.generations import generations, model_field, tenant_field
 from apps.proxy.cache.lru import local_cache
-from edge_project.redis_clients import async_redis, redis_configured, report_redis_failure, sync_redis
+from edge_project.redis_clients import async_redis, bounded, redis_configured, report_redis_failure, sync_redis
 
 logger = logging.getLogger(__name__)
 POLL_S = 1.0
@@ -53,7 +52,8 @@ def purge_tenant(*, tenant_id: int) -> bool:
 
 
 def purge_model(*, model: str) -> bool:
-    """Make every cached answer for the public model (as clients name it) unreachable."""
+    """Make every cached answer of the public model (its configured name: a pattern such as ``claude-*``
+    purges the answers of every name it served) unreachable."""
     return _purge(model_field(model))
 
 
@@ -91,12 +91,12 @@ def apply_bump(field: str, generation: int) -> None:
 
 async def generations_loaded() -> None:
     """Wait (once per process, at most REDIS_TIMEOUT_S) for the counters, so a fresh process never
-    serves what was purged before it started."""
+    serves what was purged before it started. The subscriber's first try ends the wait, loaded or failed."""
     if _loaded.is_set() or not redis_configured():
         return
     ensure_listening()
     with contextlib.suppress(TimeoutError):
-        await asyncio.wait_for(_loaded.wait(), settings.REDIS_TIMEOUT_S * 2)
+        await asyncio.wait_for(_loaded.wait(), settings.REDIS_TIMEOUT_S)
     _loaded.set()  # tried once: later requests do not wait again; the subscriber keeps trying
 
 
@@ -122,6 +122,7 @@ async def _listen() -> None:
             report_redis_failure(exc)
         except Exception:
             logger.exception("cache purge subscriber failed; restarting it")
+        _loaded.set()  # tried: a refusing Redis must not hold a process's first request for the whole wait
         await asyncio.sleep(settings.REDIS_COOLDOWN_S)
 
 
@@ -133,7 +134,8 @@ async def _follow_channel() -> None:
     try:
         await pubsub.subscribe(channel())
         while True:
-            await _reload_generations(client)  # after subscribing: no bump falls in between
+            if not await _reload_generations():  # after subscribing: no bump falls in between
+                return  # Redis failed (reported): subscribe afresh after the cool-down
             _loaded.set()
             resync_at = time.monotonic() + RESYNC_S
             while time.monotonic() < resync_at:
@@ -145,11 +147,14 @@ async def _follow_channel() -> None:
             await pubsub.aclose()  # type: ignore[no-untyped-call]  # redis-py leaves it unannotated
 
 
-async def _reload_generations(client: redis.asyncio.Redis) -> None:
-    async with asyncio.timeout(settings.REDIS_TIMEOUT_S * 2):
-        stored = await client.hgetall(generations_key())
+async def _reload_generations() -> bool:
+    """Take Redis's counters; False when Redis failed to give them."""
+    stored: dict[bytes | str, bytes | str] | None = await bounded(lambda client: client.hgetall(generations_key()))
+    if stored is None:
+        return False
     if generations.replace({_text(field): int(value) for field, value in stored.items()}):
         local_cache().clear()
+    return True
 
 
 def _text(value: bytes | str) -> str:

@@ -2,29 +2,25 @@
 
 Through ``edge_project.redis_clients`` rather than django-redis: django-redis 7 has no native async
 API (Django's ``aget`` runs the sync client in a thread), and a thread hop on every lookup costs
-more than the lookup (see the cache section of README.md for the measurement). Every command is
-bounded by REDIS_TIMEOUT_S; a failure is reported for the cool-down and answered as a miss (or a
-lost write), never raised: without Redis the gateway serves from L1 and the providers.
+more than the lookup (see the cache section of README.md for the measurement). Every command runs
+through ``bounded()``: a failure is reported for the cool-down and answered as a miss (or a lost
+write), never raised: without Redis the gateway serves from L1 and the providers.
 """
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import secrets
-from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import Any, TypeVar
+from typing import Any
 
 import redis.asyncio
 from django.conf import settings
-from redis.exceptions import RedisError
 
 from apps.proxy.cache.stored import CachedAnswer
-from edge_project.redis_clients import async_redis, report_redis_failure
+from edge_project.redis_clients import bounded
 
 logger = logging.getLogger(__name__)
-T = TypeVar("T")
 LOCK_SUFFIX = ":lock"
 # The answer and its TTL; or, on a miss and if asked (ARGV[1] is a token), the flight lock.
 _FETCH = """
@@ -35,20 +31,6 @@ return {false, 0, 0}
 """
 # Deletes the flight lock only if it is still ours: an expired lock may have been taken over.
 _RELEASE = "if redis.call('get', KEYS[1]) == ARGV[1] then return redis.call('del', KEYS[1]) end return 0"
-
-
-async def bounded(command: Callable[[redis.asyncio.Redis], Awaitable[T]]) -> T | None:
-    """Run one command, or None when Redis is unconfigured, cooling down, or failing."""
-    client = async_redis()
-    if client is None:
-        return None
-    try:
-        # The socket timeouts bound each read; this also bounds the whole exchange (connect + write + read).
-        async with asyncio.timeout(settings.REDIS_TIMEOUT_S * 2):
-            return await command(client)
-    except (RedisError, OSError, TimeoutError) as exc:
-        report_redis_failure(exc)  # which also drops the client's stale connections
-        return None
 
 
 @dataclass(frozen=True, slots=True)

@@ -1,6 +1,7 @@
 """The cache step of the pipeline: ``look_up_cache()`` before the provider, ``store*()`` after it.
 
-Lookup goes L1 → (an identical request already in flight: wait for it) → L2 → provider. A hit
+Lookup goes L1 → (an identical request already in flight: wait for it, within the request's deadline,
+briefly for a stream; see flight.py) → L2 → provider. A hit
 skips routing's call entirely and is accounted at zero cost, with the cost it avoided. A miss that
 may be stored leads a flight: identical requests arriving meanwhile wait for its answer instead of
 calling the provider too. The answer goes into L1 at once and into L2 from a background task off
@@ -34,10 +35,14 @@ from apps.proxy.cache.purge import generations_loaded, stop_listening
 from apps.proxy.cache.replay import replay_stream
 from apps.proxy.cache.stored import CachedAnswer
 from apps.proxy.exchange import Exchange
+from apps.routing.attempts import deadline_exceeded
 from apps.routing.table import ModelRoute
 
 logger = logging.getLogger(__name__)
 Status = LedgerEntry.CacheStatus
+# A waiter left with less of its deadline than this answers 504 at once: an attempt that short could
+# only time out, and would count against a deployment that did nothing wrong.
+MIN_ATTEMPT_S = 0.05
 _writes: set[asyncio.Task[None]] = set()
 
 
@@ -107,19 +112,28 @@ async def look_up_cache(request: HttpRequest, route: ModelRoute, chat: ChatReque
         exchange.cache_status = Status.BYPASS
         return lookup
     started = time.perf_counter()
-    lookup.hit, exchange.cache_status = await _find(lookup)
-    if lookup.waited:  # on another request's provider call: not the gateway's own time
-        exchange.flight_wait_ms = (time.perf_counter() - started) * 1000
+    wait_s = flight.wait_limit_s(stream=chat.stream, deadline_s=route.policy.request_deadline_s)
+    lookup.hit, exchange.cache_status = await _find(lookup, wait_s)
+    if lookup.waited:
+        _count_wait(route, exchange, time.perf_counter() - started, answered=lookup.hit is not None)
     return lookup
 
 
-async def _find(lookup: CacheLookup) -> tuple[CachedAnswer | None, str]:
+def _count_wait(route: ModelRoute, exchange: Exchange, waited_s: float, *, answered: bool) -> None:
+    """The wait was on another request's provider call: not the gateway's own time, but the request's
+    (the attempt loop takes it off the deadline)."""
+    exchange.flight_wait_ms = waited_s * 1000
+    if not answered and route.policy.request_deadline_s - waited_s < MIN_ATTEMPT_S:
+        raise deadline_exceeded(route)
+
+
+async def _find(lookup: CacheLookup, wait_s: float) -> tuple[CachedAnswer | None, str]:
     key = lookup.key
     if (answer := local_cache().get(key)) is not None:
         return answer, Status.HIT_L1
     if (in_flight := flights.current(key)) is not None:
         lookup.waited = True
-        answer = await flight.wait_for(in_flight)
+        answer = await flight.wait_for(in_flight, wait_s)
         return answer, Status.HIT_L1 if answer is not None else Status.MISS
     # Before any await: identical requests arriving from here on wait for this one.
     lookup.leads = lookup.write and flights.lead(key)
@@ -129,7 +143,7 @@ async def _find(lookup: CacheLookup) -> tuple[CachedAnswer | None, str]:
     answer, ttl_s, lookup.lock_token = found.answer, found.ttl_s, found.lock
     if answer is None and lookup.lock_token is None:  # another process is asking the provider
         lookup.waited = True
-        answer, ttl_s, lookup.lock_token = await flight.follow_other_process(key)
+        answer, ttl_s, lookup.lock_token = await flight.follow_other_process(key, wait_s)
     if answer is None:
         return None, Status.MISS
     local_cache().put(key, answer, min(ttl_s, lookup.ttl_s))

@@ -64,7 +64,21 @@ def live_db(django_db_setup: None, django_db_blocker: Any) -> Iterator[None]:
 def gateway(
     django_db_setup: None, django_db_blocker: Any, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[GatewayProcess]:
-    directory = tmp_path_factory.mktemp("gateway")
+    yield from _session_gateway("gateway", django_db_blocker, tmp_path_factory)
+
+
+@pytest.fixture(scope="session")
+def second_gateway(
+    gateway: GatewayProcess, django_db_blocker: Any, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[GatewayProcess]:
+    """Another gateway process on the same database and Redis as ``gateway``, as a second host would be."""
+    yield from _session_gateway("second-gateway", django_db_blocker, tmp_path_factory)
+
+
+def _session_gateway(
+    name: str, django_db_blocker: Any, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[GatewayProcess]:
+    directory = tmp_path_factory.mktemp(name)
     with django_db_blocker.unblock():
         process = GatewayProcess(spool_dir=directory / "spool", log_path=directory / "gateway.log")
     with process:

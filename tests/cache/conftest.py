@@ -4,8 +4,7 @@ the same Redis (for L2 hits and purges across processes), and counting what reac
 from __future__ import annotations
 
 import functools
-from collections.abc import Callable, Iterator
-from typing import Any
+from collections.abc import Callable
 
 import pytest
 
@@ -25,18 +24,6 @@ def serve_cached(gateway: GatewayProcess, fake_v1: str, live_db: None) -> Callab
 @pytest.fixture
 def cached(serve_cached: Callable[..., Served]) -> Served:
     return serve_cached()
-
-
-@pytest.fixture(scope="session")
-def second_gateway(
-    gateway: GatewayProcess, django_db_blocker: Any, tmp_path_factory: pytest.TempPathFactory
-) -> Iterator[GatewayProcess]:
-    """Another gateway process on the same database and Redis as ``gateway``."""
-    directory = tmp_path_factory.mktemp("second-gateway")
-    with django_db_blocker.unblock():
-        process = GatewayProcess(spool_dir=directory / "spool", log_path=directory / "gateway.log")
-    with process:
-        yield process
 
 
 def upstream_calls(fake: BackgroundFakeUpstream, served: Served) -> int:

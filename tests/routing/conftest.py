@@ -6,7 +6,7 @@ from __future__ import annotations
 import asyncio
 import functools
 from collections import Counter
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any
@@ -123,18 +123,6 @@ def make_pool(gateway: GatewayProcess, fake: BackgroundFakeUpstream, *, size: in
 @pytest.fixture
 def pool_with(gateway: GatewayProcess, fake: BackgroundFakeUpstream, live_db: None) -> Callable[..., Pool]:
     return functools.partial(make_pool, gateway, fake)
-
-
-@pytest.fixture(scope="session")
-def second_gateway(
-    gateway: GatewayProcess, django_db_blocker: Any, tmp_path_factory: pytest.TempPathFactory
-) -> Iterator[GatewayProcess]:
-    """Another gateway process on the same database and Redis, as a second host would be."""
-    directory = tmp_path_factory.mktemp("second-gateway")
-    with django_db_blocker.unblock():
-        process = GatewayProcess(spool_dir=directory / "spool", log_path=directory / "gateway.log")
-    with process:
-        yield process
 
 
 def statuses(answers: list[Answer]) -> Counter[int | None]:

@@ -62,3 +62,17 @@ def test_it_calls_anything_else_malformed(frame):
     with pytest.raises(ProviderError) as error:
         chunk_event(frame, "p")
     assert error.value.code == "upstream_malformed_response"
+
+
+@pytest.mark.parametrize(("frame", "opening"), [
+    (b'data: {"choices":[{"index":0,"delta":{"role":"assistant","content":"","refusal":null}}],"usage":null}', True),
+    (b'data: {"choices":[{"index":0,"text":"","finish_reason":null}]}', True),  # legacy completions
+    (CONTENT, False),
+    (USAGE, False),
+    (b'data: {"choices":[{"index":0,"delta":{"tool_calls":[{"index":0,"id":"c","function":{"name":"f"}}]}}]}', False),
+    (b'data: {"choices":[{"index":0,"delta":{},"finish_reason":"stop"}]}', False),
+])
+def test_it_marks_only_the_chunks_that_say_nothing_yet_as_opening(frame, opening):
+    event = chunk_event(frame, "p")
+
+    assert event is not None and event.opening is opening

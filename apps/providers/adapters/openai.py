@@ -179,12 +179,26 @@ def chunk_event(frame: bytes, provider: str) -> StreamEvent | None:
         raise ProviderError(f"Provider {provider} reported an error mid-stream.", retryable=False)
     choices = _choices(chunk, provider)
     usage = chunk.get("usage")
+    text = _delta_text(choices)
     return StreamEvent(
         frame=b"data: " + data + b"\n\n",
         usage=usage_from(usage) if isinstance(usage, dict) else None,
         usage_only=not choices and isinstance(usage, dict),
-        text=_delta_text(choices),
+        text=text,
+        opening=not text and not isinstance(usage, dict) and _say_nothing_yet(choices),
     )
+
+
+def _say_nothing_yet(choices: list[Any]) -> bool:
+    """Choices with no content, tool call or finish: the role-only chunk a stream opens with."""
+    return all(isinstance(choice, dict) and not choice.get("finish_reason") and _role_only(choice.get("delta"))
+               for choice in choices)
+
+
+def _role_only(delta: Any) -> bool:
+    if delta is None:  # a legacy completions chunk: its text is all it could say
+        return True
+    return isinstance(delta, dict) and not any(value for name, value in delta.items() if name != "role")
 
 
 def _delta_text(choices: list[Any]) -> str:

@@ -19,7 +19,7 @@ from apps.providers.errors import OpenAIError
 from apps.providers.tokens import estimate_completion_usage, estimate_usage
 from apps.proxy.anthropic_inbound.request import chat_request
 from apps.proxy.anthropic_inbound.response import anthropic_error_response, message_body, text_of_message
-from apps.proxy.anthropic_inbound.stream import anthropic_stream, native_stream
+from apps.proxy.anthropic_inbound.stream import anthropic_stream, error_event
 from apps.proxy.exchange import Exchange
 from apps.proxy.parsing import parse_json_body
 from apps.proxy.pipeline import call_route, choose_route, stream_route
@@ -38,11 +38,11 @@ async def create_message(request: HttpRequest, exchange: Exchange, key: KeyInfo)
 
         async def open_stream(adapter: ProviderAdapter, target: Target) -> ChatStream:
             if isinstance(adapter, AnthropicAdapter):
-                native = await adapter.open_message_stream(body, upstream_model=target.upstream_model, beta=beta)
-                return native_stream(native)
+                return await adapter.open_message_stream(body, upstream_model=target.upstream_model, beta=beta)
             return anthropic_stream(await adapter.open_stream(chat, upstream_model=target.upstream_model))
 
-        return streaming_response(exchange, chat, await stream_route(route, exchange, open_stream))
+        stream = await stream_route(route, exchange, open_stream)
+        return streaming_response(exchange, chat, stream, error_frame=error_event)
 
     async def complete(adapter: ProviderAdapter, target: Target) -> ChatResponse:
         if isinstance(adapter, AnthropicAdapter):

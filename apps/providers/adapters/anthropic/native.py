@@ -66,10 +66,17 @@ class NativeStream:
         elif kind == "content_block_delta" and (event.get("delta") or {}).get("type") == "text_delta":
             return [StreamEvent(frame=relayed, text=str(event["delta"].get("text", "")))]
         self.done = self.done or kind == "message_stop"
-        return [StreamEvent(frame=relayed)]
+        return [StreamEvent(frame=relayed, opening=_says_nothing_yet(kind, event))]
 
     def finish(self) -> list[StreamEvent]:
         if not self.done:
             raise ProviderError(f"Provider {self.provider} ended the stream before it was complete.",
                                 code="upstream_stream_incomplete", retryable=True)
         return []
+
+
+def _says_nothing_yet(kind: object, event: dict[str, Any]) -> bool:
+    """message_start, ping and the start of a text or thinking block: the client has no content yet."""
+    if kind == "content_block_start":
+        return (event.get("content_block") or {}).get("type") != "tool_use"
+    return kind in ("message_start", "ping")

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from apps.providers.adapters.openai import DONE_FRAME, chunk_event
+from apps.providers.adapters.openai import chunk_event
+from apps.providers.adapters.openai_shapes import DONE_FRAME
 from apps.providers.adapters.wire import SseDecoder
 from apps.providers.errors import ProviderError
 

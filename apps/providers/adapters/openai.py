@@ -14,11 +14,13 @@ import httpx
 import orjson
 
 from apps.providers.adapters.base import ProviderAdapter
+from apps.providers.adapters.openai_shapes import DONE_FRAME
 from apps.providers.adapters.wire import (
     SseDecoder,
     finish_body,
     parse_retry_after,
     read_capped,
+    sse_data,
     translate_transport_errors,
 )
 from apps.providers.contracts import (
@@ -33,7 +35,6 @@ from apps.providers.contracts import (
 from apps.providers.errors import ProviderError
 from apps.providers.http import client_for
 
-DONE_FRAME = b"data: [DONE]\n\n"
 # Client errors the provider judged on the request itself: the client gets them as they are.
 _PASSED_THROUGH = {400, 404, 409, 413, 422}
 
@@ -166,10 +167,8 @@ class OpenAICompatibleAdapter(OpenAIWireAdapter):
 
 def chunk_event(frame: bytes, provider: str) -> StreamEvent | None:
     """One OpenAI SSE frame as a StreamEvent; comments and blank frames are dropped."""
-    if frame.startswith(b"data: ") and b"\n" not in frame:
-        data = frame[6:]  # the usual single-line event, without the general parse below
-    else:
-        data = b"\n".join(line[5:].lstrip() for line in frame.splitlines() if line.startswith(b"data:"))
+    # The usual single-line event is sliced, without the general parse.
+    data = frame[6:] if frame.startswith(b"data: ") and b"\n" not in frame else sse_data(frame)
     if not data:
         return None
     if data == b"[DONE]":

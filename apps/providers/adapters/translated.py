@@ -163,8 +163,3 @@ class TranslatingAdapter(ProviderAdapter):
             last = translator.feed(decoder.remainder()) if decoder.remainder().strip() else []
             if events := [*last, *translator.finish()]:
                 yield events
-
-
-def sse_data(frame: bytes) -> bytes:
-    """The data of one SSE frame (its ``data:`` lines joined); b"" for comments and keep-alives."""
-    return b"\n".join(line[5:].lstrip() for line in frame.splitlines() if line.startswith(b"data:"))

@@ -95,6 +95,11 @@ async def finish_body(chunks: AsyncIterator[bytes], timeout_s: float = 1.0) -> N
                 pass
 
 
+def sse_data(frame: bytes) -> bytes:
+    """The data of one SSE frame (its ``data:`` lines joined); b"" for comments and keep-alives."""
+    return b"\n".join(line[5:].lstrip() for line in frame.splitlines() if line.startswith(b"data:"))
+
+
 def _find_frame_end(buffer: bytes) -> tuple[int, int] | None:
     lf, crlf = buffer.find(b"\n\n"), buffer.find(b"\r\n\r\n")
     if crlf >= 0 and (lf < 0 or crlf < lf):

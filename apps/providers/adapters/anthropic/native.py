@@ -14,7 +14,7 @@ from typing import Any
 import orjson
 
 from apps.providers.adapters.anthropic.response import usage_from
-from apps.providers.adapters.translated import sse_data
+from apps.providers.adapters.wire import sse_data
 from apps.providers.contracts import ChatResponse, StreamEvent, Usage
 from apps.providers.errors import ProviderError
 

@@ -15,7 +15,7 @@ import orjson
 
 from apps.providers.adapters.anthropic.response import finish_reason, usage_from
 from apps.providers.adapters.openai_shapes import ChunkWriter, done
-from apps.providers.adapters.translated import sse_data
+from apps.providers.adapters.wire import sse_data
 from apps.providers.contracts import StreamEvent
 from apps.providers.errors import ProviderError
 

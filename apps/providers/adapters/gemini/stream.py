@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from apps.providers.adapters.gemini.response import finish_reason, first_candidate, parse_answer, parts_of, usage_from
 from apps.providers.adapters.openai_shapes import ChunkWriter, done
-from apps.providers.adapters.translated import sse_data
+from apps.providers.adapters.wire import sse_data
 from apps.providers.contracts import StreamEvent, Usage
 from apps.providers.errors import ProviderError
 

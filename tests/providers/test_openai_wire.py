@@ -53,9 +53,9 @@ def test_it_ends_the_stream_on_done_and_skips_comments():
 
 
 def test_it_reports_an_upstream_error_event_as_the_providers_error():
-    with pytest.raises(ProviderError, match="reported an error mid-stream") as error:
+    with pytest.raises(ProviderError, match="reported an error mid-stream: overloaded") as error:
         chunk_event(b'data: {"error": {"message": "overloaded", "type": "server_error"}}', "p")
-    assert not error.value.retryable
+    assert not error.value.retryable and error.value.code == "server_error"  # as Anthropic's and Gemini's say theirs
 
 
 @pytest.mark.parametrize("frame", [b"data: {not json", b'data: {"id": "x"}', b"data: [1, 2]"])

@@ -18,9 +18,12 @@ from apps.providers.adapters.openai_shapes import DONE_FRAME
 from apps.providers.adapters.wire import (
     SseDecoder,
     finish_body,
+    malformed_response,
+    mid_stream_error,
     parse_retry_after,
     read_capped,
     sse_data,
+    stream_incomplete,
     translate_transport_errors,
 )
 from apps.providers.contracts import (
@@ -142,10 +145,7 @@ class OpenAIWireAdapter(ProviderAdapter):
                 yield [last]
                 if last.frame is DONE_FRAME:
                     return
-        raise ProviderError(
-            f"Provider {name} ended the stream before it was complete.",
-            code="upstream_stream_incomplete", retryable=True,
-        )
+        raise stream_incomplete(name)
 
 
 async def _read_and_close(response: httpx.Response, provider: str) -> bytes:
@@ -175,7 +175,8 @@ def chunk_event(frame: bytes, provider: str) -> StreamEvent | None:
         return StreamEvent(frame=DONE_FRAME)
     chunk = _json_object(data, provider)
     if "error" in chunk:
-        raise ProviderError(f"Provider {provider} reported an error mid-stream.", retryable=False)
+        error = chunk["error"] if isinstance(chunk["error"], dict) else {}
+        raise mid_stream_error(provider, error.get("message"), error.get("code") or error.get("type"))
     choices = _choices(chunk, provider)
     usage = chunk.get("usage")
     text = _delta_text(choices)
@@ -223,7 +224,7 @@ def usage_of_completion(content: bytes, provider: str) -> Usage:
 def usage_of_embeddings(content: bytes, provider: str) -> Usage:
     answer = _json_object(content, provider)
     if not isinstance(answer.get("data"), list):
-        raise _malformed(provider)
+        raise malformed_response(provider)
     usage = answer.get("usage")
     return usage_from(usage) if isinstance(usage, dict) else Usage()
 
@@ -274,13 +275,17 @@ def error_from_response(
     )
 
 
-def _openai_error_fields(content: bytes) -> dict[str, Any]:
+def error_object(content: bytes) -> dict[str, Any]:
+    """The ``error`` object of an error body (OpenAI's, Anthropic's and Gemini's each nest one), or {}."""
     try:
         error = orjson.loads(content).get("error")
     except (orjson.JSONDecodeError, AttributeError):
         return {}
-    if not isinstance(error, dict):
-        return {}
+    return error if isinstance(error, dict) else {}
+
+
+def _openai_error_fields(content: bytes) -> dict[str, Any]:
+    error = error_object(content)
     return {key: value if isinstance(value, str) or value is None else str(value) for key, value in error.items()}
 
 
@@ -288,9 +293,9 @@ def _json_object(data: bytes, provider: str) -> dict[str, Any]:
     try:
         parsed = orjson.loads(data)
     except orjson.JSONDecodeError:
-        raise _malformed(provider) from None
+        raise malformed_response(provider) from None
     if not isinstance(parsed, dict):
-        raise _malformed(provider)
+        raise malformed_response(provider)
     return parsed
 
 
@@ -298,12 +303,5 @@ def _choices(answer: dict[str, Any], provider: str) -> list[Any]:
     """Every OpenAI completion and chunk has a choices list; one without it is not an answer."""
     choices = answer.get("choices")
     if not isinstance(choices, list):
-        raise _malformed(provider)
+        raise malformed_response(provider)
     return choices
-
-
-def _malformed(provider: str) -> ProviderError:
-    return ProviderError(
-        f"Provider {provider} sent a response the gateway could not read.",
-        code="upstream_malformed_response", retryable=True,
-    )

@@ -45,6 +45,24 @@ async def read_capped(response: httpx.Response, provider: str) -> bytes:
     return b"".join(chunks)
 
 
+def malformed_response(provider: str) -> ProviderError:
+    """An answer, or a stream event, that is not what the provider's format promises: another may do better."""
+    return ProviderError(f"Provider {provider} sent a response the gateway could not read.",
+                         code="upstream_malformed_response", retryable=True)
+
+
+def stream_incomplete(provider: str) -> ProviderError:
+    return ProviderError(f"Provider {provider} ended the stream before it was complete.",
+                         code="upstream_stream_incomplete", retryable=True)
+
+
+def mid_stream_error(provider: str, message: object = None, code: object = None) -> ProviderError:
+    """The provider's own error event in a stream it had accepted (``code``: its error type, if it gave one)."""
+    detail = f": {message}" if message else ""
+    return ProviderError(f"Provider {provider} reported an error mid-stream{detail}.",
+                         code=str(code or "upstream_error"), retryable=False)
+
+
 def _too_large(provider: str) -> ProviderError:
     return ProviderError(
         f"Provider {provider} sent a response larger than the gateway accepts.",

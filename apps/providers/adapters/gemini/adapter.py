@@ -12,7 +12,7 @@ from apps.providers.adapters.gemini.embeddings import embeddings_body, embedding
 from apps.providers.adapters.gemini.request import generate_body
 from apps.providers.adapters.gemini.response import chat_response
 from apps.providers.adapters.gemini.stream import GeminiStream
-from apps.providers.adapters.openai import error_from_response
+from apps.providers.adapters.openai import error_from_response, error_object
 from apps.providers.adapters.translated import TranslatingAdapter
 from apps.providers.contracts import ChatRequest, ChatResponse, EmbeddingsRequest
 from apps.providers.errors import ProviderError
@@ -64,11 +64,7 @@ class GeminiAdapter(TranslatingAdapter):
 
 def error_fields(content: bytes) -> dict[str, Any]:
     """``{"error": {"code", "message", "status"}}`` as OpenAI's error fields."""
-    try:
-        error = orjson.loads(content).get("error")
-    except (orjson.JSONDecodeError, AttributeError):
-        return {}
-    if not isinstance(error, dict):
+    if not (error := error_object(content)):
         return {}
     status = str(error.get("status") or "")
     return {"message": str(error.get("message") or "") or None,

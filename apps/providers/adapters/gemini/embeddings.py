@@ -12,6 +12,7 @@ from typing import Any
 
 import orjson
 
+from apps.providers.adapters.wire import malformed_response
 from apps.providers.contracts import ChatResponse, Usage
 from apps.providers.errors import ProviderError
 from apps.providers.tokens import count_tokens
@@ -31,8 +32,7 @@ def embeddings_response(content: bytes, body: Mapping[str, Any], upstream_model:
     try:
         vectors = [item["values"] for item in orjson.loads(content)["embeddings"]]
     except (orjson.JSONDecodeError, KeyError, TypeError):
-        raise ProviderError(f"Provider {provider} sent a response the gateway could not read.",
-                            code="upstream_malformed_response", retryable=True) from None
+        raise malformed_response(provider) from None
     as_base64 = body.get("encoding_format") == "base64"
     tokens = sum(count_tokens(text) for text in inputs_of(body))
     data = [{"object": "embedding", "index": index, "embedding": _base64(vector) if as_base64 else vector}

@@ -17,7 +17,7 @@ from django.http import StreamingHttpResponse
 from apps.billing.models import LedgerEntry
 from apps.providers.contracts import ChatRequest, ChatStream, CompletionRequest
 from apps.providers.errors import OpenAIError, ProviderError
-from apps.providers.tokens import estimate_usage
+from apps.providers.tokens import estimate_usage, usage_or_estimate
 from apps.proxy.cache.service import NO_CACHE, CacheLookup
 from apps.proxy.errors import unexpected
 from apps.proxy.exchange import Exchange
@@ -74,8 +74,7 @@ async def relay(
         yield error_frame(error)  # the only error frame the client gets
     finally:
         # Recorded before any await: a cancelled task may not get to run another one.
-        if exchange.usage.source != "provider":
-            exchange.usage = estimate_usage(chat.body, "".join(relayed))
+        exchange.usage = usage_or_estimate(exchange.usage, lambda: estimate_usage(chat.body, "".join(relayed)))
         exchange.finish(status=status, http_status=http_status, error_type=error_type)
         cache.store_stream(exchange, completed=status == LedgerEntry.Status.OK)
         await stream.close()

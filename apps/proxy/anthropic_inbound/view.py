@@ -16,7 +16,7 @@ from apps.providers.adapters.anthropic import AnthropicAdapter
 from apps.providers.adapters.base import ProviderAdapter
 from apps.providers.contracts import ChatRequest, ChatResponse, ChatStream, Usage
 from apps.providers.errors import OpenAIError
-from apps.providers.tokens import estimate_completion_usage, estimate_usage
+from apps.providers.tokens import estimate_completion_usage, estimate_usage, usage_or_estimate
 from apps.proxy.anthropic_inbound.request import chat_request
 from apps.proxy.anthropic_inbound.response import anthropic_error_response, message_body, text_of_message
 from apps.proxy.anthropic_inbound.stream import anthropic_stream, error_event
@@ -51,15 +51,14 @@ async def create_message(request: HttpRequest, exchange: Exchange, key: KeyInfo)
 
     answer = await call_route(route, exchange, complete)
     # A translated answer comes with usage (the provider's or an estimate); a native one without any is rare.
-    exchange.usage = answer.usage if answer.usage.source != "none" else _estimate(chat, answer.content)
+    exchange.usage = usage_or_estimate(answer.usage, lambda: _estimate(chat, answer.content))
     exchange.finish(status="ok", http_status=200)
     return HttpResponse(answer.content, content_type="application/json")
 
 
 def translated_message(chat: ChatRequest, answer: ChatResponse) -> ChatResponse:
     """A translated upstream's chat completion as an Anthropic message, usage included."""
-    provided = answer.usage.source == "provider"
-    usage = answer.usage if provided else estimate_completion_usage(chat.body, answer.content)
+    usage = usage_or_estimate(answer.usage, lambda: estimate_completion_usage(chat.body, answer.content))
     return ChatResponse(content=message_body(answer.content, usage), usage=usage)
 
 

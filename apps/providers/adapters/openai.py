@@ -18,6 +18,7 @@ from apps.providers.adapters.openai_shapes import DONE_FRAME
 from apps.providers.adapters.wire import (
     SseDecoder,
     finish_body,
+    malformed_on_failure,
     malformed_response,
     mid_stream_error,
     parse_retry_after,
@@ -96,7 +97,8 @@ class OpenAIWireAdapter(ProviderAdapter):
                 body = await _read_and_close(response, name)
         if response.status_code != 200:
             raise error_from_response(response.status_code, body, response.headers, name)
-        return ChatResponse(content=body, usage=(usage_of or usage_of_completion)(body, name))
+        with malformed_on_failure(name):
+            return ChatResponse(content=body, usage=(usage_of or usage_of_completion)(body, name))
 
     async def _open(self, path: str, content: bytes) -> ChatStream:
         name = self.upstream.provider_name
@@ -124,7 +126,7 @@ class OpenAIWireAdapter(ProviderAdapter):
         decoder = SseDecoder(name)
         chunks = response.aiter_raw()
         event_deadline = time.monotonic() + idle_s
-        with translate_transport_errors(name):
+        with translate_transport_errors(name), malformed_on_failure(name):
             async for chunk in chunks:
                 frames = decoder.feed(chunk)
                 if not frames:

@@ -20,15 +20,19 @@ import httpx
 
 from apps.providers.adapters.base import ProviderAdapter
 from apps.providers.adapters.openai_messages import UntranslatableRequest
-from apps.providers.adapters.wire import SseDecoder, finish_body, read_capped, translate_transport_errors
+from apps.providers.adapters.wire import (
+    SHAPE_FAILURES,
+    SseDecoder,
+    finish_body,
+    malformed_on_failure,
+    read_capped,
+    translate_transport_errors,
+)
 from apps.providers.contracts import ChatRequest, ChatResponse, ChatStream, StreamEvent
 from apps.providers.errors import ProviderError
 from apps.providers.http import client_for
 
 logger = logging.getLogger(__name__)
-# What a translation raises on a client's parameter of a shape no reader checks for (a string where
-# it walks an object, a number where it walks a list).
-TRANSLATION_FAILURES = (AttributeError, TypeError, ValueError, KeyError, IndexError)
 
 
 class StreamTranslator(Protocol):
@@ -73,7 +77,8 @@ class TranslatingAdapter(ProviderAdapter):
 
     async def chat(self, request: ChatRequest, *, upstream_model: str) -> ChatResponse:
         content = await self.post(self.chat_path(upstream_model, stream=False), self.encoded(request, upstream_model))
-        return self.decode(content, upstream_model)
+        with malformed_on_failure(self.upstream.provider_name):
+            return self.decode(content, upstream_model)
 
     def encoded(self, request: ChatRequest, upstream_model: str) -> bytes:
         """``encode()``, with a request it cannot translate refused as the client's own 400.
@@ -85,7 +90,7 @@ class TranslatingAdapter(ProviderAdapter):
             return self.encode(request, upstream_model)
         except UntranslatableRequest as exc:
             raise self.invalid_request(str(exc), param=exc.param) from None
-        except TRANSLATION_FAILURES as exc:
+        except SHAPE_FAILURES as exc:
             logger.info("%s could not translate a request: %r", self.kind, exc)
             raise self.invalid_request(
                 f"The request has a parameter of a type provider {self.upstream.provider_name} ({self.kind}) "
@@ -144,7 +149,7 @@ class TranslatingAdapter(ProviderAdapter):
         decoder = SseDecoder(name)
         chunks = response.aiter_raw()
         event_deadline = time.monotonic() + idle_s
-        with translate_transport_errors(name):
+        with translate_transport_errors(name), malformed_on_failure(name):
             async for chunk in chunks:
                 frames = decoder.feed(chunk)
                 if not frames:

@@ -45,6 +45,20 @@ async def read_capped(response: httpx.Response, provider: str) -> bytes:
     return b"".join(chunks)
 
 
+# What reading a body raises on a value of a shape no check foresaw (a string where it walks an
+# object, a word where it expects a count): the request's fault going up, the provider's coming back.
+SHAPE_FAILURES = (AttributeError, TypeError, ValueError, KeyError, IndexError)
+
+
+@contextlib.contextmanager
+def malformed_on_failure(provider: str) -> Iterator[None]:
+    """Reading a provider's answer or event: one of an unforeseen shape is malformed, not a gateway bug."""
+    try:
+        yield
+    except SHAPE_FAILURES:
+        raise malformed_response(provider) from None
+
+
 def malformed_response(provider: str) -> ProviderError:
     """An answer, or a stream event, that is not what the provider's format promises: another may do better."""
     return ProviderError(f"Provider {provider} sent a response the gateway could not read.",

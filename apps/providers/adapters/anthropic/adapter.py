@@ -14,6 +14,7 @@ from apps.providers.adapters.anthropic.response import chat_response
 from apps.providers.adapters.anthropic.stream import AnthropicStream
 from apps.providers.adapters.openai import error_from_response, error_object
 from apps.providers.adapters.translated import TranslatingAdapter
+from apps.providers.adapters.wire import malformed_on_failure
 from apps.providers.contracts import ChatRequest, ChatResponse, ChatStream
 from apps.providers.errors import ProviderError
 
@@ -61,7 +62,8 @@ class AnthropicAdapter(TranslatingAdapter):
         ``beta`` is the client's ``anthropic-beta`` header, passed on so beta features keep working.
         """
         content = await self.post("/messages", native_body(body, upstream_model), _beta_headers(beta))
-        return native_response(content, self.upstream.provider_name)
+        with malformed_on_failure(self.upstream.provider_name):
+            return native_response(content, self.upstream.provider_name)
 
     async def open_message_stream(self, body: Mapping[str, Any], *, upstream_model: str, beta: str = "") -> ChatStream:
         """The same, streamed: Anthropic's events relayed unchanged."""

@@ -17,14 +17,15 @@ from typing import Any
 import orjson
 
 from apps.providers.adapters.openai_shapes import DONE_FRAME
+from apps.providers.adapters.wire import malformed_on_failure
 from apps.providers.contracts import ChatStream, StreamEvent, Usage
 from apps.providers.errors import OpenAIError
 from apps.proxy.anthropic_inbound.response import error_body, message_id, stop_reason, usage_body
 
 
-def anthropic_stream(stream: ChatStream) -> ChatStream:
-    """An OpenAI chunk stream as Anthropic's events."""
-    return ChatStream(events=_translated(stream, EventWriter()), close=stream.close)
+def anthropic_stream(stream: ChatStream, provider: str) -> ChatStream:
+    """An OpenAI chunk stream from ``provider`` as Anthropic's events."""
+    return ChatStream(events=_translated(stream, EventWriter(), provider), close=stream.close)
 
 
 def error_event(error: OpenAIError) -> bytes:
@@ -32,11 +33,12 @@ def error_event(error: OpenAIError) -> bytes:
     return frame("error", error_body(error))
 
 
-async def _translated(stream: ChatStream, writer: EventWriter) -> AsyncIterator[list[StreamEvent]]:
-    async for batch in stream.events:
-        events = [translated for event in batch for translated in writer.feed(event)]
-        if events:
-            yield events
+async def _translated(stream: ChatStream, writer: EventWriter, provider: str) -> AsyncIterator[list[StreamEvent]]:
+    with malformed_on_failure(provider):  # a chunk of a shape the writer cannot read is the provider's fault
+        async for batch in stream.events:
+            events = [translated for event in batch for translated in writer.feed(event)]
+            if events:
+                yield events
 
 
 def frame(name: str, data: dict[str, Any]) -> bytes:

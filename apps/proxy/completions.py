@@ -14,7 +14,7 @@ from django.http.response import HttpResponseBase
 from apps.billing.keys import KeyInfo
 from apps.providers.adapters.base import ProviderAdapter
 from apps.providers.contracts import ChatResponse, ChatStream
-from apps.providers.tokens import estimate_completion_usage
+from apps.providers.tokens import estimate_completion_usage, usage_or_estimate
 from apps.proxy.exchange import Exchange
 from apps.proxy.parsing import parse_completion_request
 from apps.proxy.pipeline import call_route, choose_route, request_shape, stream_route
@@ -39,8 +39,7 @@ async def create_completion(request: HttpRequest, exchange: Exchange, key: KeyIn
         return await adapter.completions(completion, upstream_model=target.upstream_model)
 
     answer = await call_route(route, exchange, complete, shape)
-    provider_usage = answer.usage.source == "provider"
-    exchange.usage = answer.usage if provider_usage else estimate_completion_usage(completion.body, answer.content)
+    exchange.usage = usage_or_estimate(answer.usage, lambda: estimate_completion_usage(completion.body, answer.content))
     exchange.finish(status="ok", http_status=200)
     return HttpResponse(answer.content, content_type="application/json")
 

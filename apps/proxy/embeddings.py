@@ -12,7 +12,7 @@ from django.http.response import HttpResponseBase
 from apps.billing.keys import KeyInfo
 from apps.providers.adapters.base import ProviderAdapter
 from apps.providers.contracts import ChatResponse
-from apps.providers.tokens import estimate_input_usage
+from apps.providers.tokens import estimate_input_usage, usage_or_estimate
 from apps.proxy.exchange import Exchange
 from apps.proxy.parsing import parse_embeddings_request
 from apps.proxy.pipeline import call_route, choose_route, request_shape
@@ -29,7 +29,7 @@ async def create_embeddings(request: HttpRequest, exchange: Exchange, key: KeyIn
         return await adapter.embeddings(embeddings, upstream_model=target.upstream_model)
 
     answer = await call_route(route, exchange, call, request_shape(route, embeddings.body, output=False))
-    exchange.usage = answer.usage if answer.usage.source != "none" else estimate_input_usage(embeddings.body["input"])
+    exchange.usage = usage_or_estimate(answer.usage, lambda: estimate_input_usage(embeddings.body["input"]))
     exchange.finish(status="ok", http_status=200)
     return HttpResponse(answer.content, content_type="application/json")
 

@@ -20,7 +20,7 @@ from apps.billing.keys import KeyInfo
 from apps.providers.adapters.base import ProviderAdapter
 from apps.providers.contracts import ChatRequest, ChatResponse, ChatStream
 from apps.providers.errors import ProviderError
-from apps.providers.tokens import estimate_completion_usage
+from apps.providers.tokens import estimate_completion_usage, usage_or_estimate
 from apps.proxy.cache.service import answer_from_cache, look_up_cache
 from apps.proxy.errors import ModelNotFound, NoDeployment
 from apps.proxy.exchange import Exchange
@@ -48,9 +48,7 @@ async def chat_completion(request: HttpRequest, exchange: Exchange, key: KeyInfo
         stream = await open_stream(route, chat, exchange)
         return streaming_response(exchange, chat, stream, cache)
     answer = await complete(route, chat, exchange)
-    exchange.usage = (
-        answer.usage if answer.usage.source == "provider" else estimate_completion_usage(chat.body, answer.content)
-    )
+    exchange.usage = usage_or_estimate(answer.usage, lambda: estimate_completion_usage(chat.body, answer.content))
     exchange.finish(status="ok", http_status=200)
     cache.store(answer.content, exchange)
     return HttpResponse(answer.content, content_type="application/json")

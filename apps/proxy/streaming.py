@@ -9,33 +9,42 @@ completed is stored in the response cache (if its policy caches), assembled into
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 
 import orjson
 from django.http import StreamingHttpResponse
 
 from apps.billing.models import LedgerEntry
 from apps.providers.contracts import ChatRequest, ChatStream, CompletionRequest
-from apps.providers.errors import ProviderError
-from apps.providers.tokens import estimate_usage
+from apps.providers.errors import OpenAIError, ProviderError
+from apps.providers.tokens import estimate_usage, usage_or_estimate
 from apps.proxy.cache.service import NO_CACHE, CacheLookup
 from apps.proxy.errors import unexpected
 from apps.proxy.exchange import Exchange
 
 CLIENT_CLOSED_REQUEST = 499  # nginx's status for a client that hung up; no response was completed
+ErrorFrame = Callable[[OpenAIError], bytes]  # a failure after the stream began, in the endpoint's own shape
+
+
+def openai_error_frame(error: OpenAIError) -> bytes:
+    """Headers are gone already: the error travels as an event, the way OpenAI reports one."""
+    return b"data: " + orjson.dumps(error.body()) + b"\n\n"
 
 
 def streaming_response(
-    exchange: Exchange, chat: ChatRequest | CompletionRequest, stream: ChatStream, cache: CacheLookup = NO_CACHE
+    exchange: Exchange, chat: ChatRequest | CompletionRequest, stream: ChatStream, cache: CacheLookup = NO_CACHE,
+    *, error_frame: ErrorFrame = openai_error_frame,
 ) -> StreamingHttpResponse:
-    response = StreamingHttpResponse(relay(exchange, chat, stream, cache), content_type="text/event-stream")
+    events = relay(exchange, chat, stream, cache, error_frame=error_frame)
+    response = StreamingHttpResponse(events, content_type="text/event-stream")
     response["Cache-Control"] = "no-cache"
     response["X-Accel-Buffering"] = "no"  # nginx would otherwise buffer the stream
     return response
 
 
 async def relay(
-    exchange: Exchange, chat: ChatRequest | CompletionRequest, stream: ChatStream, cache: CacheLookup = NO_CACHE
+    exchange: Exchange, chat: ChatRequest | CompletionRequest, stream: ChatStream, cache: CacheLookup = NO_CACHE,
+    *, error_frame: ErrorFrame = openai_error_frame,
 ) -> AsyncIterator[bytes]:
     relayed: list[str] = []
     status, http_status, error_type = LedgerEntry.Status.OK, 200, ""
@@ -60,14 +69,12 @@ async def relay(
         status, http_status = LedgerEntry.Status.CANCELLED, CLIENT_CLOSED_REQUEST
         raise
     except Exception as exc:
-        # Headers are gone already: the error travels as an event, the way OpenAI reports one.
         error = exc if isinstance(exc, ProviderError) else unexpected(exc)
         status, error_type = LedgerEntry.Status.ERROR, error.code or error.type
-        yield b"data: " + orjson.dumps(error.body()) + b"\n\n"
+        yield error_frame(error)  # the only error frame the client gets
     finally:
         # Recorded before any await: a cancelled task may not get to run another one.
-        if exchange.usage.source != "provider":
-            exchange.usage = estimate_usage(chat.body, "".join(relayed))
+        exchange.usage = usage_or_estimate(exchange.usage, lambda: estimate_usage(chat.body, "".join(relayed)))
         exchange.finish(status=status, http_status=http_status, error_type=error_type)
         cache.store_stream(exchange, completed=status == LedgerEntry.Status.OK)
         await stream.close()

@@ -1,10 +1,11 @@
 """Streams as the attempt loop needs them: begun before they count, and bounded in time.
 
 ``open_relayable()`` opens the upstream stream and waits inside the attempt until the stream has
-begun: an event with content or usage, or any event after the first (OpenAI streams open with a
-role-only chunk, which tells the client nothing yet). So a stream that fails before that (a
-malformed first event, an upstream that accepts and then says nothing) is retried or failed over
-like any other failed call, and the client never sees it. After that, failures end the stream
+begun: an event that is not ``opening`` (adapters mark the frames that tell the client nothing yet,
+such as OpenAI's role-only chunk and Anthropic's message_start and ping; content, usage and tool
+calls never are). So a stream that fails before that (a malformed first event, an upstream that
+accepts and then says nothing) is retried or failed over like any other failed call, and the
+client never sees it. After that, failures end the stream
 (``apps.proxy.streaming`` sends the error event) and still count against the deployment's breaker
 and health.
 
@@ -76,17 +77,15 @@ class BoundedEvents:
             raise
 
     async def wait_until_begun(self) -> None:
-        count = 0
         while True:
             try:
                 batch = await self._read()
             except StopAsyncIteration:
                 if not self._buffered:
                     raise incomplete(self._target) from None
-                return  # a stream that ended properly within its first event (the adapter checks)
+                return  # a stream that ended properly within its opening events (the adapter checks)
             self._buffered.append(batch)
-            count += len(batch)
-            if count > 1 or any(event.text or event.usage is not None for event in batch):
+            if not all(event.opening for event in batch):
                 return
 
     async def close(self) -> None:

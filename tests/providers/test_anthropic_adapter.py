@@ -238,6 +238,9 @@ def test_it_relays_a_native_stream_unchanged_and_bills_it_from_message_delta():
     assert b"".join(event.frame for event in events) == transcript("anthropic/stream_text.sse")
     assert [event.usage for event in events if event.usage] == [Usage(1065, 15, 1000, "provider", 40)]
     assert "".join(event.text for event in events) == "Hello there, friend."
+    # Routing fails over until the first content: message_start, ping and a text block's start are not yet.
+    opening = [event.frame.split(b"\n")[0] for event in events if event.opening]
+    assert opening == [b"event: message_start", b"event: content_block_start", b"event: ping"]
 
 
 @pytest.mark.parametrize(("name", "code"), [("anthropic/stream_error.sse", "overloaded_error"),

@@ -10,7 +10,7 @@ from apps.providers.adapters.base import ProviderAdapter
 from apps.providers.adapters.gemini import GeminiAdapter
 from apps.providers.contracts import ChatRequest
 from apps.providers.errors import ProviderError
-from tests.providers.replay import Replay, upstream
+from tests.providers.replay import Replay, drain, upstream
 
 ADAPTERS: dict[str, ProviderAdapter] = {
     "anthropic": AnthropicAdapter(upstream("anthropic", "https://api.anthropic.com/v1")),
@@ -100,3 +100,24 @@ def test_kinds_without_embeddings_or_legacy_completions_fail_over_rather_than_fa
             replay.run(call)
         assert caught.value.retryable and caught.value.code == "unsupported_by_provider"
     assert replay.sent == []
+
+
+# Answers that parse as JSON but hold a value of the wrong shape (a word for a count, a string for an object).
+WRONG_SHAPES = ["anthropic/message_wrong_types.json", "gemini/generate_wrong_types.json", "azure/chat_wrong_types.json",
+                "anthropic/stream_wrong_types.sse", "gemini/stream_wrong_types.sse", "azure/stream_wrong_types.sse"]
+
+
+@pytest.mark.parametrize("name", WRONG_SHAPES)
+def test_it_calls_an_answer_of_the_wrong_shape_malformed_so_another_deployment_is_tried(name):
+    adapter = ADAPTERS[name.split("/")[0]]
+    streamed = ChatRequest(model="m", body={**CHAT.body, "stream": True}, stream=True, include_usage=False)
+
+    async def call() -> object:
+        if not name.endswith(".sse"):
+            return await adapter.chat(CHAT, upstream_model="m")
+        return await drain(await adapter.open_stream(streamed, upstream_model="m"))
+
+    with pytest.raises(ProviderError) as caught:
+        Replay(name).run(call)
+
+    assert (caught.value.code, caught.value.retryable) == ("upstream_malformed_response", True)

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from apps.providers.adapters.openai import DONE_FRAME, chunk_event
+from apps.providers.adapters.openai import chunk_event
+from apps.providers.adapters.openai_shapes import DONE_FRAME
 from apps.providers.adapters.wire import SseDecoder
 from apps.providers.errors import ProviderError
 
@@ -52,9 +53,9 @@ def test_it_ends_the_stream_on_done_and_skips_comments():
 
 
 def test_it_reports_an_upstream_error_event_as_the_providers_error():
-    with pytest.raises(ProviderError, match="reported an error mid-stream") as error:
+    with pytest.raises(ProviderError, match="reported an error mid-stream: overloaded") as error:
         chunk_event(b'data: {"error": {"message": "overloaded", "type": "server_error"}}', "p")
-    assert not error.value.retryable
+    assert not error.value.retryable and error.value.code == "server_error"  # as Anthropic's and Gemini's say theirs
 
 
 @pytest.mark.parametrize("frame", [b"data: {not json", b'data: {"id": "x"}', b"data: [1, 2]"])
@@ -62,3 +63,17 @@ def test_it_calls_anything_else_malformed(frame):
     with pytest.raises(ProviderError) as error:
         chunk_event(frame, "p")
     assert error.value.code == "upstream_malformed_response"
+
+
+@pytest.mark.parametrize(("frame", "opening"), [
+    (b'data: {"choices":[{"index":0,"delta":{"role":"assistant","content":"","refusal":null}}],"usage":null}', True),
+    (b'data: {"choices":[{"index":0,"text":"","finish_reason":null}]}', True),  # legacy completions
+    (CONTENT, False),
+    (USAGE, False),
+    (b'data: {"choices":[{"index":0,"delta":{"tool_calls":[{"index":0,"id":"c","function":{"name":"f"}}]}}]}', False),
+    (b'data: {"choices":[{"index":0,"delta":{},"finish_reason":"stop"}]}', False),
+])
+def test_it_marks_only_the_chunks_that_say_nothing_yet_as_opening(frame, opening):
+    event = chunk_event(frame, "p")
+
+    assert event is not None and event.opening is opening

@@ -2,13 +2,20 @@
 
 from __future__ import annotations
 
+import asyncio
+from collections.abc import AsyncIterator
+
 import orjson
 import pytest
 
-from apps.providers.contracts import Usage
+from apps.providers.contracts import ChatResponse, ChatStream, StreamEvent, Usage
+from apps.providers.errors import ProviderError
 from apps.proxy.anthropic_inbound.request import chat_request
 from apps.proxy.anthropic_inbound.response import message_body
+from apps.proxy.anthropic_inbound.stream import anthropic_stream
+from apps.proxy.anthropic_inbound.view import translated_message
 from apps.proxy.errors import InvalidRequest
+from tests.providers.replay import drain
 
 SCHEMA = {"type": "object", "properties": {"city": {"type": "string"}}}
 
@@ -99,3 +106,28 @@ def test_it_answers_in_anthropics_shape_with_cache_tokens_apart(finish_reason, s
                                   {"type": "tool_use", "id": "c1", "name": "f", "input": {"a": 1}}]
     assert answer["usage"] == {"input_tokens": 10, "output_tokens": 7, "cache_read_input_tokens": 60,
                                 "cache_creation_input_tokens": 30}
+
+
+ODD_CHUNK = b'{"id": "c1", "model": "gpt", "choices": ["not a choice"]}'
+
+
+def test_an_upstream_answer_it_cannot_translate_is_the_providers_malformed_response():
+    chat = chat_request({"model": "m", "max_tokens": 5, "messages": [{"role": "user", "content": "x"}]})
+
+    with pytest.raises(ProviderError) as error:
+        translated_message(chat, ChatResponse(ODD_CHUNK, Usage(1, 1, source="provider")), "p")
+
+    assert (error.value.code, error.value.retryable) == ("upstream_malformed_response", True)
+
+
+def test_an_upstream_chunk_it_cannot_translate_is_the_providers_malformed_response():
+    async def events() -> AsyncIterator[list[StreamEvent]]:
+        yield [StreamEvent(frame=b"data: " + ODD_CHUNK + b"\n\n")]
+
+    async def close() -> None:
+        return None
+
+    with pytest.raises(ProviderError) as error:
+        asyncio.run(drain(anthropic_stream(ChatStream(events=events(), close=close), "p")))
+
+    assert (error.value.code, error.value.retryable) == ("upstream_malformed_response", True)

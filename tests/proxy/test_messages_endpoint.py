@@ -10,13 +10,14 @@ from decimal import Decimal
 
 import anthropic
 import httpx
+import orjson
 import pytest
 from anthropic.types import ToolParam
 from django.db import transaction
 
 from apps.providers.fake_upstream import BackgroundFakeUpstream
 from apps.routing.models import Deployment
-from tests.factories import make_provider
+from tests.factories import make_provider, unique
 from tests.harness.gateway import GatewayProcess
 from tests.harness.served import Served, ledger_row, serve_kind
 
@@ -172,6 +173,53 @@ def test_a_stream_that_fails_midway_ends_with_an_anthropic_error_event(served: S
     assert isinstance(caught.value.body, dict) and caught.value.body["type"] == "error"
     row = ledger_row(request_id)
     assert row.status == "error" and row.usage_source == "estimated" and row.completion_tokens > 0
+
+
+def event_names(stream: str) -> list[str]:
+    return [line.removeprefix("event: ") for line in stream.splitlines() if line.startswith("event: ")]
+
+
+def stream_body(served: Served) -> dict[str, object]:
+    return {"model": served.model, "max_tokens": 100, "messages": HELLO, "stream": True}
+
+
+def test_a_stream_that_fails_after_content_ends_with_exactly_one_anthropic_error_event(
+    served: Served, fake: BackgroundFakeUpstream
+):
+    fake.set_rule(served.upstream_model, cut_stream_after=3)
+
+    response = served.post(stream_body(served), path="/v1/messages")
+
+    frames = [frame for frame in response.text.split("\n\n") if frame.strip()]
+    errors = [frame for frame in frames if '"error"' in frame]
+    assert "content_block_delta" in event_names(response.text)
+    assert errors == [frames[-1]] and frames[-1].startswith("event: error\n")  # one, Anthropic's, last
+
+
+@pytest.mark.parametrize("first_kind", ["openai", "anthropic"])
+def test_a_stream_whose_first_deployment_fails_after_message_start_fails_over_unseen(
+    gateway: GatewayProcess, fake: BackgroundFakeUpstream, fake_v1: str, live_db: None, first_kind: str
+):
+    served = serve_kind(gateway, fake.base_url, first_kind, max_retries=1)
+    # The opening events one by one (OpenAI's role chunk; Anthropic's message_start, block start, ping), then garbage.
+    fake.set_rule(served.upstream_model, malformed=True, chunk_delay_ms=50)
+    with transaction.atomic():
+        backup = make_provider(fake_v1)
+        Deployment.objects.create(model=served.route.model, provider=backup, priority=2,
+                                  upstream_model=unique("backup"), input_usd_per_mtok=Decimal("1"),
+                                  output_usd_per_mtok=Decimal("1"))
+    served.wait_for_provider(backup.name)
+
+    response = served.post(stream_body(served), path="/v1/messages")
+
+    events = event_names(response.text)
+    assert response.status_code == 200 and "error" not in response.text
+    assert events[0] == "message_start" and events.count("message_start") == 1 and events[-1] == "message_stop"
+    assert "Mock reply to: hello there friend" in "".join(
+        orjson.loads(line[6:])["delta"]["text"] for line in response.text.splitlines()
+        if line.startswith("data: ") and '"text_delta"' in line)
+    assert response.headers["x-edge-provider"] == backup.name
+    assert "upstream_malformed_response" in response.headers["x-edge-route"]
 
 
 BETA = {"anthropic-beta": "prompt-caching-2024-07-31"}

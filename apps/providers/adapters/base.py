@@ -27,7 +27,9 @@ class ProviderAdapter(ABC):
       The returned stream yields OpenAI ``chat.completion.chunk`` events and raises
       ``ProviderError`` if the upstream fails midway; its ``close()`` cancels the upstream request.
       A stream ends with an event that carries the provider's usage whenever the provider reports
-      it, so streamed requests are billed like the others.
+      it, so streamed requests are billed like the others. Events that tell the client nothing yet
+      (a role-only chunk, Anthropic's message_start and ping) are marked ``opening``: until another
+      arrives, routing may still fail over.
     - ``embeddings()`` and ``completions()`` / ``open_completion_stream()`` answer in OpenAI's
       ``/v1/embeddings`` and legacy ``/v1/completions`` shapes. A kind that cannot serve them keeps
       the base implementation, which raises a *retryable* ``ProviderError``, so routing moves on to

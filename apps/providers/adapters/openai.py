@@ -14,11 +14,17 @@ import httpx
 import orjson
 
 from apps.providers.adapters.base import ProviderAdapter
+from apps.providers.adapters.openai_shapes import DONE_FRAME
 from apps.providers.adapters.wire import (
     SseDecoder,
     finish_body,
+    malformed_on_failure,
+    malformed_response,
+    mid_stream_error,
     parse_retry_after,
     read_capped,
+    sse_data,
+    stream_incomplete,
     translate_transport_errors,
 )
 from apps.providers.contracts import (
@@ -33,7 +39,6 @@ from apps.providers.contracts import (
 from apps.providers.errors import ProviderError
 from apps.providers.http import client_for
 
-DONE_FRAME = b"data: [DONE]\n\n"
 # Client errors the provider judged on the request itself: the client gets them as they are.
 _PASSED_THROUGH = {400, 404, 409, 413, 422}
 
@@ -92,7 +97,8 @@ class OpenAIWireAdapter(ProviderAdapter):
                 body = await _read_and_close(response, name)
         if response.status_code != 200:
             raise error_from_response(response.status_code, body, response.headers, name)
-        return ChatResponse(content=body, usage=(usage_of or usage_of_completion)(body, name))
+        with malformed_on_failure(name):
+            return ChatResponse(content=body, usage=(usage_of or usage_of_completion)(body, name))
 
     async def _open(self, path: str, content: bytes) -> ChatStream:
         name = self.upstream.provider_name
@@ -120,7 +126,7 @@ class OpenAIWireAdapter(ProviderAdapter):
         decoder = SseDecoder(name)
         chunks = response.aiter_raw()
         event_deadline = time.monotonic() + idle_s
-        with translate_transport_errors(name):
+        with translate_transport_errors(name), malformed_on_failure(name):
             async for chunk in chunks:
                 frames = decoder.feed(chunk)
                 if not frames:
@@ -141,10 +147,7 @@ class OpenAIWireAdapter(ProviderAdapter):
                 yield [last]
                 if last.frame is DONE_FRAME:
                     return
-        raise ProviderError(
-            f"Provider {name} ended the stream before it was complete.",
-            code="upstream_stream_incomplete", retryable=True,
-        )
+        raise stream_incomplete(name)
 
 
 async def _read_and_close(response: httpx.Response, provider: str) -> bytes:
@@ -166,25 +169,38 @@ class OpenAICompatibleAdapter(OpenAIWireAdapter):
 
 def chunk_event(frame: bytes, provider: str) -> StreamEvent | None:
     """One OpenAI SSE frame as a StreamEvent; comments and blank frames are dropped."""
-    if frame.startswith(b"data: ") and b"\n" not in frame:
-        data = frame[6:]  # the usual single-line event, without the general parse below
-    else:
-        data = b"\n".join(line[5:].lstrip() for line in frame.splitlines() if line.startswith(b"data:"))
+    # The usual single-line event is sliced, without the general parse.
+    data = frame[6:] if frame.startswith(b"data: ") and b"\n" not in frame else sse_data(frame)
     if not data:
         return None
     if data == b"[DONE]":
         return StreamEvent(frame=DONE_FRAME)
     chunk = _json_object(data, provider)
     if "error" in chunk:
-        raise ProviderError(f"Provider {provider} reported an error mid-stream.", retryable=False)
+        error = chunk["error"] if isinstance(chunk["error"], dict) else {}
+        raise mid_stream_error(provider, error.get("message"), error.get("code") or error.get("type"))
     choices = _choices(chunk, provider)
     usage = chunk.get("usage")
+    text = _delta_text(choices)
     return StreamEvent(
         frame=b"data: " + data + b"\n\n",
         usage=usage_from(usage) if isinstance(usage, dict) else None,
         usage_only=not choices and isinstance(usage, dict),
-        text=_delta_text(choices),
+        text=text,
+        opening=not text and not isinstance(usage, dict) and _say_nothing_yet(choices),
     )
+
+
+def _say_nothing_yet(choices: list[Any]) -> bool:
+    """Choices with no content, tool call or finish: the role-only chunk a stream opens with."""
+    return all(isinstance(choice, dict) and not choice.get("finish_reason") and _role_only(choice.get("delta"))
+               for choice in choices)
+
+
+def _role_only(delta: Any) -> bool:
+    if delta is None:  # a legacy completions chunk: its text is all it could say
+        return True
+    return isinstance(delta, dict) and not any(value for name, value in delta.items() if name != "role")
 
 
 def _delta_text(choices: list[Any]) -> str:
@@ -210,7 +226,7 @@ def usage_of_completion(content: bytes, provider: str) -> Usage:
 def usage_of_embeddings(content: bytes, provider: str) -> Usage:
     answer = _json_object(content, provider)
     if not isinstance(answer.get("data"), list):
-        raise _malformed(provider)
+        raise malformed_response(provider)
     usage = answer.get("usage")
     return usage_from(usage) if isinstance(usage, dict) else Usage()
 
@@ -261,13 +277,17 @@ def error_from_response(
     )
 
 
-def _openai_error_fields(content: bytes) -> dict[str, Any]:
+def error_object(content: bytes) -> dict[str, Any]:
+    """The ``error`` object of an error body (OpenAI's, Anthropic's and Gemini's each nest one), or {}."""
     try:
         error = orjson.loads(content).get("error")
     except (orjson.JSONDecodeError, AttributeError):
         return {}
-    if not isinstance(error, dict):
-        return {}
+    return error if isinstance(error, dict) else {}
+
+
+def _openai_error_fields(content: bytes) -> dict[str, Any]:
+    error = error_object(content)
     return {key: value if isinstance(value, str) or value is None else str(value) for key, value in error.items()}
 
 
@@ -275,9 +295,9 @@ def _json_object(data: bytes, provider: str) -> dict[str, Any]:
     try:
         parsed = orjson.loads(data)
     except orjson.JSONDecodeError:
-        raise _malformed(provider) from None
+        raise malformed_response(provider) from None
     if not isinstance(parsed, dict):
-        raise _malformed(provider)
+        raise malformed_response(provider)
     return parsed
 
 
@@ -285,12 +305,5 @@ def _choices(answer: dict[str, Any], provider: str) -> list[Any]:
     """Every OpenAI completion and chunk has a choices list; one without it is not an answer."""
     choices = answer.get("choices")
     if not isinstance(choices, list):
-        raise _malformed(provider)
+        raise malformed_response(provider)
     return choices
-
-
-def _malformed(provider: str) -> ProviderError:
-    return ProviderError(
-        f"Provider {provider} sent a response the gateway could not read.",
-        code="upstream_malformed_response", retryable=True,
-    )

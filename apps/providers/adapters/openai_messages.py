@@ -1,10 +1,75 @@
-"""Reading OpenAI chat messages, for adapters that translate them into another wire format."""
+"""Reading OpenAI chat messages, for adapters that translate them into another wire format.
+
+The gateway checks only what it relies on before routing (``apps.proxy.parsing``); the rest of the
+body reaches a translating adapter as the client sent it. Where a translation needs a parameter to
+have a shape (an object to read, a list to walk), it asks for it through the readers here, which
+refuse anything else with ``UntranslatableRequest`` naming the parameter: the client's fault, which
+``TranslatingAdapter`` answers with a 400.
+"""
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 import orjson
+
+ToolCall = tuple[Mapping[str, Any], Mapping[str, Any]]  # an assistant's tool call and its function
+
+
+class UntranslatableRequest(ValueError):
+    """A parameter of the client's request whose type the provider's request cannot be built from."""
+
+    def __init__(self, param: str, expected: str) -> None:
+        super().__init__(f"Invalid type for '{param}': expected {expected}.")
+        self.param = param
+
+
+def object_at(value: Any, param: str) -> Mapping[str, Any]:
+    """An optional object parameter: {} when absent."""
+    if value is None:
+        return {}
+    if not isinstance(value, dict):
+        raise UntranslatableRequest(param, "an object")
+    return value
+
+
+def array_at(value: Any, param: str) -> list[Any]:
+    """An optional array parameter: [] when absent."""
+    if value is None:
+        return []
+    if not isinstance(value, list):
+        raise UntranslatableRequest(param, "an array")
+    return value
+
+
+def parts_of(content: Any, param: str) -> list[Any]:
+    """A message's content as a parts list (a string is one text part)."""
+    return [{"type": "text", "text": content}] if isinstance(content, str) else array_at(content, param)
+
+
+def stop_sequences(stop: Any) -> list[str]:
+    """``stop``: a string or an array of strings."""
+    if isinstance(stop, str):
+        return [stop]
+    if isinstance(stop, list) and all(isinstance(sequence, str) for sequence in stop):
+        return stop
+    raise UntranslatableRequest("stop", "a string or an array of strings")
+
+
+def tool_calls_of(message: Mapping[str, Any], param: str) -> list[ToolCall]:
+    """An assistant message's ``tool_calls``, each with its ``function``."""
+    calls = []
+    for index, call in enumerate(array_at(message.get("tool_calls"), f"{param}.tool_calls")):
+        call = object_at(call, f"{param}.tool_calls[{index}]")
+        calls.append((call, object_at(call.get("function"), f"{param}.tool_calls[{index}].function")))
+    return calls
+
+
+def tool_functions(tools: Any) -> list[Mapping[str, Any]]:
+    """The ``function`` of each tool in ``tools`` (entries that are not objects are left out)."""
+    return [object_at(tool.get("function"), f"tools[{index}].function")
+            for index, tool in enumerate(array_at(tools, "tools")) if isinstance(tool, dict)]
 
 
 def text_of(content: Any) -> str:
@@ -15,6 +80,14 @@ def text_of(content: Any) -> str:
         texts = [part.get("text", "") for part in content if isinstance(part, dict) and part.get("type") == "text"]
         return "\n".join(texts)
     return ""
+
+
+def image_url_of(part: Mapping[str, Any], param: str) -> str:
+    """The URL of an ``image_url`` part (a data: URL or a link)."""
+    url = object_at(part.get("image_url"), f"{param}.image_url").get("url", "")
+    if not isinstance(url, str):
+        raise UntranslatableRequest(f"{param}.image_url.url", "a string")
+    return url
 
 
 def image_source(url: str) -> dict[str, str]:

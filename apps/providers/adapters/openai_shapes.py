@@ -60,12 +60,12 @@ class ChunkWriter:
     model: str
     created: int = field(default_factory=lambda: int(time.time()))
 
-    def delta(self, delta: dict[str, Any], *, text: str = "") -> StreamEvent:
+    def delta(self, delta: dict[str, Any], *, text: str = "", opening: bool = False) -> StreamEvent:
         return StreamEvent(frame=self._frame([{"index": 0, "delta": delta, "logprobs": None, "finish_reason": None}]),
-                           text=text)
+                           text=text, opening=opening)
 
     def role(self) -> StreamEvent:
-        return self.delta({"role": "assistant", "content": ""})
+        return self.delta({"role": "assistant", "content": ""}, opening=True)
 
     def text(self, text: str) -> StreamEvent:
         return self.delta({"content": text}, text=text)

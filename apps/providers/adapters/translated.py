@@ -10,6 +10,7 @@ events built by ``apps.providers.adapters.openai_shapes``.
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
 from abc import abstractmethod
 from collections.abc import AsyncIterator, Mapping
@@ -18,10 +19,20 @@ from typing import Protocol
 import httpx
 
 from apps.providers.adapters.base import ProviderAdapter
-from apps.providers.adapters.wire import SseDecoder, finish_body, read_capped, translate_transport_errors
+from apps.providers.adapters.openai_messages import UntranslatableRequest
+from apps.providers.adapters.wire import (
+    SHAPE_FAILURES,
+    SseDecoder,
+    finish_body,
+    malformed_on_failure,
+    read_capped,
+    translate_transport_errors,
+)
 from apps.providers.contracts import ChatRequest, ChatResponse, ChatStream, StreamEvent
 from apps.providers.errors import ProviderError
 from apps.providers.http import client_for
+
+logger = logging.getLogger(__name__)
 
 
 class StreamTranslator(Protocol):
@@ -52,7 +63,8 @@ class TranslatingAdapter(ProviderAdapter):
     def headers(self) -> dict[str, str]: ...
 
     @abstractmethod
-    def encode(self, request: ChatRequest, upstream_model: str) -> bytes: ...
+    def encode(self, request: ChatRequest, upstream_model: str) -> bytes:
+        """The provider's request body; raises ``UntranslatableRequest`` on a parameter it cannot carry."""
 
     @abstractmethod
     def decode(self, content: bytes, upstream_model: str) -> ChatResponse: ...
@@ -64,8 +76,30 @@ class TranslatingAdapter(ProviderAdapter):
     def error(self, status: int, content: bytes, headers: httpx.Headers) -> ProviderError: ...
 
     async def chat(self, request: ChatRequest, *, upstream_model: str) -> ChatResponse:
-        content = await self.post(self.chat_path(upstream_model, stream=False), self.encode(request, upstream_model))
-        return self.decode(content, upstream_model)
+        content = await self.post(self.chat_path(upstream_model, stream=False), self.encoded(request, upstream_model))
+        with malformed_on_failure(self.upstream.provider_name):
+            return self.decode(content, upstream_model)
+
+    def encoded(self, request: ChatRequest, upstream_model: str) -> bytes:
+        """``encode()``, with a request it cannot translate refused as the client's own 400.
+
+        The body reached the adapter as the client sent it, so a translation that fails on it is the
+        request's fault: no other deployment would do better, and it must not read as a gateway bug.
+        """
+        try:
+            return self.encode(request, upstream_model)
+        except UntranslatableRequest as exc:
+            raise self.invalid_request(str(exc), param=exc.param) from None
+        except SHAPE_FAILURES as exc:
+            logger.info("%s could not translate a request: %r", self.kind, exc)
+            raise self.invalid_request(
+                f"The request has a parameter of a type provider {self.upstream.provider_name} ({self.kind}) "
+                "cannot be sent: check the types of messages, tools, stop and response_format."
+            ) from None
+
+    def invalid_request(self, message: str, *, param: str | None = None) -> ProviderError:
+        return ProviderError(message, status=400, type="invalid_request_error", param=param, code="invalid_type",
+                             retryable=False)
 
     async def post(self, path: str, content: bytes, headers: Mapping[str, str] | None = None) -> bytes:
         """One bounded POST whose 200 body is returned whole; anything else raises ``error()``."""
@@ -83,7 +117,7 @@ class TranslatingAdapter(ProviderAdapter):
 
     async def open_stream(self, request: ChatRequest, *, upstream_model: str) -> ChatStream:
         path = self.chat_path(upstream_model, stream=True)
-        return await self.open(path, self.encode(request, upstream_model), self.translator(upstream_model))
+        return await self.open(path, self.encoded(request, upstream_model), self.translator(upstream_model))
 
     async def open(
         self, path: str, content: bytes, translator: StreamTranslator, headers: Mapping[str, str] | None = None
@@ -115,7 +149,7 @@ class TranslatingAdapter(ProviderAdapter):
         decoder = SseDecoder(name)
         chunks = response.aiter_raw()
         event_deadline = time.monotonic() + idle_s
-        with translate_transport_errors(name):
+        with translate_transport_errors(name), malformed_on_failure(name):
             async for chunk in chunks:
                 frames = decoder.feed(chunk)
                 if not frames:
@@ -134,8 +168,3 @@ class TranslatingAdapter(ProviderAdapter):
             last = translator.feed(decoder.remainder()) if decoder.remainder().strip() else []
             if events := [*last, *translator.finish()]:
                 yield events
-
-
-def sse_data(frame: bytes) -> bytes:
-    """The data of one SSE frame (its ``data:`` lines joined); b"" for comments and keep-alives."""
-    return b"\n".join(line[5:].lstrip() for line in frame.splitlines() if line.startswith(b"data:"))

@@ -45,6 +45,38 @@ async def read_capped(response: httpx.Response, provider: str) -> bytes:
     return b"".join(chunks)
 
 
+# What reading a body raises on a value of a shape no check foresaw (a string where it walks an
+# object, a word where it expects a count): the request's fault going up, the provider's coming back.
+SHAPE_FAILURES = (AttributeError, TypeError, ValueError, KeyError, IndexError)
+
+
+@contextlib.contextmanager
+def malformed_on_failure(provider: str) -> Iterator[None]:
+    """Reading a provider's answer or event: one of an unforeseen shape is malformed, not a gateway bug."""
+    try:
+        yield
+    except SHAPE_FAILURES:
+        raise malformed_response(provider) from None
+
+
+def malformed_response(provider: str) -> ProviderError:
+    """An answer, or a stream event, that is not what the provider's format promises: another may do better."""
+    return ProviderError(f"Provider {provider} sent a response the gateway could not read.",
+                         code="upstream_malformed_response", retryable=True)
+
+
+def stream_incomplete(provider: str) -> ProviderError:
+    return ProviderError(f"Provider {provider} ended the stream before it was complete.",
+                         code="upstream_stream_incomplete", retryable=True)
+
+
+def mid_stream_error(provider: str, message: object = None, code: object = None) -> ProviderError:
+    """The provider's own error event in a stream it had accepted (``code``: its error type, if it gave one)."""
+    detail = f": {message}" if message else ""
+    return ProviderError(f"Provider {provider} reported an error mid-stream{detail}.",
+                         code=str(code or "upstream_error"), retryable=False)
+
+
 def _too_large(provider: str) -> ProviderError:
     return ProviderError(
         f"Provider {provider} sent a response larger than the gateway accepts.",
@@ -93,6 +125,11 @@ async def finish_body(chunks: AsyncIterator[bytes], timeout_s: float = 1.0) -> N
         async with asyncio.timeout(timeout_s):
             async for _ in chunks:
                 pass
+
+
+def sse_data(frame: bytes) -> bytes:
+    """The data of one SSE frame (its ``data:`` lines joined); b"" for comments and keep-alives."""
+    return b"\n".join(line[5:].lstrip() for line in frame.splitlines() if line.startswith(b"data:"))
 
 
 def _find_frame_end(buffer: bytes) -> tuple[int, int] | None:

@@ -5,6 +5,9 @@ data: URLs); ``tool_use`` blocks become tool_calls; ``tool_result`` blocks becom
 tools, tool_choice (with ``disable_parallel_tool_use``), stop_sequences, temperature, top_p,
 max_tokens, metadata.user_id and ``output_config.format`` (as ``response_format``) map to their
 OpenAI names. ``top_k`` and ``thinking`` have no OpenAI counterpart and are not carried.
+
+What the translation reads must have the type Anthropic documents; anything else is refused with
+Anthropic's own wording (``metadata: Input should be a valid dictionary``), as a 400.
 """
 
 from __future__ import annotations
@@ -16,7 +19,7 @@ import orjson
 from apps.providers.contracts import ChatRequest
 from apps.proxy.errors import InvalidRequest
 
-PARAMETERS = {"temperature": "temperature", "top_p": "top_p", "max_tokens": "max_tokens", "stop_sequences": "stop"}
+PARAMETERS = {"temperature": "temperature", "top_p": "top_p", "max_tokens": "max_tokens"}
 
 
 def chat_request(body: dict[str, Any]) -> ChatRequest:
@@ -31,14 +34,14 @@ def chat_request(body: dict[str, Any]) -> ChatRequest:
     stream = body.get("stream") is True
     chat: dict[str, Any] = {"model": model, "messages": _system(body.get("system")) + _messages(messages)}
     chat.update({ours: body[theirs] for theirs, ours in PARAMETERS.items() if body.get(theirs) is not None})
+    if body.get("stop_sequences") is not None:
+        chat["stop"] = _strings(body["stop_sequences"], "stop_sequences")
     if isinstance(body.get("tools"), list):
         chat["tools"] = [_tool(tool) for tool in body["tools"] if isinstance(tool, dict)]
     chat.update(_tool_choice(body.get("tool_choice")))
-    output_format = (body.get("output_config") or {}).get("format") or {}
-    if output_format.get("type") == "json_schema":
-        chat["response_format"] = {"type": "json_schema",
-                                   "json_schema": {"name": "output", "schema": output_format.get("schema") or {}}}
-    if isinstance(user := (body.get("metadata") or {}).get("user_id"), str):
+    if response_format := _response_format(body.get("output_config")):
+        chat["response_format"] = response_format
+    if isinstance(user := _object(body.get("metadata"), "metadata").get("user_id"), str):
         chat["user"] = user
     if stream:
         chat["stream"] = True
@@ -46,18 +49,42 @@ def chat_request(body: dict[str, Any]) -> ChatRequest:
     return ChatRequest(model=model, body=chat, stream=stream, include_usage=stream)
 
 
+def _object(value: Any, param: str) -> dict[str, Any]:
+    """An optional object: {} when absent."""
+    if value is None:
+        return {}
+    if not isinstance(value, dict):
+        raise InvalidRequest(f"{param}: Input should be a valid dictionary", param=param)
+    return value
+
+
+def _list(value: Any, param: str) -> list[Any]:
+    if not isinstance(value, list):
+        raise InvalidRequest(f"{param}: Input should be a valid list", param=param)
+    return value
+
+
+def _text(value: Any, param: str) -> str:
+    if not isinstance(value, str):
+        raise InvalidRequest(f"{param}: Input should be a valid string", param=param)
+    return value
+
+
+def _strings(value: Any, param: str) -> list[str]:
+    return [_text(text, f"{param}.{index}") for index, text in enumerate(_list(value, param))]
+
+
 def _system(system: Any) -> list[dict[str, Any]]:
-    if isinstance(system, list):
-        system = "\n\n".join(block.get("text", "") for block in system if isinstance(block, dict))
-    return [{"role": "system", "content": system}] if isinstance(system, str) and system else []
+    if system is not None and not isinstance(system, str):
+        system = "\n\n".join(_text(_object(block, f"system.{index}").get("text", ""), f"system.{index}.text")
+                             for index, block in enumerate(_list(system, "system")))
+    return [{"role": "system", "content": system}] if system else []
 
 
 def _messages(messages: list[dict[str, Any]]) -> list[dict[str, Any]]:
     out: list[dict[str, Any]] = []
-    for message in messages:
-        content = message.get("content")
-        blocks = [{"type": "text", "text": content}] if isinstance(content, str) else content or []
-        blocks = [block for block in blocks if isinstance(block, dict)]
+    for index, message in enumerate(messages):
+        blocks = _blocks(message.get("content"), f"messages.{index}.content")
         if message.get("role") == "assistant":
             out.append(_assistant(blocks))
             continue
@@ -68,8 +95,25 @@ def _messages(messages: list[dict[str, Any]]) -> list[dict[str, Any]]:
     return out
 
 
+def _blocks(content: Any, param: str) -> list[dict[str, Any]]:
+    """A message's content blocks (a string is one text block), checked for the types read from them."""
+    if isinstance(content, str):
+        return [{"type": "text", "text": content}]
+    blocks = [_object(block, f"{param}.{index}") for index, block in enumerate(_list(content, param))]
+    for index, block in enumerate(blocks):
+        where = f"{param}.{index}"
+        if block.get("type") == "text":
+            _text(block.get("text"), f"{where}.text")
+        elif block.get("type") == "image":
+            _object(block.get("source"), f"{where}.source")
+        elif block.get("type") == "tool_result" and not isinstance(block.get("content"), str | None):
+            for number, part in enumerate(_list(block["content"], f"{where}.content")):
+                _text(_object(part, f"{where}.content.{number}").get("text", ""), f"{where}.content.{number}.text")
+    return blocks
+
+
 def _assistant(blocks: list[dict[str, Any]]) -> dict[str, Any]:
-    text = "".join(block.get("text", "") for block in blocks if block.get("type") == "text")
+    text = "".join(block["text"] for block in blocks if block.get("type") == "text")
     message: dict[str, Any] = {"role": "assistant", "content": text or None}
     calls = [
         {"id": block.get("id", ""), "type": "function",
@@ -90,7 +134,7 @@ def _tool_message(block: dict[str, Any]) -> dict[str, Any]:
 
 def _part(block: dict[str, Any]) -> dict[str, Any] | None:
     if block.get("type") == "text":
-        return {"type": "text", "text": block.get("text", "")}
+        return {"type": "text", "text": block["text"]}
     if block.get("type") == "image":
         source = block.get("source") or {}
         url = (f"data:{source.get('media_type', '')};base64,{source.get('data', '')}"
@@ -104,6 +148,13 @@ def _tool(tool: dict[str, Any]) -> dict[str, Any]:
     if tool.get("description"):
         function["description"] = tool["description"]
     return {"type": "function", "function": function}
+
+
+def _response_format(output_config: Any) -> dict[str, Any] | None:
+    output_format = _object(_object(output_config, "output_config").get("format"), "output_config.format")
+    if output_format.get("type") != "json_schema":
+        return None
+    return {"type": "json_schema", "json_schema": {"name": "output", "schema": output_format.get("schema") or {}}}
 
 
 def _tool_choice(choice: Any) -> dict[str, Any]:

@@ -3,9 +3,10 @@
 message_start opens it; each run of text becomes a text block, each tool call a tool_use block
 whose arguments arrive as ``input_json_delta``; at ``[DONE]`` the open block closes and
 message_delta carries the stop reason and the final usage, then message_stop. The events keep the
-usage and text of the chunks they came from, so the relay bills and estimates as for chat. A
-provider failure midway becomes Anthropic's ``error`` event, then ends the stream as an error;
-an Anthropic upstream's own stream (``native_stream``) gets the same treatment and no translation.
+usage, text and ``opening`` mark of the chunks they came from, so the relay bills and estimates as
+for chat and routing fails over until content arrives. A provider failure once the stream has begun
+reaches the client as one Anthropic ``error`` event (``error_event``, which the relay sends in place
+of OpenAI's), whether the stream was translated or an Anthropic upstream's own.
 """
 
 from __future__ import annotations
@@ -16,35 +17,28 @@ from typing import Any
 import orjson
 
 from apps.providers.adapters.openai_shapes import DONE_FRAME
+from apps.providers.adapters.wire import malformed_on_failure
 from apps.providers.contracts import ChatStream, StreamEvent, Usage
-from apps.providers.errors import ProviderError
+from apps.providers.errors import OpenAIError
 from apps.proxy.anthropic_inbound.response import error_body, message_id, stop_reason, usage_body
 
 
-def anthropic_stream(stream: ChatStream) -> ChatStream:
-    """An OpenAI chunk stream as Anthropic's events."""
-    return ChatStream(events=_with_error_event(_translated(stream, EventWriter())), close=stream.close)
+def anthropic_stream(stream: ChatStream, provider: str) -> ChatStream:
+    """An OpenAI chunk stream from ``provider`` as Anthropic's events."""
+    return ChatStream(events=_translated(stream, EventWriter(), provider), close=stream.close)
 
 
-def native_stream(stream: ChatStream) -> ChatStream:
-    """A stream already in Anthropic's events (an Anthropic upstream's), with failures reported as one."""
-    return ChatStream(events=_with_error_event(stream.events), close=stream.close)
+def error_event(error: OpenAIError) -> bytes:
+    """A failure after the stream began, as Anthropic reports one."""
+    return frame("error", error_body(error))
 
 
-async def _translated(stream: ChatStream, writer: EventWriter) -> AsyncIterator[list[StreamEvent]]:
-    async for batch in stream.events:
-        events = [translated for event in batch for translated in writer.feed(event)]
-        if events:
-            yield events
-
-
-async def _with_error_event(events: AsyncIterator[list[StreamEvent]]) -> AsyncIterator[list[StreamEvent]]:
-    try:
-        async for batch in events:
-            yield batch
-    except ProviderError as error:
-        yield [StreamEvent(frame=frame("error", error_body(error)))]
-        raise
+async def _translated(stream: ChatStream, writer: EventWriter, provider: str) -> AsyncIterator[list[StreamEvent]]:
+    with malformed_on_failure(provider):  # a chunk of a shape the writer cannot read is the provider's fault
+        async for batch in stream.events:
+            events = [translated for event in batch for translated in writer.feed(event)]
+            if events:
+                yield events
 
 
 def frame(name: str, data: dict[str, Any]) -> bytes:
@@ -72,7 +66,7 @@ class EventWriter:
             frames.extend(self._choice(choice))
         if not frames:
             return [StreamEvent(frame=b"", usage=event.usage)] if event.usage else []
-        return [StreamEvent(frame=b"".join(frames), usage=event.usage, text=event.text)]
+        return [StreamEvent(frame=b"".join(frames), usage=event.usage, text=event.text, opening=event.opening)]
 
     def _start(self, chunk: dict[str, Any]) -> bytes:
         self.started = True

@@ -14,12 +14,13 @@ from django.http.response import HttpResponseBase
 from apps.billing.keys import KeyInfo
 from apps.providers.adapters.anthropic import AnthropicAdapter
 from apps.providers.adapters.base import ProviderAdapter
+from apps.providers.adapters.wire import malformed_on_failure
 from apps.providers.contracts import ChatRequest, ChatResponse, ChatStream, Usage
 from apps.providers.errors import OpenAIError
-from apps.providers.tokens import estimate_completion_usage, estimate_usage
+from apps.providers.tokens import estimate_completion_usage, estimate_usage, usage_or_estimate
 from apps.proxy.anthropic_inbound.request import chat_request
 from apps.proxy.anthropic_inbound.response import anthropic_error_response, message_body, text_of_message
-from apps.proxy.anthropic_inbound.stream import anthropic_stream, native_stream
+from apps.proxy.anthropic_inbound.stream import anthropic_stream, error_event
 from apps.proxy.exchange import Exchange
 from apps.proxy.parsing import parse_json_body
 from apps.proxy.pipeline import call_route, choose_route, request_shape, stream_route
@@ -39,29 +40,31 @@ async def create_message(request: HttpRequest, exchange: Exchange, key: KeyInfo)
 
         async def open_stream(adapter: ProviderAdapter, target: Target) -> ChatStream:
             if isinstance(adapter, AnthropicAdapter):
-                native = await adapter.open_message_stream(body, upstream_model=target.upstream_model, beta=beta)
-                return native_stream(native)
-            return anthropic_stream(await adapter.open_stream(chat, upstream_model=target.upstream_model))
+                return await adapter.open_message_stream(body, upstream_model=target.upstream_model, beta=beta)
+            stream = await adapter.open_stream(chat, upstream_model=target.upstream_model)
+            return anthropic_stream(stream, target.upstream.provider_name)
 
-        return streaming_response(exchange, chat, await stream_route(route, exchange, open_stream, shape))
+        stream = await stream_route(route, exchange, open_stream, shape)
+        return streaming_response(exchange, chat, stream, error_frame=error_event)
 
     async def complete(adapter: ProviderAdapter, target: Target) -> ChatResponse:
         if isinstance(adapter, AnthropicAdapter):
             return await adapter.message(body, upstream_model=target.upstream_model, beta=beta)
-        return translated_message(chat, await adapter.chat(chat, upstream_model=target.upstream_model))
+        answer = await adapter.chat(chat, upstream_model=target.upstream_model)
+        return translated_message(chat, answer, target.upstream.provider_name)
 
     answer = await call_route(route, exchange, complete, shape)
     # A translated answer comes with usage (the provider's or an estimate); a native one without any is rare.
-    exchange.usage = answer.usage if answer.usage.source != "none" else _estimate(chat, answer.content)
+    exchange.usage = usage_or_estimate(answer.usage, lambda: _estimate(chat, answer.content))
     exchange.finish(status="ok", http_status=200)
     return HttpResponse(answer.content, content_type="application/json")
 
 
-def translated_message(chat: ChatRequest, answer: ChatResponse) -> ChatResponse:
+def translated_message(chat: ChatRequest, answer: ChatResponse, provider: str) -> ChatResponse:
     """A translated upstream's chat completion as an Anthropic message, usage included."""
-    provided = answer.usage.source == "provider"
-    usage = answer.usage if provided else estimate_completion_usage(chat.body, answer.content)
-    return ChatResponse(content=message_body(answer.content, usage), usage=usage)
+    with malformed_on_failure(provider):  # an OpenAI-wire answer is relayed unread elsewhere; here it is read
+        usage = usage_or_estimate(answer.usage, lambda: estimate_completion_usage(chat.body, answer.content))
+        return ChatResponse(content=message_body(answer.content, usage), usage=usage)
 
 
 def _estimate(chat: ChatRequest, message: bytes) -> Usage:

@@ -12,7 +12,7 @@ from typing import Any
 
 import orjson
 
-DONE_FRAME = b"data: [DONE]\n\n"
+from apps.providers.adapters.openai_shapes import DONE_FRAME
 
 
 def replay_stream(content: bytes, *, include_usage: bool) -> bytes:

@@ -12,8 +12,9 @@ from apps.providers.adapters.anthropic.native import NativeStream, native_body, 
 from apps.providers.adapters.anthropic.request import messages_body
 from apps.providers.adapters.anthropic.response import chat_response
 from apps.providers.adapters.anthropic.stream import AnthropicStream
-from apps.providers.adapters.openai import error_from_response
+from apps.providers.adapters.openai import error_from_response, error_object
 from apps.providers.adapters.translated import TranslatingAdapter
+from apps.providers.adapters.wire import malformed_on_failure
 from apps.providers.contracts import ChatRequest, ChatResponse, ChatStream
 from apps.providers.errors import ProviderError
 
@@ -61,7 +62,8 @@ class AnthropicAdapter(TranslatingAdapter):
         ``beta`` is the client's ``anthropic-beta`` header, passed on so beta features keep working.
         """
         content = await self.post("/messages", native_body(body, upstream_model), _beta_headers(beta))
-        return native_response(content, self.upstream.provider_name)
+        with malformed_on_failure(self.upstream.provider_name):
+            return native_response(content, self.upstream.provider_name)
 
     async def open_message_stream(self, body: Mapping[str, Any], *, upstream_model: str, beta: str = "") -> ChatStream:
         """The same, streamed: Anthropic's events relayed unchanged."""
@@ -84,11 +86,7 @@ def _beta_headers(beta: str) -> dict[str, str]:
 
 def error_fields(content: bytes) -> dict[str, Any]:
     """``{"type": "error", "error": {"type", "message"}}`` as OpenAI's error fields."""
-    try:
-        error = orjson.loads(content).get("error")
-    except (orjson.JSONDecodeError, AttributeError):
-        return {}
-    if not isinstance(error, dict):
+    if not (error := error_object(content)):
         return {}
     kind = str(error.get("type") or "")
     return {"message": str(error.get("message") or "") or None,

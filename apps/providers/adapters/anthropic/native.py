@@ -13,10 +13,9 @@ from typing import Any
 
 import orjson
 
-from apps.providers.adapters.anthropic.response import usage_from
-from apps.providers.adapters.translated import sse_data
+from apps.providers.adapters.anthropic.response import message_of, usage_from
+from apps.providers.adapters.wire import malformed_response, mid_stream_error, sse_data, stream_incomplete
 from apps.providers.contracts import ChatResponse, StreamEvent, Usage
-from apps.providers.errors import ProviderError
 
 
 def native_body(body: Mapping[str, Any], upstream_model: str) -> bytes:
@@ -24,14 +23,7 @@ def native_body(body: Mapping[str, Any], upstream_model: str) -> bytes:
 
 
 def native_response(content: bytes, provider: str) -> ChatResponse:
-    try:
-        message = orjson.loads(content)
-    except orjson.JSONDecodeError:
-        message = None
-    if not isinstance(message, dict) or not isinstance(message.get("content"), list):
-        raise ProviderError(f"Provider {provider} sent a response the gateway could not read.",
-                            code="upstream_malformed_response", retryable=True)
-    usage = message.get("usage")
+    usage = message_of(content, provider).get("usage")
     return ChatResponse(content=content, usage=usage_from(usage) if isinstance(usage, dict) else Usage())
 
 
@@ -50,14 +42,12 @@ class NativeStream:
         try:
             event = orjson.loads(data)
         except orjson.JSONDecodeError:
-            raise ProviderError(f"Provider {self.provider} sent a response the gateway could not read.",
-                                code="upstream_malformed_response", retryable=True) from None
+            raise malformed_response(self.provider) from None
         kind = event.get("type") if isinstance(event, dict) else None
         relayed = frame + b"\n\n"
         if kind == "error":
             error = event.get("error") or {}
-            raise ProviderError(f"Provider {self.provider} reported an error mid-stream: {error.get('message')}.",
-                                code=str(error.get("type") or "upstream_error"), retryable=False)
+            raise mid_stream_error(self.provider, error.get("message"), error.get("type"))
         if kind == "message_start":
             self.usage.update((event.get("message") or {}).get("usage") or {})
         elif kind == "message_delta":
@@ -66,10 +56,16 @@ class NativeStream:
         elif kind == "content_block_delta" and (event.get("delta") or {}).get("type") == "text_delta":
             return [StreamEvent(frame=relayed, text=str(event["delta"].get("text", "")))]
         self.done = self.done or kind == "message_stop"
-        return [StreamEvent(frame=relayed)]
+        return [StreamEvent(frame=relayed, opening=_says_nothing_yet(kind, event))]
 
     def finish(self) -> list[StreamEvent]:
         if not self.done:
-            raise ProviderError(f"Provider {self.provider} ended the stream before it was complete.",
-                                code="upstream_stream_incomplete", retryable=True)
+            raise stream_incomplete(self.provider)
         return []
+
+
+def _says_nothing_yet(kind: object, event: dict[str, Any]) -> bool:
+    """message_start, ping and the start of a text or thinking block: the client has no content yet."""
+    if kind == "content_block_start":
+        return (event.get("content_block") or {}).get("type") != "tool_use"
+    return kind in ("message_start", "ping")

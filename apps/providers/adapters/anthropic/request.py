@@ -12,7 +12,17 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from apps.providers.adapters.openai_messages import image_source, json_arguments, text_of
+from apps.providers.adapters.openai_messages import (
+    image_source,
+    image_url_of,
+    json_arguments,
+    object_at,
+    parts_of,
+    stop_sequences,
+    text_of,
+    tool_calls_of,
+    tool_functions,
+)
 
 # Anthropic requires max_tokens; OpenAI clients usually leave it out.
 DEFAULT_MAX_TOKENS = 4096
@@ -32,9 +42,9 @@ def messages_body(body: Mapping[str, Any], upstream_model: str, *, stream: bool)
         if body.get(name) is not None:
             out[name] = body[name]
     if stop := body.get("stop"):
-        out["stop_sequences"] = [stop] if isinstance(stop, str) else list(stop)
+        out["stop_sequences"] = stop_sequences(stop)
     if body.get("tools"):
-        out["tools"] = [_tool(tool) for tool in body["tools"] if isinstance(tool, dict)]
+        out["tools"] = [_tool(function) for function in tool_functions(body["tools"])]
     if tool_choice := _tool_choice(body.get("tool_choice"), body.get("parallel_tool_calls")):
         out["tool_choice"] = tool_choice
     if output_format := _output_format(body.get("response_format")):
@@ -49,15 +59,15 @@ def messages_body(body: Mapping[str, Any], upstream_model: str, *, stream: bool)
 def _split_system(messages: list[Any]) -> tuple[str, list[dict[str, Any]]]:
     system: list[str] = []
     turns: list[dict[str, Any]] = []
-    for message in messages:
-        role = message.get("role")
+    for index, message in enumerate(messages):
+        role, where = message.get("role"), f"messages[{index}]"
         if role in SYSTEM_ROLES:
             system.append(text_of(message.get("content")))
             continue
         if role == "assistant":
-            role, blocks = "assistant", _assistant_blocks(message)
+            role, blocks = "assistant", _assistant_blocks(message, where)
         else:
-            role, blocks = "user", _user_blocks(message)
+            role, blocks = "user", _user_blocks(message, where)
         if turns and turns[-1]["role"] == role:
             turns[-1]["content"].extend(blocks)  # tool results of parallel calls share one user turn
         else:
@@ -65,41 +75,36 @@ def _split_system(messages: list[Any]) -> tuple[str, list[dict[str, Any]]]:
     return "\n\n".join(part for part in system if part), turns
 
 
-def _user_blocks(message: Mapping[str, Any]) -> list[dict[str, Any]]:
+def _user_blocks(message: Mapping[str, Any], where: str) -> list[dict[str, Any]]:
     if message.get("role") == "tool":
         return [{"type": "tool_result", "tool_use_id": message.get("tool_call_id", ""),
                  "content": text_of(message.get("content"))}]
-    content = message.get("content")
-    if isinstance(content, str):
-        return [{"type": "text", "text": content}]
-    return [block for part in content or [] if (block := _part(part)) is not None]
+    parts = parts_of(message.get("content"), f"{where}.content")
+    blocks = (_part(part, f"{where}.content[{index}]") for index, part in enumerate(parts))
+    return [block for block in blocks if block is not None]
 
 
-def _assistant_blocks(message: Mapping[str, Any]) -> list[dict[str, Any]]:
+def _assistant_blocks(message: Mapping[str, Any], where: str) -> list[dict[str, Any]]:
     blocks: list[dict[str, Any]] = []
     if text := text_of(message.get("content")):
         blocks.append({"type": "text", "text": text})
-    for call in message.get("tool_calls") or []:
-        function = call.get("function") or {}
+    for call, function in tool_calls_of(message, where):
         blocks.append({"type": "tool_use", "id": call.get("id", ""), "name": function.get("name", ""),
                        "input": json_arguments(function.get("arguments"))})
     return blocks
 
 
-def _part(part: Any) -> dict[str, Any] | None:
+def _part(part: Any, where: str) -> dict[str, Any] | None:
     if not isinstance(part, dict):
         return None
     if part.get("type") == "text":
         return {"type": "text", "text": part.get("text", "")}
     if part.get("type") == "image_url":
-        url = str((part.get("image_url") or {}).get("url", ""))
-        return {"type": "image", "source": image_source(url)}
+        return {"type": "image", "source": image_source(image_url_of(part, where))}
     return None  # audio and file parts have no Messages counterpart
 
 
-
-def _tool(tool: Mapping[str, Any]) -> dict[str, Any]:
-    function = tool.get("function") or {}
+def _tool(function: Mapping[str, Any]) -> dict[str, Any]:
     out = {"name": function.get("name", ""), "input_schema": function.get("parameters") or {"type": "object"}}
     if function.get("description"):
         out["description"] = function["description"]
@@ -123,10 +128,10 @@ def _tool_choice(choice: Any, parallel: Any) -> dict[str, Any] | None:
 
 
 def _output_format(response_format: Any) -> dict[str, Any] | None:
-    if not isinstance(response_format, dict):
-        return None
+    response_format = object_at(response_format, "response_format")
     if response_format.get("type") == "json_schema":
-        schema = (response_format.get("json_schema") or {}).get("schema") or {"type": "object"}
+        schema = object_at(response_format.get("json_schema"), "response_format.json_schema").get("schema")
+        schema = schema or {"type": "object"}
         return {"type": "json_schema", "schema": schema}
     if response_format.get("type") == "json_object":
         return {"type": "json_schema", "schema": {"type": "object"}}

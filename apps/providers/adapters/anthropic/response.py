@@ -13,8 +13,8 @@ from typing import Any
 import orjson
 
 from apps.providers.adapters.openai_shapes import ToolCall, completion_body
+from apps.providers.adapters.wire import malformed_response
 from apps.providers.contracts import ChatResponse, Usage
-from apps.providers.errors import ProviderError
 
 FINISH_REASONS = {
     "end_turn": "stop", "stop_sequence": "stop", "pause_turn": "stop",
@@ -23,7 +23,7 @@ FINISH_REASONS = {
 
 
 def chat_response(content: bytes, provider: str) -> ChatResponse:
-    message = _message(content, provider)
+    message = message_of(content, provider)
     texts: list[str] = []
     calls: list[ToolCall] = []
     for block in message["content"]:
@@ -58,12 +58,12 @@ def usage_from(usage: dict[str, Any]) -> Usage:
     )
 
 
-def _message(content: bytes, provider: str) -> dict[str, Any]:
+def message_of(content: bytes, provider: str) -> dict[str, Any]:
+    """An Anthropic message, or the malformed-response error when the body is not one."""
     try:
         message = orjson.loads(content)
     except orjson.JSONDecodeError:
         message = None
     if not isinstance(message, dict) or not isinstance(message.get("content"), list):
-        raise ProviderError(f"Provider {provider} sent a response the gateway could not read.",
-                            code="upstream_malformed_response", retryable=True)
+        raise malformed_response(provider)
     return message

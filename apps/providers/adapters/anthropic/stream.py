@@ -15,9 +15,8 @@ import orjson
 
 from apps.providers.adapters.anthropic.response import finish_reason, usage_from
 from apps.providers.adapters.openai_shapes import ChunkWriter, done
-from apps.providers.adapters.translated import sse_data
+from apps.providers.adapters.wire import malformed_response, mid_stream_error, sse_data, stream_incomplete
 from apps.providers.contracts import StreamEvent
-from apps.providers.errors import ProviderError
 
 
 class AnthropicStream:
@@ -39,8 +38,7 @@ class AnthropicStream:
 
     def finish(self) -> list[StreamEvent]:
         if not self.done:
-            raise ProviderError(f"Provider {self.provider} ended the stream before it was complete.",
-                                code="upstream_stream_incomplete", retryable=True)
+            raise stream_incomplete(self.provider)
         events = [self.chunks.finish(self.finish_reason)]
         if self.usage:
             events.append(self.chunks.usage(usage_from(self.usage)))
@@ -81,10 +79,7 @@ class AnthropicStream:
 
     def _on_error(self, event: dict[str, Any]) -> list[StreamEvent]:
         error = event.get("error") or {}
-        raise ProviderError(
-            f"Provider {self.provider} reported an error mid-stream: {error.get('message') or error.get('type')}.",
-            code=str(error.get("type") or "upstream_error"), retryable=False,
-        )
+        raise mid_stream_error(self.provider, error.get("message") or error.get("type"), error.get("type"))
 
     def _json(self, data: bytes) -> dict[str, Any]:
         try:
@@ -92,6 +87,5 @@ class AnthropicStream:
         except orjson.JSONDecodeError:
             event = None
         if not isinstance(event, dict):
-            raise ProviderError(f"Provider {self.provider} sent a response the gateway could not read.",
-                                code="upstream_malformed_response", retryable=True)
+            raise malformed_response(self.provider)
         return event

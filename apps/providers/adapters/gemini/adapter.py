@@ -12,8 +12,9 @@ from apps.providers.adapters.gemini.embeddings import embeddings_body, embedding
 from apps.providers.adapters.gemini.request import generate_body
 from apps.providers.adapters.gemini.response import chat_response
 from apps.providers.adapters.gemini.stream import GeminiStream
-from apps.providers.adapters.openai import error_from_response
+from apps.providers.adapters.openai import error_from_response, error_object
 from apps.providers.adapters.translated import TranslatingAdapter
+from apps.providers.adapters.wire import malformed_on_failure
 from apps.providers.contracts import ChatRequest, ChatResponse, EmbeddingsRequest
 from apps.providers.errors import ProviderError
 
@@ -50,7 +51,8 @@ class GeminiAdapter(TranslatingAdapter):
     async def embeddings(self, request: EmbeddingsRequest, *, upstream_model: str) -> ChatResponse:
         path = f"/models/{quote(upstream_model, safe='')}:batchEmbedContents"
         content = await self.post(path, orjson.dumps(embeddings_body(request.body, upstream_model)))
-        return embeddings_response(content, request.body, upstream_model, self.upstream.provider_name)
+        with malformed_on_failure(self.upstream.provider_name):
+            return embeddings_response(content, request.body, upstream_model, self.upstream.provider_name)
 
     def error(self, status: int, content: bytes, headers: httpx.Headers) -> ProviderError:
         name = self.upstream.provider_name
@@ -64,11 +66,7 @@ class GeminiAdapter(TranslatingAdapter):
 
 def error_fields(content: bytes) -> dict[str, Any]:
     """``{"error": {"code", "message", "status"}}`` as OpenAI's error fields."""
-    try:
-        error = orjson.loads(content).get("error")
-    except (orjson.JSONDecodeError, AttributeError):
-        return {}
-    if not isinstance(error, dict):
+    if not (error := error_object(content)):
         return {}
     status = str(error.get("status") or "")
     return {"message": str(error.get("message") or "") or None,

@@ -12,9 +12,10 @@ from typing import Any
 
 import orjson
 
-from apps.providers.contracts import ChatResponse, Usage
+from apps.providers.adapters.wire import malformed_response
+from apps.providers.contracts import ChatResponse
 from apps.providers.errors import ProviderError
-from apps.providers.tokens import count_tokens
+from apps.providers.tokens import estimate_input_usage
 
 
 def embeddings_body(body: Mapping[str, Any], upstream_model: str) -> dict[str, Any]:
@@ -31,15 +32,14 @@ def embeddings_response(content: bytes, body: Mapping[str, Any], upstream_model:
     try:
         vectors = [item["values"] for item in orjson.loads(content)["embeddings"]]
     except (orjson.JSONDecodeError, KeyError, TypeError):
-        raise ProviderError(f"Provider {provider} sent a response the gateway could not read.",
-                            code="upstream_malformed_response", retryable=True) from None
+        raise malformed_response(provider) from None
     as_base64 = body.get("encoding_format") == "base64"
-    tokens = sum(count_tokens(text) for text in inputs_of(body))
+    usage = estimate_input_usage(inputs_of(body))  # counted as the gateway counts any embeddings input
     data = [{"object": "embedding", "index": index, "embedding": _base64(vector) if as_base64 else vector}
             for index, vector in enumerate(vectors)]
     answer = {"object": "list", "data": data, "model": upstream_model,
-              "usage": {"prompt_tokens": tokens, "total_tokens": tokens}}
-    return ChatResponse(content=orjson.dumps(answer), usage=Usage(prompt_tokens=tokens, source="estimated"))
+              "usage": {"prompt_tokens": usage.prompt_tokens, "total_tokens": usage.total_tokens}}
+    return ChatResponse(content=orjson.dumps(answer), usage=usage)
 
 
 def inputs_of(body: Mapping[str, Any]) -> list[str]:

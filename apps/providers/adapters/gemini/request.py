@@ -13,7 +13,17 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from apps.providers.adapters.openai_messages import image_source, json_arguments, text_of
+from apps.providers.adapters.openai_messages import (
+    image_source,
+    image_url_of,
+    json_arguments,
+    object_at,
+    parts_of,
+    stop_sequences,
+    text_of,
+    tool_calls_of,
+    tool_functions,
+)
 
 GENERATION_CONFIG = {
     "temperature": "temperature", "top_p": "topP", "n": "candidateCount", "seed": "seed",
@@ -29,8 +39,8 @@ def generate_body(body: Mapping[str, Any]) -> dict[str, Any]:
     if any(system):
         out["systemInstruction"] = {"parts": [{"text": "\n\n".join(text for text in system if text)}]}
     if body.get("tools"):
-        out["tools"] = [{"functionDeclarations": [_declaration(tool) for tool in body["tools"]
-                                                  if isinstance(tool, dict)]}]
+        declarations = [_declaration(function) for function in tool_functions(body["tools"])]
+        out["tools"] = [{"functionDeclarations": declarations}]
     if tool_config := _tool_config(body.get("tool_choice")):
         out["toolConfig"] = tool_config
     if config := generation_config(body):
@@ -43,26 +53,29 @@ def generation_config(body: Mapping[str, Any]) -> dict[str, Any]:
     if max_tokens := body.get("max_completion_tokens") or body.get("max_tokens"):
         config["maxOutputTokens"] = max_tokens
     if stop := body.get("stop"):
-        config["stopSequences"] = [stop] if isinstance(stop, str) else list(stop)
-    response_format = body.get("response_format") or {}
+        config["stopSequences"] = stop_sequences(stop)
+    response_format = object_at(body.get("response_format"), "response_format")
     if response_format.get("type") in ("json_object", "json_schema"):
         config["responseMimeType"] = "application/json"
-    schema = (response_format.get("json_schema") or {}).get("schema")
+    schema = object_at(response_format.get("json_schema"), "response_format.json_schema").get("schema")
     if response_format.get("type") == "json_schema" and schema:
         config["responseJsonSchema"] = schema
     return config
 
 
 def _contents(messages: list[Any]) -> list[dict[str, Any]]:
-    names = {call.get("id"): (call.get("function") or {}).get("name", "")
-             for message in messages if message.get("role") == "assistant"
-             for call in message.get("tool_calls") or []}
+    names = {call.get("id"): function.get("name", "")
+             for index, message in enumerate(messages) if message.get("role") == "assistant"
+             for call, function in tool_calls_of(message, f"messages[{index}]")}
     contents: list[dict[str, Any]] = []
-    for message in messages:
-        role = message.get("role")
+    for index, message in enumerate(messages):
+        role, where = message.get("role"), f"messages[{index}]"
         if role in ("system", "developer"):
             continue
-        role, parts = ("model", _model_parts(message)) if role == "assistant" else ("user", _user_parts(message, names))
+        if role == "assistant":
+            role, parts = "model", _model_parts(message, where)
+        else:
+            role, parts = "user", _user_parts(message, where, names)
         if contents and contents[-1]["role"] == role:
             contents[-1]["parts"].extend(parts)  # responses to parallel calls share one turn
         else:
@@ -70,43 +83,40 @@ def _contents(messages: list[Any]) -> list[dict[str, Any]]:
     return contents
 
 
-def _user_parts(message: Mapping[str, Any], names: Mapping[Any, str]) -> list[dict[str, Any]]:
+def _user_parts(message: Mapping[str, Any], where: str, names: Mapping[Any, str]) -> list[dict[str, Any]]:
     if message.get("role") == "tool":
         text = text_of(message.get("content"))
         return [{"functionResponse": {"name": names.get(message.get("tool_call_id"), ""),
                                       "response": _response_object(text)}}]
-    content = message.get("content")
-    if isinstance(content, str):
-        return [{"text": content}]
-    return [part for item in content or [] if (part := _part(item)) is not None]
+    items = parts_of(message.get("content"), f"{where}.content")
+    parts = (_part(item, f"{where}.content[{index}]") for index, item in enumerate(items))
+    return [part for part in parts if part is not None]
 
 
-def _model_parts(message: Mapping[str, Any]) -> list[dict[str, Any]]:
+def _model_parts(message: Mapping[str, Any], where: str) -> list[dict[str, Any]]:
     parts: list[dict[str, Any]] = []
     if text := text_of(message.get("content")):
         parts.append({"text": text})
-    for call in message.get("tool_calls") or []:
-        function = call.get("function") or {}
+    for _, function in tool_calls_of(message, where):
         call = {"name": function.get("name", ""), "args": json_arguments(function.get("arguments"))}
         parts.append({"functionCall": call})
     return parts
 
 
-def _part(item: Any) -> dict[str, Any] | None:
+def _part(item: Any, where: str) -> dict[str, Any] | None:
     if not isinstance(item, dict):
         return None
     if item.get("type") == "text":
         return {"text": item.get("text", "")}
     if item.get("type") == "image_url":
-        source = image_source(str((item.get("image_url") or {}).get("url", "")))
+        source = image_source(image_url_of(item, where))
         if source["type"] == "base64":
             return {"inlineData": {"mimeType": source["media_type"], "data": source["data"]}}
         return {"fileData": {"mimeType": _guess_mime(source["url"]), "fileUri": source["url"]}}
     return None
 
 
-def _declaration(tool: Mapping[str, Any]) -> dict[str, Any]:
-    function = tool.get("function") or {}
+def _declaration(function: Mapping[str, Any]) -> dict[str, Any]:
     out: dict[str, Any] = {"name": function.get("name", "")}
     if function.get("description"):
         out["description"] = function["description"]

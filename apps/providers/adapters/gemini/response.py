@@ -12,8 +12,8 @@ from typing import Any
 import orjson
 
 from apps.providers.adapters.openai_shapes import ToolCall, completion_body
+from apps.providers.adapters.wire import malformed_response, mid_stream_error
 from apps.providers.contracts import ChatResponse, Usage
-from apps.providers.errors import ProviderError
 
 FILTERED = {"SAFETY", "RECITATION", "BLOCKLIST", "PROHIBITED_CONTENT", "SPII", "IMAGE_SAFETY"}
 
@@ -41,11 +41,9 @@ def parse_answer(content: bytes, provider: str) -> dict[str, Any]:
     if isinstance(answer, dict) and isinstance(answer.get("error"), dict):
         # A stream that fails after it started reports the error as one more event.
         error = answer["error"]
-        raise ProviderError(f"Provider {provider} reported an error mid-stream: {error.get('message') or ''}".rstrip(),
-                            code=str(error.get("status") or "upstream_error"), retryable=False)
+        raise mid_stream_error(provider, error.get("message"), error.get("status"))
     if not isinstance(answer, dict) or not (isinstance(answer.get("candidates"), list) or "promptFeedback" in answer):
-        raise ProviderError(f"Provider {provider} sent a response the gateway could not read.",
-                            code="upstream_malformed_response", retryable=True)
+        raise malformed_response(provider)
     return answer
 
 

@@ -9,9 +9,8 @@ from __future__ import annotations
 
 from apps.providers.adapters.gemini.response import finish_reason, first_candidate, parse_answer, parts_of, usage_from
 from apps.providers.adapters.openai_shapes import ChunkWriter, done
-from apps.providers.adapters.translated import sse_data
+from apps.providers.adapters.wire import sse_data, stream_incomplete
 from apps.providers.contracts import StreamEvent, Usage
-from apps.providers.errors import ProviderError
 
 
 class GeminiStream:
@@ -47,8 +46,7 @@ class GeminiStream:
 
     def finish(self) -> list[StreamEvent]:
         if self.reason is None:
-            raise ProviderError(f"Provider {self.provider} ended the stream before it was complete.",
-                                code="upstream_stream_incomplete", retryable=True)
+            raise stream_incomplete(self.provider)
         events = [self.chunks.finish(self.reason)]
         if self.usage is not None:
             events.append(self.chunks.usage(self.usage))

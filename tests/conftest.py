@@ -16,9 +16,26 @@ from typing import Any
 
 import httpx
 import pytest
+import redis
+from django.conf import settings
 
 from apps.providers.fake_upstream import BackgroundFakeUpstream
 from tests.harness.gateway import GatewayProcess
+
+
+@pytest.fixture(scope="session", autouse=True)
+def no_routing_state_from_earlier_sessions() -> None:
+    """Deployment ids restart with each test database; breaker and health keys of earlier runs would
+    otherwise apply to this run's deployments (admin tests read them too). Only this suite's Redis
+    database, only these keys."""
+    if not settings.REDIS_URL:
+        return
+    client = redis.Redis.from_url(str(settings.REDIS_URL))
+    for pattern in ("edge:breaker:*", "edge:health:*"):
+        keys = list(client.scan_iter(match=pattern, count=1000))
+        if keys:
+            client.delete(*keys)
+    client.close()
 
 
 @pytest.fixture(scope="session")

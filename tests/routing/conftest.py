@@ -13,8 +13,6 @@ from typing import Any
 
 import httpx
 import pytest
-import redis
-from django.conf import settings
 from django.db import transaction
 
 from apps.billing.models import ApiKey
@@ -25,20 +23,6 @@ from tests.factories import make_key, make_provider, make_tenant, unique
 from tests.harness.gateway import GatewayProcess
 from tests.harness.load import Answer, post_one
 from tests.harness.served import CHAT_PATH
-
-
-@pytest.fixture(scope="session", autouse=True)
-def no_routing_state_from_earlier_sessions() -> None:
-    """Deployment ids restart with each test database; breaker and health keys of earlier runs would
-    otherwise apply to this run's deployments. Only this suite's Redis database, only these keys."""
-    if not settings.REDIS_URL:
-        return
-    client = redis.Redis.from_url(str(settings.REDIS_URL))
-    for pattern in ("edge:breaker:*", "edge:health:*"):
-        keys = list(client.scan_iter(match=pattern, count=1000))
-        if keys:
-            client.delete(*keys)
-    client.close()
 
 
 @dataclass

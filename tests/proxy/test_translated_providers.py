@@ -200,7 +200,9 @@ def test_anthropic_cache_writes_are_part_of_the_prompt_and_billed_at_the_write_p
         if stream:
             list(raw.parse())
         row = ledger_row(raw.headers["x-request-id"])
-        assert (row.prompt_tokens, row.cached_tokens, row.completion_tokens) == (6, 2, 12)
+        assert (row.prompt_tokens, row.cached_tokens, row.cache_write_tokens, row.completion_tokens) == (6, 2, 3, 12)
+        assert (row.input_usd_per_mtok, row.output_usd_per_mtok, row.cached_input_usd_per_mtok,
+                row.cache_write_usd_per_mtok) == (Decimal("3"), Decimal("15"), Decimal("0.3"), billed_write_price)
         assert row.stream == stream and row.cost_usd == expected
         if not stream:  # a stream's headers leave before its cost is known
             assert raw.headers["x-edge-cost-usd"] == f"{expected:.10f}"

@@ -42,7 +42,7 @@ def targets(count: int) -> tuple[Target, ...]:
         Target(
             deployment_id=index, upstream=Upstream(index, f"provider-{index}", "openai", "http://x/v1", "", {}, 60),
             upstream_model=f"model-{index}", priority=index, weight=index + 1,
-            prices=Prices(Decimal("0.15") * (index + 1), Decimal("0.60"), Decimal("0.075")),
+            prices=Prices(Decimal("0.15") * (index + 1), Decimal("0.60"), Decimal("0.075"), Decimal("0.1875")),
         )
         for index in range(count)
     )

@@ -61,6 +61,7 @@ def make_route(
     input_price: str = "0.15",
     output_price: str = "0.60",
     cached_price: str | None = None,
+    cache_write_price: str | None = None,
     strategy: str = "failover",
     max_retries: int = 0,
     kind: str = "openai",
@@ -82,5 +83,6 @@ def make_route(
         model=model, provider=provider, upstream_model=upstream_model,
         input_usd_per_mtok=Decimal(input_price), output_usd_per_mtok=Decimal(output_price),
         cached_input_usd_per_mtok=Decimal(cached_price) if cached_price is not None else None,
+        cache_write_usd_per_mtok=Decimal(cache_write_price) if cache_write_price is not None else None,
     )
     return Route(model=model, deployment=deployment, provider=provider)

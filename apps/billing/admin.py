@@ -170,9 +170,10 @@ class LedgerEntryAdmin(LedgerAdminBase):
                            "error_type")}),
         ("Route", {"fields": ("endpoint", "public_model", "provider", "upstream_model", "deployment_id",
                               "stream")}),
-        ("Usage and cost", {"fields": ("prompt_tokens", "completion_tokens", "cached_tokens", "usage_source",
-                                       "input_usd_per_mtok", "output_usd_per_mtok", "cached_input_usd_per_mtok",
-                                       "cost_usd", "latency_ms", "ttft_ms")}),
+        ("Usage and cost", {"fields": ("prompt_tokens", "completion_tokens", "cached_tokens", "cache_write_tokens",
+                                       "usage_source", "input_usd_per_mtok", "output_usd_per_mtok",
+                                       "cached_input_usd_per_mtok", "cache_write_usd_per_mtok", "cost_usd",
+                                       "latency_ms", "ttft_ms")}),
         ("Cache", {"fields": ("cache_status", "cost_avoided_usd")}),
         ("Corrections", {"fields": ("adjusts", "note", "adjustment_list", "net_cost")}),
     )

@@ -52,6 +52,8 @@ COLUMNS: tuple[tuple[str, str], ...] = (
     ("note", "note"),
     ("cache_status", "cache_status"),
     ("cost_avoided_usd", "cost_avoided_usd"),
+    ("cache_write_tokens", "cache_write_tokens"),
+    ("cache_write_usd_per_mtok", "cache_write_usd_per_mtok"),
 )
 HEADER = [name for name, _ in COLUMNS]
 LOOKUPS = [lookup for _, lookup in COLUMNS]

@@ -24,7 +24,7 @@ from apps.billing.spool import LedgerSpool, Row
 logger = logging.getLogger(__name__)
 
 
-@dataclass(slots=True)  # not frozen: a frozen init sets 24 fields through object.__setattr__, per request
+@dataclass(slots=True)  # not frozen: a frozen init sets every field through object.__setattr__, per request
 class LedgerRecord:
     """A ledger row as the request path produces it; JSON-native so the spool round-trips it exactly."""
 
@@ -54,6 +54,8 @@ class LedgerRecord:
     cache_status: str = ""  # hit-l1, hit-l2, miss, bypass; "" where the endpoint has no cache
     cost_avoided_usd: str = "0"  # Decimal as text
     attempts: list[dict[str, Any]] | None = None  # the route taken; None (old segments): no attempts
+    cache_write_tokens: int = 0  # of prompt_tokens; old segments lack it: they were written before it existed
+    cache_write_usd_per_mtok: str | None = None  # Decimal as text
 
 
 _spool: LedgerSpool | None = None
@@ -120,6 +122,7 @@ def insert_rows(rows: list[Row]) -> None:
 _RECORD_FIELDS = {field.name: field.default for field in fields(LedgerRecord)}
 _DECIMAL_FIELDS = {
     "input_usd_per_mtok", "output_usd_per_mtok", "cached_input_usd_per_mtok", "cost_usd", "cost_avoided_usd",
+    "cache_write_usd_per_mtok",
 }
 
 

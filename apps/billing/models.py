@@ -126,6 +126,13 @@ class LedgerEntry(models.Model):
     attempts = models.JSONField(
         default=list, blank=True, help_text="The route taken: each attempt's deployment, outcome and duration."
     )
+    # Of prompt_tokens, those written to the provider's prompt cache (Anthropic), at their own price.
+    # db_default: a gateway of the previous release, still running while this migrates, inserts rows
+    # without the column.
+    cache_write_tokens = models.PositiveIntegerField(
+        default=0, db_default=0, help_text="Prompt tokens written to the provider's prompt cache."
+    )
+    cache_write_usd_per_mtok = models.DecimalField(max_digits=14, decimal_places=6, null=True, blank=True)
 
     class Meta:
         ordering = ["-created_at"]

@@ -18,14 +18,26 @@ class Prices:
     input_usd_per_mtok: Decimal
     output_usd_per_mtok: Decimal
     cached_input_usd_per_mtok: Decimal
+    cache_write_usd_per_mtok: Decimal
 
 
 def cost_of(usage: Usage, prices: Prices) -> Decimal:
-    """Cached prompt tokens are billed at the cached price, the rest of the prompt at the input price."""
+    """Each prompt token at one price: cache writes at the write price, cache reads at the cached price,
+    the rest at the input price; completion tokens at the output price.
+
+    Every adapter reports ``prompt_tokens`` as everything sent, OpenAI's way: OpenAI, Azure and
+    Gemini include their cached tokens in it and never report cache writes; Anthropic's adapter adds
+    its cache reads (``cached_tokens``) and cache writes (``cache_creation_tokens``) to its
+    ``input_tokens``. So reads and writes are two disjoint parts of ``prompt_tokens``, and the plain
+    part is what is left of it; the clamps keep a token from being billed twice should a provider
+    report parts larger than the whole.
+    """
     cached = min(usage.cached_tokens, usage.prompt_tokens)
+    written = min(usage.cache_creation_tokens, usage.prompt_tokens - cached)
     total = (
-        (usage.prompt_tokens - cached) * prices.input_usd_per_mtok
+        (usage.prompt_tokens - cached - written) * prices.input_usd_per_mtok
         + cached * prices.cached_input_usd_per_mtok
+        + written * prices.cache_write_usd_per_mtok
         + usage.completion_tokens * prices.output_usd_per_mtok
     )
     return (total / MILLION).quantize(COST_QUANTUM)

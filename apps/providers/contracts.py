@@ -60,8 +60,8 @@ class Usage:
     completion_tokens: int = 0
     cached_tokens: int = 0
     source: UsageSource = "none"
-    # Prompt tokens written to a provider's prompt cache (Anthropic). Included in prompt_tokens and
-    # priced at the input price: the deployment's price table has no cache-write column.
+    # Prompt tokens written to a provider's prompt cache (Anthropic). Included in prompt_tokens, never
+    # in cached_tokens (those were read from the cache), and priced at the deployment's write price.
     cache_creation_tokens: int = 0
 
     @property

@@ -86,6 +86,8 @@ class Exchange:
                 cache_status=self.cache_status,
                 cost_avoided_usd=f"{self.cost_avoided_usd:f}",
                 attempts=attempts_record(self.attempts),
+                cache_write_tokens=self.usage.cache_creation_tokens,
+                cache_write_usd_per_mtok=str(prices.cache_write_usd_per_mtok) if prices else None,
             )
         )
 

@@ -130,7 +130,7 @@ class DeploymentInline(LiveStatusColumns, DeploymentInlineBase):
     extra = 0
     fields = (
         "provider", "upstream_model", "input_usd_per_mtok", "output_usd_per_mtok", "cached_input_usd_per_mtok",
-        "priority", "weight", "enabled", "breaker_state", "success_rate", "latency", "ttft",
+        "cache_write_usd_per_mtok", "priority", "weight", "enabled", "breaker_state", "success_rate", "latency", "ttft",
     )  # breaker_override is set on the deployment's own page or by the list's actions
     readonly_fields = ("breaker_state", "success_rate", "latency", "ttft")
 
@@ -174,7 +174,7 @@ class PublicModelAdmin(RoutingConfigAdmin):
 class DeploymentAdmin(LiveStatusColumns, RoutingConfigAdmin):
     list_display = (
         "model", "provider", "upstream_model", "input_usd_per_mtok", "output_usd_per_mtok",
-        "cached_input_usd_per_mtok", "priority", "weight", "enabled",
+        "cached_input_usd_per_mtok", "cache_write_usd_per_mtok", "priority", "weight", "enabled",
         "breaker_state", "success_rate", "latency", "ttft",
     )
     list_filter = ("provider", "model", "enabled", "breaker_override")

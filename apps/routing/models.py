@@ -141,6 +141,11 @@ class Deployment(models.Model):
         max_digits=14, decimal_places=6, validators=NON_NEGATIVE, null=True, blank=True,
         help_text="Blank: cached input tokens cost the input price.",
     )
+    # Prompt tokens written to the provider's prompt cache (Anthropic bills them above the input price).
+    cache_write_usd_per_mtok = models.DecimalField(
+        max_digits=14, decimal_places=6, validators=NON_NEGATIVE, null=True, blank=True,
+        help_text="Blank: prompt tokens written to the provider's cache cost the input price.",
+    )
     priority = models.PositiveSmallIntegerField(default=1, help_text="Lower is tried first by failover.")
     weight = models.PositiveSmallIntegerField(default=1, help_text="Share of traffic for weighted routing.")
     enabled = models.BooleanField(default=True)

@@ -17,6 +17,7 @@ import logging
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from decimal import Decimal
 from fnmatch import fnmatchcase
 
 from asgiref.sync import sync_to_async
@@ -260,16 +261,18 @@ def _target(deployment: Deployment, upstream: Upstream) -> Target:
         prices=Prices(
             input_usd_per_mtok=deployment.input_usd_per_mtok,
             output_usd_per_mtok=deployment.output_usd_per_mtok,
-            cached_input_usd_per_mtok=(
-                deployment.cached_input_usd_per_mtok
-                if deployment.cached_input_usd_per_mtok is not None
-                else deployment.input_usd_per_mtok
-            ),
+            cached_input_usd_per_mtok=_or_input_price(deployment.cached_input_usd_per_mtok, deployment),
+            cache_write_usd_per_mtok=_or_input_price(deployment.cache_write_usd_per_mtok, deployment),
         ),
         priority=deployment.priority,
         weight=deployment.weight,
         breaker_override=deployment.breaker_override,
     )
+
+
+def _or_input_price(price: Decimal | None, deployment: Deployment) -> Decimal:
+    """A blank optional price means the deployment's input price."""
+    return price if price is not None else deployment.input_usd_per_mtok
 
 
 class TableHolder:

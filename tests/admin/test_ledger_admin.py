@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import io
+import re
 from decimal import Decimal
 
 import pytest
@@ -42,11 +43,21 @@ def test_it_offers_no_add_edit_or_delete(admin_client):
     assert "delete_selected" not in listing and "Add ledger entry" not in listing
 
 
+def test_it_shows_a_rows_cache_writes_with_the_price_they_were_billed_at(admin_client):
+    entry = make_entry(make_tenant(), cache_write_tokens=1234, cache_write_usd_per_mtok=Decimal("3.750000"))
+
+    page = admin_client.get(reverse("admin:billing_ledgerentry_change", args=[entry.pk])).content.decode()
+
+    assert re.search(r'field-cache_write_tokens.*?<div class="readonly">1234</div>', page, re.DOTALL)
+    assert re.search(r'field-cache_write_usd_per_mtok.*?<div class="readonly">3.750000</div>', page, re.DOTALL)
+
+
 def test_it_exports_rows_with_every_amount_exact(admin_client):
     tenant = make_tenant()
     key, _ = make_key(tenant)
     entry = make_entry(tenant, key, cost_usd=Decimal("12.3456789012"), input_usd_per_mtok=Decimal("0.150000"),
-                       output_usd_per_mtok=Decimal("0.600000"), cached_tokens=3, ttft_ms=40)
+                       output_usd_per_mtok=Decimal("0.600000"), cached_tokens=3, ttft_ms=40, cache_write_tokens=4,
+                       cache_write_usd_per_mtok=Decimal("0.187500"))
     free = make_entry(tenant, key, cost_usd=Decimal(0), status="error", http_status=502, error_type="upstream_error",
                       usage_source="none", prompt_tokens=0, completion_tokens=0, public_model="=HYPERLINK(1)")
 
@@ -65,8 +76,10 @@ def test_it_exports_rows_with_every_amount_exact(admin_client):
         "cached_tokens": "3", "usage_source": "provider", "input_usd_per_mtok": "0.150000",
         "output_usd_per_mtok": "0.600000", "cached_input_usd_per_mtok": "", "cost_usd": "12.3456789012",
         "latency_ms": "120", "ttft_ms": "40", "note": "", "cache_status": "", "cost_avoided_usd": "0.0000000000",
+        "cache_write_tokens": "4", "cache_write_usd_per_mtok": "0.187500",
     }
     assert rows(text)[0]["cost_usd"] == "0.0000000000"
+    assert (rows(text)[0]["cache_write_tokens"], rows(text)[0]["cache_write_usd_per_mtok"]) == ("0", "")
     assert rows(text)[0]["public_model"] == "'=HYPERLINK(1)"  # a spreadsheet shows it, never runs it
 
 

@@ -25,7 +25,7 @@ def test_it_adds_a_model_with_its_deployments(admin_client):
     primary, backup = make_provider("https://a.example.com/v1"), make_provider("https://b.example.com/v1")
     name = unique("model")
     deployment = {"upstream_model": "gpt-4o-mini", "input_usd_per_mtok": "0.15", "output_usd_per_mtok": "0.6",
-                  "cached_input_usd_per_mtok": "", "weight": "1", "enabled": "on"}
+                  "cached_input_usd_per_mtok": "", "cache_write_usd_per_mtok": "", "weight": "1", "enabled": "on"}
 
     response = admin_client.post(reverse("admin:routing_publicmodel_add"), {
         "name": name, "policy": policy.pk, "enabled": "on", **inline_management(2),
@@ -33,13 +33,14 @@ def test_it_adds_a_model_with_its_deployments(admin_client):
         "deployments-0-provider": primary.pk, "deployments-0-priority": "1",
         **{f"deployments-1-{field}": value for field, value in deployment.items()},
         "deployments-1-provider": backup.pk, "deployments-1-priority": "2",
-        "deployments-1-cached_input_usd_per_mtok": "0.075",
+        "deployments-1-cached_input_usd_per_mtok": "0.075", "deployments-1-cache_write_usd_per_mtok": "0.1875",
     })
 
     assert response.status_code == 302
     deployments = list(Deployment.objects.filter(model__name=name).order_by("priority"))
     assert [d.provider for d in deployments] == [primary, backup]
     assert deployments[1].cached_input_usd_per_mtok == Decimal("0.075")
+    assert [d.cache_write_usd_per_mtok for d in deployments] == [None, Decimal("0.1875")]
     assert deployments[0].input_usd_per_mtok == Decimal("0.15")
 
 
@@ -101,6 +102,15 @@ def _publish_live_state(deployment: Deployment, *, state: str, successes: float,
     assert client is not None, "these tests need REDIS_URL"
     client.hset(HEALTH_KEY.format(deployment.pk), "another-host-123",
                 orjson.dumps([successes, failures, latency_ms, None, now]))
+
+
+def test_it_lists_each_deployments_cache_write_price_next_to_its_other_prices(admin_client, fake_v1):
+    route = make_route(fake_v1, cached_price="0.3", cache_write_price="3.75")
+
+    page = admin_client.get(reverse("admin:routing_deployment_changelist"), {"q": route.model.name}).content.decode()
+
+    assert '<td class="field-cached_input_usd_per_mtok">0.300000</td>' in page
+    assert '<td class="field-cache_write_usd_per_mtok">3.750000</td>' in page
 
 
 def test_it_shows_each_deployments_breaker_success_rate_and_latency_as_gateways_see_them(admin_client, fake_v1):

@@ -9,14 +9,18 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterator
+from dataclasses import asdict, fields
 from decimal import Decimal
 
 import httpx
 import openai
 import pytest
+from django.db import connection
 
+from apps.billing.ledger import LedgerRecord, _parameters, insert_rows
 from apps.billing.models import LedgerEntry
 from apps.providers.tokens import count_tokens
+from tests.factories import make_key, make_tenant, unique
 from tests.harness.gateway import GatewayProcess
 from tests.harness.served import Served, ledger_row, serve, wait_for_rows
 
@@ -79,6 +83,7 @@ def test_it_bills_provider_usage_exactly_at_the_deployments_prices(priced: Serve
     assert (row.prompt_tokens, row.completion_tokens, row.cached_tokens) == (PROMPT_TOKENS, REPLY_TOKENS, 0)
     assert row.cost_usd == (PROMPT_TOKENS * INPUT + REPLY_TOKENS * OUTPUT) / 1_000_000
     assert (row.input_usd_per_mtok, row.output_usd_per_mtok, row.cached_input_usd_per_mtok) == (INPUT, OUTPUT, CACHED)
+    assert (row.cache_write_tokens, row.cache_write_usd_per_mtok) == (0, INPUT)  # no write price: the input price
     assert (row.usage_source, row.stream, row.status, row.http_status) == ("provider", stream, "ok", 200)
     assert (row.upstream_model, row.deployment_id) == (priced.upstream_model, priced.route.deployment.pk)
 
@@ -125,3 +130,40 @@ def test_it_records_time_to_first_token_for_streams(priced: Served, fake):
     assert streamed.ttft_ms is not None and 200 <= streamed.ttft_ms < streamed.latency_ms
     assert streamed.latency_ms >= streamed.ttft_ms + REPLY_TOKENS * 30 * 0.8
     assert whole.ttft_ms is None
+
+
+def test_it_replays_spooled_rows_written_before_the_cache_write_columns():
+    tenant = make_tenant()
+    key, _ = make_key(tenant)
+    request_id = unique("req-old")
+    old_row = {"request_id": request_id, "tenant_id": tenant.pk, "api_key_id": key.pk, "endpoint": "chat.completions",
+               "public_model": "m", "stream": False, "status": "ok", "http_status": 200,
+               "created_at": "2026-11-22T10:00:00+00:00", "latency_ms": 3, "prompt_tokens": 10,
+               "input_usd_per_mtok": "3", "cost_usd": "0.00003", "attempts": []}
+
+    insert_rows([old_row])
+
+    row = LedgerEntry.objects.get(request_id=request_id)
+    assert (row.prompt_tokens, row.cache_write_tokens, row.cache_write_usd_per_mtok) == (10, 0, None)
+    assert row.cost_usd == Decimal("0.00003")
+
+
+def test_a_gateway_of_the_previous_release_still_records_rows_once_the_cache_write_columns_exist():
+    # Releases migrate before restarting gateways: until then the old ones insert without the new columns.
+    tenant = make_tenant()
+    key, _ = make_key(tenant)
+    request_id = unique("req-previous")
+    record = LedgerRecord(request_id=request_id, tenant_id=tenant.pk, api_key_id=key.pk, endpoint="chat.completions",
+                          public_model="m", stream=False, status="ok", http_status=200,
+                          created_at="2026-11-22T10:00:00+00:00", latency_ms=3, prompt_tokens=10)
+    values = dict(zip([field.name for field in fields(LedgerRecord)] + ["kind", "note"],
+                      _parameters(asdict(record)), strict=True))
+    for new_column in ("cache_write_tokens", "cache_write_usd_per_mtok"):
+        del values[new_column]
+
+    with connection.cursor() as cursor:
+        cursor.execute(f"INSERT INTO {LedgerEntry._meta.db_table} ({', '.join(values)}) "
+                       f"VALUES ({', '.join(['%s'] * len(values))})", list(values.values()))
+
+    row = LedgerEntry.objects.get(request_id=request_id)
+    assert (row.prompt_tokens, row.cache_write_tokens, row.cache_write_usd_per_mtok) == (10, 0, None)

@@ -82,7 +82,7 @@ def test_the_lru_keeps_no_answer_bigger_than_a_quarter_of_itself():
 
 
 def test_a_stored_answer_round_trips_through_its_wire_form():
-    original = CachedAnswer(content=b'{"choices": []}\n', usage=Usage(12, 5, 3, "estimated"),
+    original = CachedAnswer(content=b'{"choices": []}\n', usage=Usage(12, 5, 3, "provider", cache_creation_tokens=4),
                             cost_usd=Decimal("0.0000123456"))
 
     assert CachedAnswer.from_bytes(original.to_bytes()) == original

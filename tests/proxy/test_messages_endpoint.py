@@ -248,6 +248,30 @@ def test_an_anthropic_deployment_gets_the_request_as_sent_so_cache_control_survi
         assert sent == ({**expected, "stream": True} if stream else expected)
 
 
+def test_cache_writes_through_an_anthropic_deployment_are_billed_at_its_write_price(
+    gateway: GatewayProcess, fake: BackgroundFakeUpstream, live_db: None
+):
+    # The native path is where the anthropic SDK's cache_control breakpoints make cache writes.
+    served = serve_kind(gateway, fake.base_url, "anthropic", input_price="3", output_price="15", cached_price="0.3",
+                        cache_write_price="3.75")
+    fake.set_rule(served.upstream_model, cached_tokens=CACHED_TOKENS, cache_write_tokens=3)
+    expected = (1 * Decimal("3") + 2 * Decimal("0.3") + 3 * Decimal("3.75") + 12 * Decimal("15")) / 1_000_000
+    for stream in (False, True):
+        client = served.anthropic_client()
+        if stream:
+            with client.messages.stream(model=served.model, max_tokens=100, messages=HELLO) as events:
+                usage = events.get_final_message().usage
+                request_id = events.response.headers["x-request-id"]
+        else:
+            raw = client.messages.with_raw_response.create(model=served.model, max_tokens=100, messages=HELLO)
+            usage, request_id = raw.parse().usage, raw.headers["x-request-id"]
+
+        assert (usage.input_tokens, usage.cache_read_input_tokens, usage.cache_creation_input_tokens) == (1, 2, 3)
+        row = ledger_row(request_id)
+        assert (row.prompt_tokens, row.cached_tokens, row.cache_write_tokens) == (6, 2, 3)
+        assert row.cache_write_usd_per_mtok == Decimal("3.75") and row.cost_usd == expected
+
+
 def test_it_fails_over_from_an_overloaded_anthropic_deployment_to_an_openai_one(
     gateway: GatewayProcess, fake: BackgroundFakeUpstream, fake_v1: str, live_db: None
 ):

@@ -25,6 +25,7 @@ PRICES = {"input_price": "3", "output_price": "15", "cached_price": "0.3"}
 # The fake's contract (apps/providers/fake_upstream/content.py): "hello there friend" is 3 words + 3 per
 # message; the reply is 12 words; 2 of the prompt tokens are reported as read from the cache.
 PROMPT_TOKENS, COMPLETION_TOKENS, CACHED_TOKENS = 6, 12, 2
+CACHE_WRITE_TOKENS = 3  # Anthropic only: of the prompt tokens not read from the cache, 3 are written to it
 EXPECTED_COST = (
     (PROMPT_TOKENS - CACHED_TOKENS) * Decimal("3") + CACHED_TOKENS * Decimal("0.3") + COMPLETION_TOKENS * Decimal("15")
 ) / 1_000_000
@@ -182,16 +183,26 @@ def test_a_provider_that_reports_no_usage_is_billed_from_an_estimate(on_kind: Se
         assert row.usage_source == "estimated" and row.prompt_tokens > 0 and row.completion_tokens > 0
 
 
-def test_anthropic_cache_writes_are_part_of_the_prompt_and_billed_at_the_input_price(
-    gateway: GatewayProcess, fake: BackgroundFakeUpstream, live_db: None
+@pytest.mark.parametrize(("write_price", "billed_write_price"), [("3.75", Decimal("3.75")), (None, Decimal("3"))],
+                         ids=["at-the-write-price", "blank-write-price-is-the-input-price"])
+def test_anthropic_cache_writes_are_part_of_the_prompt_and_billed_at_the_write_price(
+    gateway: GatewayProcess, fake: BackgroundFakeUpstream, live_db: None, write_price: str | None,
+    billed_write_price: Decimal,
 ):
-    served = serve_kind(gateway, fake.base_url, "anthropic", **PRICES)
-    fake.set_rule(served.upstream_model, cached_tokens=2, cache_write_tokens=3)  # input_tokens = 6 - 2 - 3
+    served = serve_kind(gateway, fake.base_url, "anthropic", **PRICES, cache_write_price=write_price)
+    fake.set_rule(served.upstream_model, cached_tokens=CACHED_TOKENS, cache_write_tokens=CACHE_WRITE_TOKENS)
+    plain = PROMPT_TOKENS - CACHED_TOKENS - CACHE_WRITE_TOKENS  # the fake's input_tokens
+    expected = (plain * Decimal("3") + CACHED_TOKENS * Decimal("0.3") + CACHE_WRITE_TOKENS * billed_write_price
+                + COMPLETION_TOKENS * Decimal("15")) / 1_000_000
     for stream in (False, True):
         raw = served.client().chat.completions.with_raw_response.create(
             model=served.model, messages=[{"role": "user", "content": "hello there friend"}], stream=stream)
         if stream:
             list(raw.parse())
         row = ledger_row(raw.headers["x-request-id"])
-        assert (row.prompt_tokens, row.cached_tokens, row.completion_tokens) == (6, 2, 12)
-        assert row.cost_usd == EXPECTED_COST  # the 3 written tokens at the input price, the 2 read at the cached
+        assert (row.prompt_tokens, row.cached_tokens, row.cache_write_tokens, row.completion_tokens) == (6, 2, 3, 12)
+        assert (row.input_usd_per_mtok, row.output_usd_per_mtok, row.cached_input_usd_per_mtok,
+                row.cache_write_usd_per_mtok) == (Decimal("3"), Decimal("15"), Decimal("0.3"), billed_write_price)
+        assert row.stream == stream and row.cost_usd == expected
+        if not stream:  # a stream's headers leave before its cost is known
+            assert raw.headers["x-edge-cost-usd"] == f"{expected:.10f}"

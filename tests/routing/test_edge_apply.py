@@ -249,6 +249,23 @@ def test_it_reads_prices_written_as_yaml_numbers_exactly(tmp_path: Path, documen
     assert deployments_of("cfg-chat")[0][2:5] == (Decimal("0.1"), Decimal("3"), Decimal("0.000001"))
 
 
+def test_it_sets_a_cache_write_price_and_clears_it_when_the_file_drops_it(
+    tmp_path: Path, document: dict[str, Any]
+) -> None:
+    deployment = document["models"][0]["deployments"][0]
+    deployment["cache_write_usd_per_mtok"] = "0.1875"
+    apply(write(tmp_path, document))
+    written = Deployment.objects.get(model__name="cfg-chat", upstream_model="gpt-4o-mini")
+    assert written.cache_write_usd_per_mtok == Decimal("0.1875")
+
+    del deployment["cache_write_usd_per_mtok"]
+    output = apply(write(tmp_path, document))
+
+    assert "deployments: 0 created, 1 updated, 2 unchanged, 0 removed" in output
+    written.refresh_from_db()
+    assert written.cache_write_usd_per_mtok is None  # blank again: the input price
+
+
 Mutation = Callable[[dict[str, Any]], object]
 LAST_PROVIDER = "providers[1] (cfg-vllm)"
 LAST_DEPLOYMENT = "models[1] (cfg-large).deployments[0]"
@@ -288,6 +305,8 @@ INVALID: list[tuple[str, Mutation, str]] = [
      f"{LAST_DEPLOYMENT}.output_usd_per_mtok: at most 6 decimal places"),
     ("price as boolean", lambda d: d["models"][-1]["deployments"][0].update(cached_input_usd_per_mtok=True),
      f"{LAST_DEPLOYMENT}.cached_input_usd_per_mtok: expected a decimal string"),
+    ("negative cache-write price", lambda d: d["models"][-1]["deployments"][0].update(cache_write_usd_per_mtok="-1"),
+     f"{LAST_DEPLOYMENT}.cache_write_usd_per_mtok: must be a non-negative decimal, got '-1'"),
     ("missing price", lambda d: d["models"][-1]["deployments"][0].pop("output_usd_per_mtok"),
      f"{LAST_DEPLOYMENT}.output_usd_per_mtok: missing (required)"),
     ("fractional priority", lambda d: d["models"][-1]["deployments"][0].update(priority=1.5),

@@ -42,7 +42,7 @@ models:
       - {provider: vllm-local, upstream_model: llama, priority: 2,
          input_usd_per_mtok: "0.000001", output_usd_per_mtok: 12345678.123456}
       - {provider: openai-main, upstream_model: gpt-4o-mini, input_usd_per_mtok: "0.15", output_usd_per_mtok: "0.60",
-         cached_input_usd_per_mtok: "0.075", priority: 1}
+         cached_input_usd_per_mtok: "0.075", cache_write_usd_per_mtok: "0.1875", priority: 1}
       - {provider: openai-main, upstream_model: gpt-4o-mini-2024, input_usd_per_mtok: 10, output_usd_per_mtok: "0",
          priority: 2, weight: 5, enabled: false}
   - {name: unserved, policy: spread, enabled: false, deployments: []}
@@ -129,6 +129,8 @@ def test_it_exports_prices_exactly_as_decimal_strings(empty_database: None, tmp_
     assert "input_usd_per_mtok: '0.000001'" in exported
     assert "output_usd_per_mtok: '12345678.123456'" in exported
     assert "cached_input_usd_per_mtok: '0.075'" in exported
+    assert "cache_write_usd_per_mtok: '0.1875'" in exported
+    assert exported.count("cache_write_usd_per_mtok") == 1  # a blank price stays blank, not the input price
     assert "input_usd_per_mtok: '10.00'" in exported
     assert "output_usd_per_mtok: '0.00'" in exported
     row = Deployment.objects.get(upstream_model="llama")

@@ -23,7 +23,7 @@ def target(deployment_id: int, *, provider: str = "p", input_price: str = "1", o
     upstream = Upstream(provider_id=deployment_id, provider_name=provider, kind="openai",
                         base_url="http://x/v1", api_key="", headers={}, timeout_s=1)
     prices = Prices(input_usd_per_mtok=Decimal(input_price), output_usd_per_mtok=Decimal(output_price),
-                    cached_input_usd_per_mtok=Decimal(input_price))
+                    cached_input_usd_per_mtok=Decimal(input_price), cache_write_usd_per_mtok=Decimal(input_price))
     return Target(deployment_id=deployment_id, upstream=upstream, upstream_model=f"m{deployment_id}",
                   prices=prices, priority=priority, weight=weight)
 

@@ -24,7 +24,9 @@ from apps.providers.contracts import ChatRequest
 from apps.proxy.cache.generations import Generations, model_field, tenant_field
 from apps.routing.table import ModelRoute
 
-FORMAT = "v1:"  # bumped when the stored form changes, so a new release never reads an old one
+# Bumped when the stored form changes, so a new release never reads an old one (v2: the stored usage
+# keeps its cache-write tokens).
+FORMAT = "v2:"
 # Fields that shape delivery or bookkeeping, never the answer.
 NOT_IN_KEY = frozenset({
     "stream", "stream_options", "user", "metadata", "store", "prompt_cache_key", "safety_identifier",

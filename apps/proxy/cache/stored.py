@@ -29,7 +29,8 @@ class CachedAnswer:
 
     def to_bytes(self) -> bytes:
         usage = self.usage
-        header = [usage.prompt_tokens, usage.completion_tokens, usage.cached_tokens, usage.source, f"{self.cost_usd:f}"]
+        header = [usage.prompt_tokens, usage.completion_tokens, usage.cached_tokens, usage.source, f"{self.cost_usd:f}",
+                  usage.cache_creation_tokens]
         return orjson.dumps(header) + b"\n" + self.content
 
     @classmethod
@@ -37,8 +38,8 @@ class CachedAnswer:
         """None for anything this release did not write (an older format, a foreign value)."""
         header, _, content = data.partition(b"\n")
         try:
-            prompt, completion, cached, source, cost = orjson.loads(header)
-            usage = Usage(int(prompt), int(completion), int(cached), source)
+            prompt, completion, cached, source, cost, written = orjson.loads(header)
+            usage = Usage(int(prompt), int(completion), int(cached), source, cache_creation_tokens=int(written))
             return cls(content=content, usage=usage, cost_usd=Decimal(cost))
         except (ValueError, TypeError, ArithmeticError):
             return None

@@ -207,6 +207,7 @@ def _deployment_values(spec: DeploymentSpec) -> dict[str, Any]:
         "input_usd_per_mtok": spec.input_usd_per_mtok,
         "output_usd_per_mtok": spec.output_usd_per_mtok,
         "cached_input_usd_per_mtok": spec.cached_input_usd_per_mtok,
+        "cache_write_usd_per_mtok": spec.cache_write_usd_per_mtok,
         "priority": spec.priority,
         "weight": spec.weight,
         "enabled": spec.enabled,

@@ -90,6 +90,8 @@ def _deployment(row: Deployment) -> dict[str, Any]:
     }
     if row.cached_input_usd_per_mtok is not None:
         entry["cached_input_usd_per_mtok"] = decimal_text(row.cached_input_usd_per_mtok)
+    if row.cache_write_usd_per_mtok is not None:
+        entry["cache_write_usd_per_mtok"] = decimal_text(row.cache_write_usd_per_mtok)
     entry.update(priority=row.priority, weight=row.weight, enabled=row.enabled)
     return entry
 

@@ -36,7 +36,7 @@ POLICY_FIELDS = (
 CACHE_TTL_MAX_S = 2**31 - 1  # PositiveIntegerField
 MODEL_FIELDS = ("name", "policy", "enabled", "deployments")
 DEPLOYMENT_FIELDS = ("provider", "upstream_model", "input_usd_per_mtok", "output_usd_per_mtok",
-                     "cached_input_usd_per_mtok", "priority", "weight", "enabled")
+                     "cached_input_usd_per_mtok", "cache_write_usd_per_mtok", "priority", "weight", "enabled")
 TENANT_FIELDS = ("slug", "name", "active")
 
 
@@ -239,6 +239,7 @@ def _deployment(entry: EntryReader, context: _Context) -> DeploymentSpec:
         input_usd_per_mtok=entry.price("input_usd_per_mtok"),
         output_usd_per_mtok=entry.price("output_usd_per_mtok"),
         cached_input_usd_per_mtok=entry.optional_price("cached_input_usd_per_mtok"),
+        cache_write_usd_per_mtok=entry.optional_price("cache_write_usd_per_mtok"),
         priority=entry.integer("priority", default=1),
         weight=entry.integer("weight", default=1),
         enabled=entry.flag("enabled", default=True),

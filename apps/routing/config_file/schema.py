@@ -88,6 +88,7 @@ class DeploymentSpec:
     input_usd_per_mtok: Decimal
     output_usd_per_mtok: Decimal
     cached_input_usd_per_mtok: Decimal | None
+    cache_write_usd_per_mtok: Decimal | None
     priority: int
     weight: int
     enabled: bool

@@ -3,7 +3,7 @@
 Anthropic's ``input_tokens`` excludes the tokens read from and written to the prompt cache;
 OpenAI's ``prompt_tokens`` includes everything sent. So prompt = input + cache read + cache
 creation; cache reads are the cached tokens (billed at the cached price), cache creations are
-kept in ``Usage.cache_creation_tokens`` and billed at the input price.
+kept in ``Usage.cache_creation_tokens`` (billed at the cache-write price).
 """
 
 from __future__ import annotations

@@ -118,17 +118,19 @@ class LedgerEntry(models.Model):
     latency_ms = models.PositiveIntegerField(default=0)
     ttft_ms = models.PositiveIntegerField(null=True, blank=True, help_text="Time to first token (streams).")
     created_at = models.DateTimeField(db_index=True, help_text="When the gateway received the request.")
+    # Columns added after the first release carry a database default too: a gateway of the previous
+    # release, still running while the new one migrates, inserts rows without them.
     cache_status = models.CharField(
-        max_length=8, choices=CacheStatus.choices, blank=True, help_text="How the response cache took part."
+        max_length=8, choices=CacheStatus.choices, blank=True, db_default="",
+        help_text="How the response cache took part.",
     )
     # What the cached answer cost when it was made: the spend a hit avoided (0 on other rows).
-    cost_avoided_usd = models.DecimalField(max_digits=20, decimal_places=10, default=0)
+    cost_avoided_usd = models.DecimalField(max_digits=20, decimal_places=10, default=0, db_default=0)
     attempts = models.JSONField(
-        default=list, blank=True, help_text="The route taken: each attempt's deployment, outcome and duration."
+        default=list, db_default=[], blank=True,
+        help_text="The route taken: each attempt's deployment, outcome and duration.",
     )
     # Of prompt_tokens, those written to the provider's prompt cache (Anthropic), at their own price.
-    # db_default: a gateway of the previous release, still running while this migrates, inserts rows
-    # without the column.
     cache_write_tokens = models.PositiveIntegerField(
         default=0, db_default=0, help_text="Prompt tokens written to the provider's prompt cache."
     )

@@ -145,10 +145,15 @@ def test_it_replays_spooled_rows_written_before_the_cache_write_columns():
 
     row = LedgerEntry.objects.get(request_id=request_id)
     assert (row.prompt_tokens, row.cache_write_tokens, row.cache_write_usd_per_mtok) == (10, 0, None)
+    assert (row.attempts, row.cache_status, row.cost_avoided_usd) == ([], "", Decimal(0))
     assert row.cost_usd == Decimal("0.00003")
 
 
-def test_a_gateway_of_the_previous_release_still_records_rows_once_the_cache_write_columns_exist():
+# Ledger columns this release adds; the release before it inserts rows without them.
+NEW_LEDGER_COLUMNS = ("attempts", "cache_status", "cost_avoided_usd", "cache_write_tokens", "cache_write_usd_per_mtok")
+
+
+def test_a_gateway_of_the_previous_release_still_records_rows_once_this_releases_columns_exist():
     # Releases migrate before restarting gateways: until then the old ones insert without the new columns.
     tenant = make_tenant()
     key, _ = make_key(tenant)
@@ -158,7 +163,7 @@ def test_a_gateway_of_the_previous_release_still_records_rows_once_the_cache_wri
                           created_at="2026-11-22T10:00:00+00:00", latency_ms=3, prompt_tokens=10)
     values = dict(zip([field.name for field in fields(LedgerRecord)] + ["kind", "note"],
                       _parameters(asdict(record)), strict=True))
-    for new_column in ("cache_write_tokens", "cache_write_usd_per_mtok"):
+    for new_column in NEW_LEDGER_COLUMNS:
         del values[new_column]
 
     with connection.cursor() as cursor:

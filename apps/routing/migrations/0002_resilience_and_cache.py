@@ -7,7 +7,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('billing', '0003_ledger_attempts_and_cache'),
+        ('billing', '0002_ledger_append_only'),
         ('routing', '0001_initial'),
     ]
 

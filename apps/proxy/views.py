@@ -27,7 +27,8 @@ class GatewayView(APIView):
     It replaces DRF's per-request dispatch (content negotiation, DRF's authenticators and
     permission checks, and adrf's thread hop to run them) with the gateway's own steps: the body
     is read as bytes and decoded once by the endpoint, authentication is ``apps.proxy.auth``, and
-    every exception ends in ``error_response()``.
+    every exception ends in ``render_error()``: OpenAI's error body, unless the endpoint speaks
+    another API (``/v1/messages`` answers in Anthropic's).
     """
 
     endpoint: ClassVar[str]

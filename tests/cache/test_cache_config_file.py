@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-from io import StringIO
 from pathlib import Path
 
 import pytest
-from django.core.management import call_command
 from django.core.management.base import CommandError
 
 from apps.routing.models import RoutingPolicy
+from tests.harness.config_commands import apply_text, export
 
 pytestmark = pytest.mark.django_db
 
@@ -22,20 +21,6 @@ tenants:
   - {slug: cachecfg-alpha, name: Alpha}
   - {slug: cachecfg-beta, name: Beta}
 """
-
-
-def apply_text(directory: Path, text: str) -> str:
-    path = directory / "cache.yaml"
-    path.write_text(text)
-    out = StringIO()
-    call_command("edge_apply", str(path), stdout=out)
-    return out.getvalue()
-
-
-def export() -> str:
-    out = StringIO()
-    call_command("edge_export", stdout=out)
-    return out.getvalue()
 
 
 def test_it_applies_a_policy_cache_settings_and_its_shared_tenants(tmp_path: Path):

@@ -9,7 +9,8 @@ from django.core.management.base import CommandError
 
 from apps.providers.forms import ProviderForm
 from apps.providers.models import Provider
-from tests.routing.test_edge_export import apply_text, delete_all_configuration, export
+from tests.harness.config_commands import apply_text, export
+from tests.routing.test_edge_export import delete_all_configuration
 
 pytestmark = pytest.mark.django_db
 

@@ -13,6 +13,7 @@ from django.db import connection
 from apps.billing.models import ApiKey, LedgerEntry, Tenant
 from apps.providers.models import Provider
 from apps.routing.models import Deployment, PublicModel, RoutingPolicy
+from tests.harness.config_commands import apply_text, export
 
 pytestmark = pytest.mark.django_db
 
@@ -73,20 +74,6 @@ def empty_database() -> None:
 @pytest.fixture(autouse=True)
 def openai_key(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("OPENAI_KEY_FOR_TEST", SECRET)
-
-
-def apply_text(directory: Path, text: str) -> str:
-    path = directory / "apply.yaml"
-    path.write_text(text)
-    out = StringIO()
-    call_command("edge_apply", str(path), stdout=out)
-    return out.getvalue()
-
-
-def export() -> str:
-    out = StringIO()
-    call_command("edge_export", stdout=out)
-    return out.getvalue()
 
 
 def test_it_round_trips_through_an_empty_database(

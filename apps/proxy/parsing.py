@@ -36,18 +36,24 @@ def parse_chat_request(request: HttpRequest) -> ChatRequest:
     body = parse_json_body(request)
     model = _required_string(body, "model")
     _check_messages(body.get("messages"))
+    stream, include_usage = _streaming(body)
+    return ChatRequest(model=model, body=body, stream=stream, include_usage=include_usage)
+
+
+def _streaming(body: dict[str, Any]) -> tuple[bool, bool]:
+    """``stream``, and whether the client asked for the usage chunk (only meaningful when streaming)."""
     stream = _optional(body, "stream", bool, "a boolean") or False
     stream_options = _optional(body, "stream_options", dict, "an object") or {}
     include_usage = stream_options.get("include_usage", False)
     if not isinstance(include_usage, bool):
         raise _wrong_type("stream_options.include_usage", "a boolean", include_usage)
-    return ChatRequest(model=model, body=body, stream=stream, include_usage=stream and include_usage)
+    return stream, stream and include_usage
 
 
 def _required_string(body: dict[str, Any], name: str) -> str:
     value = body.get(name)
     if value is None:
-        raise InvalidRequest(f"Missing required parameter: '{name}'.", param=name, code="missing_required_parameter")
+        raise _missing(name)
     if not isinstance(value, str) or not value:
         raise _wrong_type(name, "a non-empty string", value)
     return value
@@ -62,9 +68,7 @@ def _optional(body: dict[str, Any], name: str, kind: type, described: str) -> An
 
 def _check_messages(messages: object) -> None:
     if messages is None:
-        raise InvalidRequest(
-            "Missing required parameter: 'messages'.", param="messages", code="missing_required_parameter"
-        )
+        raise _missing("messages")
     if not isinstance(messages, list) or not messages:
         raise _wrong_type("messages", "a non-empty array", messages)
     for index, message in enumerate(messages):
@@ -75,6 +79,10 @@ def _check_messages(messages: object) -> None:
 
 
 _JSON_TYPES = {bool: "boolean", int: "integer", float: "number", str: "string", list: "array", dict: "object"}
+
+
+def _missing(param: str) -> InvalidRequest:
+    return InvalidRequest(f"Missing required parameter: '{param}'.", param=param, code="missing_required_parameter")
 
 
 def _wrong_type(param: str, expected: str, value: object) -> InvalidRequest:
@@ -89,7 +97,7 @@ def parse_embeddings_request(request: HttpRequest) -> EmbeddingsRequest:
     model = _required_string(body, "model")
     value = body.get("input")
     if value is None:
-        raise InvalidRequest("Missing required parameter: 'input'.", param="input", code="missing_required_parameter")
+        raise _missing("input")
     if not (isinstance(value, str) and value) and not (isinstance(value, list) and value):
         raise _wrong_type("input", "a non-empty string or array", value)
     return EmbeddingsRequest(model=model, body=body)
@@ -101,12 +109,8 @@ def parse_completion_request(request: HttpRequest) -> CompletionRequest:
     model = _required_string(body, "model")
     prompt = body.get("prompt")
     if prompt is None:
-        raise InvalidRequest("Missing required parameter: 'prompt'.", param="prompt", code="missing_required_parameter")
+        raise _missing("prompt")
     if not isinstance(prompt, str | list):
         raise _wrong_type("prompt", "a string or an array", prompt)
-    stream = _optional(body, "stream", bool, "a boolean") or False
-    stream_options = _optional(body, "stream_options", dict, "an object") or {}
-    include_usage = stream_options.get("include_usage", False)
-    if not isinstance(include_usage, bool):
-        raise _wrong_type("stream_options.include_usage", "a boolean", include_usage)
-    return CompletionRequest(model=model, body=body, stream=stream, include_usage=stream and include_usage)
+    stream, include_usage = _streaming(body)
+    return CompletionRequest(model=model, body=body, stream=stream, include_usage=include_usage)

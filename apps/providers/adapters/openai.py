@@ -94,7 +94,7 @@ class OpenAIWireAdapter(ProviderAdapter):
         with translate_transport_errors(name):
             async with asyncio.timeout(self.upstream.timeout_s):
                 response = await self._send(path, content, stream=False)
-                body = await _read_and_close(response, name)
+                body = await read_capped(response, name)
         if response.status_code != 200:
             raise error_from_response(response.status_code, body, response.headers, name)
         with malformed_on_failure(name):
@@ -106,7 +106,7 @@ class OpenAIWireAdapter(ProviderAdapter):
             async with asyncio.timeout(self.upstream.timeout_s):
                 response = await self._send(path, content, stream=True)
                 if response.status_code != 200:
-                    body = await _read_and_close(response, name)
+                    body = await read_capped(response, name)
                     raise error_from_response(response.status_code, body, response.headers, name)
         return ChatStream(events=self._events(response), close=response.aclose)
 
@@ -148,13 +148,6 @@ class OpenAIWireAdapter(ProviderAdapter):
                 if last.frame is DONE_FRAME:
                     return
         raise stream_incomplete(name)
-
-
-async def _read_and_close(response: httpx.Response, provider: str) -> bytes:
-    try:
-        return await read_capped(response, provider)
-    finally:
-        await response.aclose()
 
 
 class OpenAIAdapter(OpenAIWireAdapter):

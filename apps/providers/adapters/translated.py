@@ -107,10 +107,7 @@ class TranslatingAdapter(ProviderAdapter):
         with translate_transport_errors(name):
             async with asyncio.timeout(self.upstream.timeout_s):
                 response = await self._send(path, content, stream=False, extra_headers=headers)
-                try:
-                    body = await read_capped(response, name)
-                finally:
-                    await response.aclose()
+                body = await read_capped(response, name)
         if response.status_code != 200:
             raise self.error(response.status_code, body, response.headers)
         return body
@@ -128,10 +125,7 @@ class TranslatingAdapter(ProviderAdapter):
             async with asyncio.timeout(self.upstream.timeout_s):
                 response = await self._send(path, content, stream=True, extra_headers=headers)
                 if response.status_code != 200:
-                    try:
-                        body = await read_capped(response, name)
-                    finally:
-                        await response.aclose()
+                    body = await read_capped(response, name)
                     raise self.error(response.status_code, body, response.headers)
         return ChatStream(events=self._events(response, translator), close=response.aclose)
 

@@ -30,19 +30,25 @@ def translate_transport_errors(provider: str) -> Iterator[None]:
 
 
 async def read_capped(response: httpx.Response, provider: str) -> bytes:
-    """The whole body, refusing one larger than EDGE_MAX_UPSTREAM_BODY_BYTES before it fills memory."""
-    limit: int = settings.EDGE_MAX_UPSTREAM_BODY_BYTES
-    declared = response.headers.get("content-length", "")
-    if declared.isdigit() and int(declared) > limit:
-        raise _too_large(provider)
-    chunks: list[bytes] = []
-    size = 0
-    async for chunk in response.aiter_bytes():
-        size += len(chunk)
-        if size > limit:
+    """The whole body, refusing one larger than EDGE_MAX_UPSTREAM_BODY_BYTES before it fills memory.
+
+    The response is closed either way: read to its end, its connection goes back to the pool.
+    """
+    try:
+        limit: int = settings.EDGE_MAX_UPSTREAM_BODY_BYTES
+        declared = response.headers.get("content-length", "")
+        if declared.isdigit() and int(declared) > limit:
             raise _too_large(provider)
-        chunks.append(chunk)
-    return b"".join(chunks)
+        chunks: list[bytes] = []
+        size = 0
+        async for chunk in response.aiter_bytes():
+            size += len(chunk)
+            if size > limit:
+                raise _too_large(provider)
+            chunks.append(chunk)
+        return b"".join(chunks)
+    finally:
+        await response.aclose()
 
 
 # What reading a body raises on a value of a shape no check foresaw (a string where it walks an

@@ -13,6 +13,7 @@ from apps.providers.http import close_clients
 from apps.proxy.body_limit import BodySizeLimit
 from apps.proxy.cache.service import stop_cache
 from edge_project.api_handler import ApiHandler
+from edge_project.background import finish_background_work
 from edge_project.redis_clients import close_async_redis
 
 logger = logging.getLogger(__name__)
@@ -43,7 +44,8 @@ class EdgeApplication:
                 await send({"type": "lifespan.startup.complete"})
             elif message["type"] == "lifespan.shutdown":
                 await close_clients()
-                await stop_cache()  # lets L2 writes in flight finish, before Redis clients close
+                await finish_background_work(settings.REDIS_TIMEOUT_S * 4)  # L2 writes, before Redis clients close
+                await stop_cache()
                 await close_async_redis()
                 await asyncio.to_thread(stop_ledger)  # commits what it can; the rest stays spooled
                 await send({"type": "lifespan.shutdown.complete"})

@@ -28,6 +28,8 @@ from redis.backoff import NoBackoff
 from redis.exceptions import RedisError
 from redis.retry import Retry
 
+from edge_project.background import run_in_background
+
 logger = logging.getLogger(__name__)
 T = TypeVar("T")
 
@@ -35,7 +37,6 @@ _async_clients: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, redis.async
 _sync_client: redis.Redis | None = None
 _sync_lock = threading.Lock()
 _unusable_until = 0.0
-_closing: set[asyncio.Task[None]] = set()  # stale clients being closed (held so they are not collected)
 
 
 def redis_configured() -> bool:
@@ -73,9 +74,7 @@ def _discard_clients() -> None:
         return  # a thread without a loop (admin, management commands): no async client here
     stale = _async_clients.pop(loop, None)
     if stale is not None:
-        task = loop.create_task(_close_quietly(stale))
-        _closing.add(task)
-        task.add_done_callback(_closing.discard)
+        run_in_background(_close_quietly(stale))
 
 
 async def _close_quietly(client: redis.asyncio.Redis) -> None:

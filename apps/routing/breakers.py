@@ -24,22 +24,22 @@ Contract:
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import enum
 import logging
 import time
-from collections.abc import Coroutine
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
 import orjson
 import pybreaker
+import redis.asyncio
 
 from apps.routing.models import BreakerOverride
 from apps.routing.table import RoutePolicy, Target
-from edge_project.redis_clients import async_redis, report_redis_failure
+from edge_project.background import run_in_background
+from edge_project.redis_clients import bounded
 
 logger = logging.getLogger(__name__)
 
@@ -227,7 +227,7 @@ class BreakerBoard:
         """The attempt ended without an outcome (the client left): free its trial slot, locally now and
         in Redis from a background task (the cancelled request cannot wait for a round trip)."""
         if admission is Admission.TRIAL and self._free_local_trial(target):
-            _in_background(_release_trial(target.deployment_id))
+            run_in_background(_release_trial(target.deployment_id))
 
     def _free_local_trial(self, target: Target) -> bool:
         breaker = self.breakers.get(target.deployment_id)
@@ -240,47 +240,20 @@ class BreakerBoard:
         self.breakers.clear()
 
 
-_background: set[asyncio.Task[None]] = set()  # held until done: the loop keeps only weak references
-
-
-def _in_background(work: Coroutine[Any, Any, None]) -> None:
-    try:
-        task = asyncio.get_running_loop().create_task(work)
-    except RuntimeError:  # no loop (cannot happen on the request path): the key's TTL frees it
-        work.close()
-        return
-    _background.add(task)
-    task.add_done_callback(_background.discard)
-
-
 async def _claim_trial(deployment_id: int, ttl_s: float) -> bool:
-    client = async_redis()
-    if client is None:
-        return True  # the local flag alone: one trial per process
-    try:
+    async def claim(client: redis.asyncio.Redis) -> bool:
         return bool(await client.set(TRIAL_KEY.format(deployment_id), b"1", nx=True, px=max(int(ttl_s * 1000), 1)))
-    except Exception as exc:
-        report_redis_failure(exc)
-        return True
+
+    claimed = await bounded(claim)
+    return True if claimed is None else claimed  # no Redis: the local flag alone, one trial per process
 
 
 async def _release_trial(deployment_id: int) -> None:
-    client = async_redis()
-    if client is None:
-        return
-    try:
-        await client.delete(TRIAL_KEY.format(deployment_id))
-    except Exception as exc:
-        report_redis_failure(exc)
+    await bounded(lambda client: client.delete(TRIAL_KEY.format(deployment_id)))
 
 
 async def publish(breaker: DeploymentBreaker) -> None:
-    client = async_redis()
-    if client is None:
-        breaker.unpublished = False
-        return
-    try:
-        await client.set(STATE_KEY.format(breaker.deployment_id), breaker.shared().to_json(), ex=STATE_TTL_S)
-    except Exception as exc:
-        report_redis_failure(exc)  # others will not see this transition; they find their own
+    # Without Redis, or if this write fails, other processes will not see this transition: they find their own.
+    state = breaker.shared().to_json()
+    await bounded(lambda client: client.set(STATE_KEY.format(breaker.deployment_id), state, ex=STATE_TTL_S))
     breaker.unpublished = False

@@ -5,19 +5,16 @@ briefly for a stream; see flight.py) → L2 → provider. A hit
 skips routing's call entirely and is accounted at zero cost, with the cost it avoided. A miss that
 may be stored leads a flight: identical requests arriving meanwhile wait for its answer instead of
 calling the provider too. The answer goes into L1 at once and into L2 from a background task off
-the response path; tasks are tracked, so shutdown lets them finish and their errors are logged.
+the response path (``edge_project.background``: shutdown lets them finish, failures are logged).
 Only complete, successful answers are stored: errors, cut or cancelled streams never are.
 """
 
 from __future__ import annotations
 
 import asyncio
-import logging
 import time
-from collections.abc import Coroutine
 from dataclasses import dataclass, field
 from decimal import Decimal
-from typing import Any
 
 from django.conf import settings
 from django.http import HttpRequest, HttpResponse
@@ -37,13 +34,12 @@ from apps.proxy.cache.stored import CachedAnswer
 from apps.proxy.exchange import Exchange
 from apps.routing.attempts import deadline_exceeded
 from apps.routing.table import ModelRoute
+from edge_project.background import run_in_background
 
-logger = logging.getLogger(__name__)
 Status = LedgerEntry.CacheStatus
 # A waiter left with less of its deadline than this answers 504 at once: an attempt that short could
 # only time out, and would count against a deployment that did nothing wrong.
 MIN_ATTEMPT_S = 0.05
-_writes: set[asyncio.Task[None]] = set()
 
 
 @dataclass(slots=True)
@@ -93,7 +89,7 @@ class CacheLookup:
         if self.leads:
             flights.land(self.key, answer)
         if answer is not None or self.lock_token:
-            _in_background(redis_tier.store(self.key, answer, self.ttl_s, self.lock_token))
+            run_in_background(redis_tier.store(self.key, answer, self.ttl_s, self.lock_token))
 
 
 NO_CACHE = CacheLookup(landed=True)  # the policy has the cache off: nothing to look up or store
@@ -176,21 +172,7 @@ def answer_from_cache(exchange: Exchange, chat: ChatRequest, hit: CachedAnswer) 
     return response
 
 
-def _in_background(coroutine: Coroutine[Any, Any, None]) -> None:
-    task = asyncio.get_running_loop().create_task(coroutine)
-    _writes.add(task)
-    task.add_done_callback(_written)
-
-
-def _written(task: asyncio.Task[None]) -> None:
-    _writes.discard(task)
-    if not task.cancelled() and (error := task.exception()) is not None:
-        logger.error("cache write failed", exc_info=error)
-
-
 async def stop_cache() -> None:
-    """At shutdown: finish the L2 writes in flight (each bounded by REDIS_TIMEOUT_S), stop the subscriber."""
-    if _writes:
-        await asyncio.wait(list(_writes), timeout=settings.REDIS_TIMEOUT_S * 4)
+    """At shutdown, once background writes have had their moment: wake waiters, stop the subscriber."""
     flights.clear()
     await stop_listening()

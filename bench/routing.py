@@ -28,9 +28,9 @@ import django  # noqa: E402
 
 django.setup()
 
-from apps.billing.pricing import Prices  # noqa: E402
 from apps.providers.contracts import Upstream  # noqa: E402
 from apps.routing.attempts import Attempt  # noqa: E402
+from apps.routing.prices import Prices  # noqa: E402
 from apps.routing.route_header import attempts_record, route_header  # noqa: E402
 from apps.routing.shared_state import SharedState  # noqa: E402
 from apps.routing.strategies import STRATEGIES, RequestShape, order_targets  # noqa: E402

@@ -39,6 +39,11 @@ _sync_lock = threading.Lock()
 _unusable_until = 0.0
 
 
+def redis_key(*parts: object) -> str:
+    """A Redis key or channel name of this installation: EDGE_REDIS_PREFIX, then the parts joined by ':'."""
+    return settings.EDGE_REDIS_PREFIX + ":".join(str(part) for part in parts)
+
+
 def redis_configured() -> bool:
     return bool(settings.REDIS_URL)
 

@@ -24,18 +24,18 @@ from tests.harness.gateway import GatewayProcess
 
 
 @pytest.fixture(scope="session", autouse=True)
-def no_routing_state_from_earlier_sessions() -> None:
-    """Deployment ids restart with each test database; breaker and health keys of earlier runs would
-    otherwise apply to this run's deployments (admin tests read them too). Only this suite's Redis
-    database, only these keys."""
+def redis_keys_of_this_run() -> Iterator[None]:
+    """The run's keys (its own EDGE_REDIS_PREFIX, see settings/test.py) are deleted when it ends."""
+    yield
     if not settings.REDIS_URL:
         return
     client = redis.Redis.from_url(str(settings.REDIS_URL))
-    for pattern in ("edge:breaker:*", "edge:health:*"):
-        keys = list(client.scan_iter(match=pattern, count=1000))
-        if keys:
-            client.delete(*keys)
-    client.close()
+    try:
+        keys = list(client.scan_iter(match=f"{settings.EDGE_REDIS_PREFIX}*", count=1000))
+        for start in range(0, len(keys), 1000):
+            client.delete(*keys[start:start + 1000])
+    finally:
+        client.close()
 
 
 @pytest.fixture(scope="session")

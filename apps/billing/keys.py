@@ -17,6 +17,7 @@ from datetime import datetime
 from asgiref.sync import sync_to_async
 from django.conf import settings
 
+from apps.billing.limits import Subject, subjects_of
 from edge_project.db import release_connection
 
 KEY_PREFIX = "sk-edge-"
@@ -41,6 +42,7 @@ class KeyInfo:
     tenant_slug: str
     allowed_models: frozenset[str]  # empty: every model
     expires_at: datetime | None
+    subjects: tuple[Subject, ...] = ()  # the key's and its tenant's limits and budgets (apps.billing.limits)
 
     def may_use(self, model: str) -> bool:
         return not self.allowed_models or model in self.allowed_models
@@ -120,6 +122,7 @@ def load_key_info(key_hash: str) -> KeyInfo | None:
         tenant_slug=key.tenant.slug,
         allowed_models=frozenset(key.allowed_models or ()),
         expires_at=key.expires_at,
+        subjects=subjects_of(key),
     )
 
 

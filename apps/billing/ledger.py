@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import atexit
 import logging
+import secrets
 import threading
 from dataclasses import MISSING, dataclass, fields
 from datetime import datetime
@@ -22,6 +23,11 @@ from django.db import IntegrityError, close_old_connections, connection, transac
 from apps.billing.spool import LedgerSpool, Row
 
 logger = logging.getLogger(__name__)
+
+
+def new_request_id() -> str:
+    """A request's id: in its ledger row, its x-request-id header and its log lines."""
+    return f"req_{secrets.token_hex(12)}"
 
 
 @dataclass(slots=True)  # not frozen: a frozen init sets every field through object.__setattr__, per request

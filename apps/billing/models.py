@@ -1,15 +1,75 @@
 from __future__ import annotations
 
+from functools import cache
+from zoneinfo import available_timezones
+
+from django.core.exceptions import ValidationError
+from django.core.validators import MinValueValidator
 from django.db import models
 from django.utils import timezone
 
+AT_LEAST_ONE = [MinValueValidator(1)]
 
-class Tenant(models.Model):
+
+def validate_timezone(name: str) -> None:
+    if name not in _timezones():
+        raise ValidationError(f"{name!r} is not an IANA time zone name (such as Europe/Berlin or UTC).")
+
+
+@cache
+def _timezones() -> frozenset[str]:
+    return frozenset(available_timezones())
+
+
+class BudgetPeriod(models.TextChoices):
+    DAY = "day"
+    WEEK = "week", "week (ISO, from Monday)"
+    MONTH = "month"
+    TOTAL = "total", "total (never resets)"
+
+
+class Limited(models.Model):
+    """Rate limits and a budget, each optional (blank: unlimited). Tenants and keys both have them; a
+    request must fit every one that applies, its key's and its tenant's."""
+
+    rpm = models.PositiveIntegerField(
+        null=True, blank=True, validators=AT_LEAST_ONE, verbose_name="requests per minute",
+        help_text="Blank: unlimited.",
+    )
+    tpm = models.PositiveIntegerField(
+        null=True, blank=True, validators=AT_LEAST_ONE, verbose_name="tokens per minute",
+        help_text="Counted prompt tokens plus the output cap at admission, settled to the reported usage. Blank: "
+                  "unlimited.",
+    )
+    max_parallel = models.PositiveIntegerField(
+        null=True, blank=True, validators=AT_LEAST_ONE, verbose_name="requests in flight",
+        help_text="Blank: unlimited.",
+    )
+    # USD to the ledger's 10 places, so a budget can be any sum of request costs.
+    budget_usd = models.DecimalField(
+        max_digits=20, decimal_places=10, null=True, blank=True, validators=[MinValueValidator(0)],
+        verbose_name="budget (USD)", help_text="Spend allowed per budget period. Blank: unlimited.",
+    )
+    # db_default too: an admin of the previous release, during a rolling deploy, inserts rows without it.
+    budget_period = models.CharField(
+        max_length=8, choices=BudgetPeriod.choices, default=BudgetPeriod.MONTH, db_default=BudgetPeriod.MONTH,
+        help_text="Calendar periods in the tenant's time zone.",
+    )
+
+    class Meta:
+        abstract = True
+
+
+class Tenant(Limited):
     """A customer of the gateway (a team, a product, a company): keys and costs belong to it."""
 
     slug = models.SlugField(max_length=64, unique=True)
     name = models.CharField(max_length=200)
     is_active = models.BooleanField(default=True, help_text="Inactive tenants' keys stop working.")
+    timezone = models.CharField(
+        max_length=64, default="UTC", db_default="UTC", validators=[validate_timezone],
+        help_text="IANA time zone of its budget periods (day, week, month), its keys' included.",
+    )
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:
@@ -25,7 +85,7 @@ class ApiKeyQuerySet(models.QuerySet["ApiKey"]):
         return self.filter(revoked_at__isnull=True, tenant__is_active=True).exclude(expires_at__lte=now)
 
 
-class ApiKey(models.Model):
+class ApiKey(Limited):
     """A key the gateway issued. Only its SHA-256 is stored; the raw key is shown once, at creation."""
 
     tenant = models.ForeignKey(Tenant, on_delete=models.PROTECT, related_name="api_keys")
@@ -135,12 +195,16 @@ class LedgerEntry(models.Model):
         default=0, db_default=0, help_text="Prompt tokens written to the provider's prompt cache."
     )
     cache_write_usd_per_mtok = models.DecimalField(max_digits=14, decimal_places=6, null=True, blank=True)
+    # Why the usage is the gateway's estimate rather than the provider's report, when the provider's
+    # was not believed (out of bounds, negative, malformed); blank otherwise.
+    usage_note = models.CharField(max_length=300, blank=True, db_default="")
 
     class Meta:
         ordering = ["-created_at"]
         verbose_name = "ledger entry"
         verbose_name_plural = "ledger"
-        indexes = [models.Index(fields=["tenant", "created_at"])]
+        # (api_key, created_at): a key's budget is rebuilt from its period's rows.
+        indexes = [models.Index(fields=["tenant", "created_at"]), models.Index(fields=["api_key", "created_at"])]
 
     def __str__(self) -> str:
         return self.request_id

@@ -2,23 +2,13 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from decimal import Decimal
 
 from apps.providers.contracts import Usage
+from apps.routing.prices import Prices
 
 MILLION = Decimal(1_000_000)
 COST_QUANTUM = Decimal("0.0000000001")  # the ledger's 10 decimal places
-
-
-@dataclass(frozen=True, slots=True)
-class Prices:
-    """USD per million tokens, as configured on a deployment when the request was served."""
-
-    input_usd_per_mtok: Decimal
-    output_usd_per_mtok: Decimal
-    cached_input_usd_per_mtok: Decimal
-    cache_write_usd_per_mtok: Decimal
 
 
 def cost_of(usage: Usage, prices: Prices) -> Decimal:

@@ -9,8 +9,8 @@ from django.db import transaction
 from django.utils import timezone
 
 from apps.billing.keys import issue_key
+from apps.billing.ledger import new_request_id
 from apps.billing.models import ApiKey, LedgerEntry, Tenant
-from apps.proxy.exchange import new_request_id
 
 
 def create_api_key(

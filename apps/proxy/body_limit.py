@@ -12,8 +12,8 @@ from typing import Any
 import orjson
 from django.conf import settings
 
+from apps.billing.ledger import new_request_id
 from apps.proxy.errors import PayloadTooLarge
-from apps.proxy.exchange import new_request_id
 
 Scope = dict[str, Any]
 Message = dict[str, Any]

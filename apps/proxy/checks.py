@@ -63,6 +63,6 @@ def check_cache_settings(app_configs: Any = None, **kwargs: Any) -> list[CheckMe
         messages.append(Error("EDGE_CACHE_FLIGHT_WAIT_S must be positive.", id="edge.E051"))
     if settings.EDGE_CACHE_STREAM_FLIGHT_WAIT_S < 0:
         messages.append(Error("EDGE_CACHE_STREAM_FLIGHT_WAIT_S must not be negative.", id="edge.E053"))
-    if not settings.EDGE_CACHE_KEY_PREFIX.endswith(":"):
-        messages.append(Error("EDGE_CACHE_KEY_PREFIX must end with ':'.", hint="e.g. edge:cache:", id="edge.E052"))
+    if not settings.EDGE_REDIS_PREFIX.endswith(":"):
+        messages.append(Error("EDGE_REDIS_PREFIX must end with ':'.", hint="e.g. edge:", id="edge.E052"))
     return messages

@@ -11,8 +11,8 @@ from django.http import HttpRequest, HttpResponse
 from rest_framework import exceptions as drf_exceptions
 from rest_framework.response import Response
 
+from apps.billing.ledger import new_request_id
 from apps.providers.errors import OpenAIError
-from apps.proxy.exchange import new_request_id
 
 logger = logging.getLogger(__name__)
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import secrets
 import time
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -12,15 +11,11 @@ from django.http.response import HttpResponseBase
 from django.utils import timezone
 
 from apps.billing.keys import KeyInfo
-from apps.billing.ledger import LedgerRecord, record_request
+from apps.billing.ledger import LedgerRecord, new_request_id, record_request
 from apps.billing.pricing import cost_of
 from apps.providers.contracts import NO_USAGE, Usage
 from apps.routing.attempts import Attempt
 from apps.routing.route_header import attempts_record, route_header
-
-
-def new_request_id() -> str:
-    return f"req_{secrets.token_hex(12)}"
 
 
 @dataclass(slots=True)

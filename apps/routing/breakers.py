@@ -39,12 +39,10 @@ import redis.asyncio
 from apps.routing.models import BreakerOverride
 from apps.routing.table import RoutePolicy, Target
 from edge_project.background import run_in_background
-from edge_project.redis_clients import bounded
+from edge_project.redis_clients import bounded, redis_key
 
 logger = logging.getLogger(__name__)
 
-STATE_KEY = "edge:breaker:{}"
-TRIAL_KEY = "edge:breaker:{}:trial"
 STATE_TTL_S = 86400
 CLOSED, OPEN, HALF_OPEN = pybreaker.STATE_CLOSED, pybreaker.STATE_OPEN, pybreaker.STATE_HALF_OPEN
 
@@ -67,6 +65,14 @@ class SharedBreakerState:
         except (orjson.JSONDecodeError, ValueError, TypeError):
             return None
         return cls(str(state), float(opened_at), float(changed_at)) if state in (CLOSED, OPEN, HALF_OPEN) else None
+
+
+def state_key(deployment_id: int) -> str:
+    return redis_key("breaker", deployment_id)
+
+
+def trial_key(deployment_id: int) -> str:
+    return redis_key("breaker", deployment_id, "trial")
 
 
 class Admission(enum.Enum):
@@ -242,18 +248,18 @@ class BreakerBoard:
 
 async def _claim_trial(deployment_id: int, ttl_s: float) -> bool:
     async def claim(client: redis.asyncio.Redis) -> bool:
-        return bool(await client.set(TRIAL_KEY.format(deployment_id), b"1", nx=True, px=max(int(ttl_s * 1000), 1)))
+        return bool(await client.set(trial_key(deployment_id), b"1", nx=True, px=max(int(ttl_s * 1000), 1)))
 
     claimed = await bounded(claim)
     return True if claimed is None else claimed  # no Redis: the local flag alone, one trial per process
 
 
 async def _release_trial(deployment_id: int) -> None:
-    await bounded(lambda client: client.delete(TRIAL_KEY.format(deployment_id)))
+    await bounded(lambda client: client.delete(trial_key(deployment_id)))
 
 
 async def publish(breaker: DeploymentBreaker) -> None:
     # Without Redis, or if this write fails, other processes will not see this transition: they find their own.
     state = breaker.shared().to_json()
-    await bounded(lambda client: client.set(STATE_KEY.format(breaker.deployment_id), state, ex=STATE_TTL_S))
+    await bounded(lambda client: client.set(state_key(breaker.deployment_id), state, ex=STATE_TTL_S))
     breaker.unpublished = False

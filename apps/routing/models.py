@@ -146,6 +146,11 @@ class Deployment(models.Model):
         max_digits=14, decimal_places=6, validators=NON_NEGATIVE, null=True, blank=True,
         help_text="Blank: prompt tokens written to the provider's cache cost the input price.",
     )
+    max_output_tokens = models.PositiveIntegerField(
+        null=True, blank=True, validators=[MinValueValidator(1)],
+        help_text="The output cap of requests that set none (max_tokens): admission reserves tokens and budget "
+                  "for it. Blank: EDGE_DEFAULT_MAX_OUTPUT_TOKENS.",
+    )
     priority = models.PositiveSmallIntegerField(default=1, help_text="Lower is tried first by failover.")
     weight = models.PositiveSmallIntegerField(default=1, help_text="Share of traffic for weighted routing.")
     enabled = models.BooleanField(default=True)

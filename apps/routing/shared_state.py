@@ -19,17 +19,20 @@ from collections.abc import Callable
 import orjson
 from django.conf import settings
 
-from apps.routing.breakers import STATE_KEY, STATE_TTL_S, BreakerBoard, SharedBreakerState
+from apps.routing.breakers import STATE_TTL_S, BreakerBoard, SharedBreakerState, state_key
 from apps.routing.health import Counters, HealthBook
 from apps.routing.retry_budget import RetryBudget
 from apps.routing.table import DEFAULT_POLICY  # a breaker first met here takes its policy on first use
-from edge_project.redis_clients import async_redis, redis_configured, report_redis_failure, sync_redis
+from edge_project.redis_clients import async_redis, redis_configured, redis_key, report_redis_failure, sync_redis
 
 logger = logging.getLogger(__name__)
 
-HEALTH_KEY = "edge:health:{}"
 HEALTH_TTL_S = 600
 PROCESS_ID = f"{socket.gethostname()}-{os.getpid()}"
+
+
+def health_key(deployment_id: int) -> str:
+    return redis_key("health", deployment_id)
 
 
 class SharedState:
@@ -67,12 +70,12 @@ class SharedState:
         self.health.unsent.clear()
         pipe = client.pipeline(transaction=False)
         for deployment_id, counters in unsent.items():
-            key = HEALTH_KEY.format(deployment_id)
+            key = health_key(deployment_id)
             pipe.hset(key, PROCESS_ID, orjson.dumps(counters.as_list()))
             pipe.expire(key, HEALTH_TTL_S)
-        pipe.mget([STATE_KEY.format(id_) for id_ in deployment_ids])
+        pipe.mget([state_key(id_) for id_ in deployment_ids])
         for deployment_id in deployment_ids:
-            pipe.hgetall(HEALTH_KEY.format(deployment_id))
+            pipe.hgetall(health_key(deployment_id))
         try:
             results = await pipe.execute()
         except Exception as exc:
@@ -123,9 +126,9 @@ def read_shared(deployment_ids: list[int]) -> tuple[dict[int, SharedBreakerState
     if client is None or not deployment_ids:
         return {}, {}
     pipe = client.pipeline(transaction=False)
-    pipe.mget([STATE_KEY.format(id_) for id_ in deployment_ids])
+    pipe.mget([state_key(id_) for id_ in deployment_ids])
     for deployment_id in deployment_ids:
-        pipe.hgetall(HEALTH_KEY.format(deployment_id))
+        pipe.hgetall(health_key(deployment_id))
     try:
         states, *health = pipe.execute()
     except Exception as exc:
@@ -146,6 +149,6 @@ def write_breaker_state(deployment_id: int, state: SharedBreakerState) -> None:
     if client is None:
         return
     try:
-        client.set(STATE_KEY.format(deployment_id), state.to_json(), ex=STATE_TTL_S)
+        client.set(state_key(deployment_id), state.to_json(), ex=STATE_TTL_S)
     except Exception as exc:
         report_redis_failure(exc)

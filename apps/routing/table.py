@@ -23,11 +23,11 @@ from fnmatch import fnmatchcase
 from asgiref.sync import sync_to_async
 from django.conf import settings
 
-from apps.billing.pricing import Prices
 from apps.providers.contracts import Upstream
 from apps.providers.models import Provider
 from apps.providers.secrets import SecretUnreadable
 from apps.routing.models import BreakerOverride, Deployment, PublicModel, RoutingPolicy
+from apps.routing.prices import Prices
 from edge_project.db import release_connection
 
 logger = logging.getLogger(__name__)

@@ -92,6 +92,9 @@ DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 REDIS_URL = env_raw("REDIS_URL") or None  # unset: in-process backends, no L2 cache
 REDIS_TIMEOUT_S = env_float("REDIS_TIMEOUT_S", 0.2)  # bound on any one Redis command on the request path
 REDIS_COOLDOWN_S = env_float("REDIS_COOLDOWN_S", 2.0)  # after a Redis failure, skip it this long before trying again
+# Every Redis key and channel of this installation starts with it: two installations sharing one Redis
+# (or a test run beside a gateway) never touch each other's state.
+EDGE_REDIS_PREFIX = env_str("EDGE_REDIS_PREFIX", "edge:")
 
 CACHES = {
     "default": (
@@ -161,9 +164,11 @@ EDGE_ROUTING_SYNC_S = env_float("EDGE_ROUTING_SYNC_S", 0.25)  # how often breake
 EDGE_LEDGER_SPOOL_DIR = Path(env_str("EDGE_LEDGER_SPOOL_DIR", str(VAR_DIR / "spool")))  # crash-safe ledger buffer
 EDGE_LEDGER_FLUSH_INTERVAL_S = env_float("EDGE_LEDGER_FLUSH_INTERVAL_S", 0.25)  # spool → database cadence
 EDGE_LEDGER_FSYNC = env_bool("EDGE_LEDGER_FSYNC", False)  # fsync each row: survives power loss, costs latency
+# Admission (apps.billing.admission): the output cap of a request that sets none, when its deployment sets
+# none either (Deployment.max_output_tokens); tokens and budget are reserved for that many output tokens.
+EDGE_DEFAULT_MAX_OUTPUT_TOKENS = env_int("EDGE_DEFAULT_MAX_OUTPUT_TOKENS", 4096)
 EDGE_UPSTREAM_MAX_CONNECTIONS = env_int("EDGE_UPSTREAM_MAX_CONNECTIONS", 1000)  # httpx pool per provider
 # Response cache (apps.proxy.cache); whether a model is cached at all is its routing policy's choice.
-EDGE_CACHE_KEY_PREFIX = env_str("EDGE_CACHE_KEY_PREFIX", "edge:cache:")  # Redis keys and channel; one per deployment
 EDGE_CACHE_L1_MAX_BYTES = env_int("EDGE_CACHE_L1_MAX_BYTES", 64 * 1024 * 1024)  # per-process LRU, by bytes
 EDGE_CACHE_MAX_ENTRY_BYTES = env_int("EDGE_CACHE_MAX_ENTRY_BYTES", 1024 * 1024)  # larger answers are not cached
 EDGE_CACHE_FLIGHT_WAIT_S = env_float("EDGE_CACHE_FLIGHT_WAIT_S", 30.0)  # most a request waits on an identical one

@@ -3,9 +3,11 @@
 import os
 
 os.environ.setdefault("DATABASE_URL", "postgres://postgres@127.0.0.1:5432/test")
-os.environ.setdefault("REDIS_URL", "redis://127.0.0.1:6379/0")
-# Cached answers from an earlier run (same tenant ids, a fresh database) must not answer this one's.
-os.environ.setdefault("EDGE_CACHE_KEY_PREFIX", f"edge-test:{os.getpid()}:{os.urandom(4).hex()}:")
+# Database 15, not 0: a gateway someone runs on this machine's Redis keeps its limits, budgets and cache.
+os.environ.setdefault("REDIS_URL", "redis://127.0.0.1:6379/15")
+# Each run its own keys: deployment and tenant ids restart with each test database, so breaker states,
+# budgets and cached answers of an earlier run would otherwise apply to this one's.
+os.environ.setdefault("EDGE_REDIS_PREFIX", f"edge-test:{os.getpid()}:{os.urandom(4).hex()}:")
 
 from edge_project.settings.base import *  # noqa: F403
 from edge_project.settings.base import VAR_DIR

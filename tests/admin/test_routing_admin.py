@@ -93,14 +93,14 @@ def _publish_live_state(deployment: Deployment, *, state: str, successes: float,
     import orjson
 
     from apps.routing.breakers import SharedBreakerState
-    from apps.routing.shared_state import HEALTH_KEY, write_breaker_state
+    from apps.routing.shared_state import health_key, write_breaker_state
     from edge_project.redis_clients import sync_redis
 
     now = time.time()
     write_breaker_state(deployment.pk, SharedBreakerState(state, now, now))
     client = sync_redis()
     assert client is not None, "these tests need REDIS_URL"
-    client.hset(HEALTH_KEY.format(deployment.pk), "another-host-123",
+    client.hset(health_key(deployment.pk), "another-host-123",
                 orjson.dumps([successes, failures, latency_ms, None, now]))
 
 
@@ -127,12 +127,12 @@ def test_it_shows_each_deployments_breaker_success_rate_and_latency_as_gateways_
 def test_it_lists_deployments_when_a_health_entry_in_redis_is_malformed(admin_client, fake_v1):
     route = make_route(fake_v1)
     _publish_live_state(route.deployment, state="closed", successes=3, failures=1, latency_ms=12)
-    from apps.routing.shared_state import HEALTH_KEY
+    from apps.routing.shared_state import health_key
     from edge_project.redis_clients import sync_redis
 
     client = sync_redis()
     assert client is not None
-    client.hset(HEALTH_KEY.format(route.deployment.pk), "a-broken-writer", b"[1, 2]")
+    client.hset(health_key(route.deployment.pk), "a-broken-writer", b"[1, 2]")
 
     response = admin_client.get(reverse("admin:routing_deployment_changelist"), {"q": route.model.name})
 

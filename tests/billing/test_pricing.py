@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from decimal import Decimal
 
-from apps.billing.pricing import Prices, cost_of
+from apps.billing.pricing import cost_of
 from apps.providers.contracts import Usage
+from apps.routing.prices import Prices
 
 # Claude Sonnet's list prices: writes to the 5-minute cache cost 1.25 x input, reads 0.1 x.
 SONNET = Prices(input_usd_per_mtok=Decimal("3"), output_usd_per_mtok=Decimal("15"),

@@ -246,7 +246,7 @@ def test_a_chunk_the_assembler_cannot_read_leaves_the_stream_uncached_without_fa
     ("EDGE_CACHE_MAX_ENTRY_BYTES", -1, "edge.E050"),
     ("EDGE_CACHE_FLIGHT_WAIT_S", 0, "edge.E051"),
     ("EDGE_CACHE_STREAM_FLIGHT_WAIT_S", -1, "edge.E053"),
-    ("EDGE_CACHE_KEY_PREFIX", "edge-cache", "edge.E052"),
+    ("EDGE_REDIS_PREFIX", "edge", "edge.E052"),
 ])
 def test_a_misconfigured_cache_is_caught_at_start(settings: Any, setting: str, value: object, check_id: str):
     from apps.proxy.checks import check_cache_settings

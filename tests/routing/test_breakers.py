@@ -12,7 +12,7 @@ import pytest
 from django.test import override_settings
 
 from apps.routing import breakers as breakers_module
-from apps.routing.breakers import TRIAL_KEY, Admission, BreakerBoard, SharedBreakerState
+from apps.routing.breakers import Admission, BreakerBoard, SharedBreakerState, trial_key
 from apps.routing.shared_state import SharedState
 from apps.routing.table import RoutePolicy, Target
 from edge_project import redis_clients
@@ -175,7 +175,7 @@ def test_a_call_admitted_while_closed_that_ends_during_the_trial_decides_nothing
         trial = await board.admit(deployment, POLICY, trial_ttl_s=5)
         for _ in range(POLICY.breaker_success_threshold):
             await board.record(deployment, POLICY, failed=False, admission=old)  # the long call answers
-        return [trial, board.state_of(deployment), await client.exists(TRIAL_KEY.format(deployment.deployment_id)),
+        return [trial, board.state_of(deployment), await client.exists(trial_key(deployment.deployment_id)),
                 bool(await board.admit(deployment, POLICY, trial_ttl_s=1))]
 
     assert asyncio.run(scenario()) == [Admission.TRIAL, "half-open", 1, False]  # the trial still holds its slot

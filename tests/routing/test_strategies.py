@@ -9,10 +9,10 @@ from decimal import Decimal
 
 import pytest
 
-from apps.billing.pricing import Prices
 from apps.providers.contracts import Upstream
 from apps.routing import retry_budget as budget_module
 from apps.routing.health import Counters, HealthBook, merge
+from apps.routing.prices import Prices
 from apps.routing.retry_budget import RetryBudget
 from apps.routing.strategies import RequestShape, order_targets
 from apps.routing.table import ModelRoute, RoutePolicy, Target

@@ -18,11 +18,11 @@ import hashlib
 from typing import Any
 
 import orjson
-from django.conf import settings
 
 from apps.providers.contracts import ChatRequest
 from apps.proxy.cache.generations import Generations, model_field, tenant_field
 from apps.routing.table import ModelRoute
+from edge_project.redis_clients import redis_key
 
 # Bumped when the stored form changes, so a new release never reads an old one (v2: the stored usage
 # keeps its cache-write tokens).
@@ -38,7 +38,7 @@ def cache_key(chat: ChatRequest, route: ModelRoute, tenant_id: int, generations:
     scope = [*namespace(route, tenant_id, generations), route.key, generations.of(model_field(route.key))]
     canonical = orjson.dumps([scope, body], option=orjson.OPT_SORT_KEYS)
     # The braces are a Redis Cluster hash tag: an entry and its flight lock live in one slot.
-    return settings.EDGE_CACHE_KEY_PREFIX + FORMAT + "{" + hashlib.sha256(canonical).hexdigest() + "}"
+    return redis_key("cache", FORMAT + "{" + hashlib.sha256(canonical).hexdigest() + "}")
 
 
 def namespace(route: ModelRoute, tenant_id: int, generations: Generations) -> list[Any]:

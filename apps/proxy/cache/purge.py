@@ -1,7 +1,7 @@
 """Purging the cache by tenant or by model, in every gateway process at once.
 
 A purge bumps a generation counter in Redis (one hash, ``edge:cache:generations``) and publishes
-the new value on the ``edge:cache`` channel (names under EDGE_CACHE_KEY_PREFIX). Each process runs
+the new value on the ``edge:cache`` channel (names under EDGE_REDIS_PREFIX). Each process runs
 one subscriber task (started by its first cacheable request) that applies bumps to its in-process
 counters and empties its L1. On every (re)subscription, and every RESYNC_S, it reloads all
 counters, so a process that was cut off from Redis catches up on the purges it missed. Without
@@ -26,7 +26,14 @@ from redis.exceptions import RedisError
 
 from apps.proxy.cache.generations import generations, model_field, tenant_field
 from apps.proxy.cache.lru import local_cache
-from edge_project.redis_clients import async_redis, bounded, redis_configured, report_redis_failure, sync_redis
+from edge_project.redis_clients import (
+    async_redis,
+    bounded,
+    redis_configured,
+    redis_key,
+    report_redis_failure,
+    sync_redis,
+)
 
 logger = logging.getLogger(__name__)
 POLL_S = 1.0
@@ -39,11 +46,11 @@ _loaded = asyncio.Event()
 
 
 def channel() -> str:
-    return settings.EDGE_CACHE_KEY_PREFIX.rstrip(":")
+    return redis_key("cache")
 
 
 def generations_key() -> str:
-    return settings.EDGE_CACHE_KEY_PREFIX + "generations"
+    return redis_key("cache", "generations")
 
 
 def purge_tenant(*, tenant_id: int) -> bool:

@@ -95,6 +95,9 @@ REDIS_COOLDOWN_S = env_float("REDIS_COOLDOWN_S", 2.0)  # after a Redis failure, 
 # Every Redis key and channel of this installation starts with it: two installations sharing one Redis
 # (or a test run beside a gateway) never touch each other's state.
 EDGE_REDIS_PREFIX = env_str("EDGE_REDIS_PREFIX", "edge:")
+# What a request holds in Redis (concurrency slots, budget reservations, idempotency claims) expires
+# this long after its process stops renewing it, e.g. because it died (edge_project.leases).
+EDGE_LEASE_S = env_float("EDGE_LEASE_S", 30.0)
 
 CACHES = {
     "default": (

@@ -1,6 +1,6 @@
 """The benchmark's chores inside the gateway's database, run as a child with the gateway's environment.
 
-    python bench/edge_db.py configure http://127.0.0.1:PORT   prints {"key": "sk-edge-..."}
+    python bench/edge_db.py configure http://127.0.0.1:PORT [unlimited]   prints {"key": "sk-edge-..."}
     python bench/edge_db.py ledger                            prints {"total": n, "ok": n, ...}
     python bench/edge_db.py cache                             adds bench-cached: bench-model with the cache on
 
@@ -23,9 +23,14 @@ CACHED_MODEL = "bench-cached"
 UPSTREAM_MODEL = "mock-model"
 
 
-def configure(upstream_url: str) -> dict[str, str]:
-    """One provider (the fake), one model with prices, one tenant and its key."""
-    from apps.billing.models import Tenant
+def configure(upstream_url: str, *, limited: bool = True) -> dict[str, str]:
+    """One provider (the fake), one model with prices, one tenant and its key.
+
+    The key and its tenant carry rate limits and a budget far above anything a run reaches, so
+    every request pays for admission (token counting, reservation, settlement) as a limited
+    production key does; ``limited=False`` measures without them.
+    """
+    from apps.billing.models import ApiKey, Tenant
     from apps.billing.services import create_api_key
     from apps.providers.models import Provider
     from apps.routing.models import Deployment, PublicModel, RoutingPolicy
@@ -40,7 +45,11 @@ def configure(upstream_url: str) -> dict[str, str]:
         input_usd_per_mtok=Decimal("0.15"), output_usd_per_mtok=Decimal("0.60"),
     )
     tenant = Tenant.objects.create(slug="bench", name="Benchmark")
-    _, raw_key = create_api_key(tenant=tenant, name="bench")
+    key, raw_key = create_api_key(tenant=tenant, name="bench")
+    if limited:
+        limits = {"rpm": 10**9, "tpm": 2 * 10**9, "budget_usd": Decimal(10**9), "budget_period": "month"}
+        Tenant.objects.filter(pk=tenant.pk).update(**limits)
+        ApiKey.objects.filter(pk=key.pk).update(**limits, max_parallel=10**6)
     return {"key": raw_key}
 
 
@@ -73,8 +82,8 @@ def main(argv: list[str]) -> None:
     import django
 
     django.setup()
-    if argv[:1] == ["configure"] and len(argv) == 2:
-        print(json.dumps(configure(argv[1])))
+    if argv[:1] == ["configure"] and len(argv) in (2, 3) and argv[2:] in ([], ["unlimited"]):
+        print(json.dumps(configure(argv[1], limited=argv[2:] != ["unlimited"])))
     elif argv == ["cache"]:
         print(json.dumps(add_cached_model()))
     elif argv == ["ledger"]:

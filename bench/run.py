@@ -110,6 +110,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                         "this load (default: chat c=16) and compare where their CPU goes")
     parser.add_argument("--gateway-env", action="append", default=[], metavar="NAME=VALUE",
                         help="extra environment for the gateway, e.g. EDGE_LEDGER_FSYNC=true (repeatable)")
+    parser.add_argument("--no-limits", action="store_true",
+                        help="give the benchmark key no rate limits and no budget (default: limits far above the load)")
     parser.add_argument("--keep", action="store_true", help="keep the temporary directory (logs, profiles)")
     args = parser.parse_args(argv)
     if args.quick:
@@ -139,7 +141,7 @@ def check_tools(args: argparse.Namespace) -> None:
 def benchmark(args: argparse.Namespace, processes: Processes, workdir: Path, database_url: str) -> None:
     fake = start_fake_upstream(processes)
     gateway_env = gateway_environment(workdir, database_url) | dict(i.split("=", 1) for i in args.gateway_env)
-    gateway_key = prepare_database(gateway_env, upstream_url=fake.url)
+    gateway_key = prepare_database(gateway_env, upstream_url=fake.url, limited=not args.no_limits)
     gateway = start_gateway(processes, gateway_env)
     floor = start_floor(processes, upstream_url=fake.url)
     targets = [Target("direct", fake, Endpoint(fake.url, UPSTREAM_MODEL, "sk-direct"))]

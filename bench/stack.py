@@ -52,10 +52,12 @@ def gateway_environment(workdir: Path, database_url: str) -> dict[str, str]:
     }
 
 
-def prepare_database(env: dict[str, str], *, upstream_url: str) -> str:
-    """Migrate, configure the fake as the provider of bench-model, and return a new API key."""
+def prepare_database(env: dict[str, str], *, upstream_url: str, limited: bool = True) -> str:
+    """Migrate, configure the fake as the provider of bench-model, and return a new API key (with limits
+    and a budget unless ``limited`` is false)."""
     run_python([str(REPO / "manage.py"), "migrate", "--noinput", "-v", "0"], env)
-    output = run_python([str(REPO / "bench" / "edge_db.py"), "configure", upstream_url], env)
+    extra = [] if limited else ["unlimited"]
+    output = run_python([str(REPO / "bench" / "edge_db.py"), "configure", upstream_url, *extra], env)
     return str(json.loads(output.strip().splitlines()[-1])["key"])
 
 

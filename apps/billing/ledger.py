@@ -1,8 +1,9 @@
 """Recording requests in the ledger: one row per authenticated request, off the request's path.
 
-``record_request()`` appends to this process's spool (apps.billing.spool) and returns; the spool's
-thread commits rows to the ledger table. ``start_ledger()``/``stop_ledger()`` bracket a process's
-life (ASGI lifespan); the first record starts it too, for processes without a lifespan.
+``record_request()`` maps what happened to a request onto its ledger row and appends it to this
+process's spool (apps.billing.spool); the spool's thread commits rows to the ledger table.
+``start_ledger()``/``stop_ledger()`` bracket a process's life (ASGI lifespan); the first record
+starts it too, for processes without a lifespan.
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ import atexit
 import logging
 import secrets
 import threading
+from collections.abc import Sequence
 from dataclasses import MISSING, dataclass, fields
 from datetime import datetime
 from decimal import Decimal
@@ -20,7 +22,12 @@ from typing import Any
 from django.conf import settings
 from django.db import IntegrityError, close_old_connections, connection, transaction
 
+from apps.billing.keys import KeyInfo
 from apps.billing.spool import LedgerSpool, Row
+from apps.providers.contracts import Usage
+from apps.routing.attempts import Attempt
+from apps.routing.prices import Prices
+from apps.routing.route_header import attempts_record
 
 logger = logging.getLogger(__name__)
 
@@ -62,13 +69,44 @@ class LedgerRecord:
     attempts: list[dict[str, Any]] | None = None  # the route taken; None (old segments): no attempts
     cache_write_tokens: int = 0  # of prompt_tokens; old segments lack it: they were written before it existed
     cache_write_usd_per_mtok: str | None = None  # Decimal as text
+    usage_note: str = ""  # why usage is the gateway's estimate when the provider reported some
+    note: str = ""  # e.g. that the request was answered by replaying an earlier one (idempotency)
 
 
 _spool: LedgerSpool | None = None
 _spool_lock = threading.Lock()
 
 
-def record_request(record: LedgerRecord) -> None:
+def record_request(
+    *, request_id: str, key: KeyInfo, endpoint: str, model: str, stream: bool, received_at: datetime,
+    status: str, http_status: int, error_type: str, latency_ms: int, ttft_ms: int | None,
+    attempts: Sequence[Attempt], usage: Usage, cost_usd: Decimal, cache_status: str = "",
+    cost_avoided_usd: Decimal = Decimal(0), usage_note: str = "", note: str = "",
+) -> None:
+    """One request's row: the serving attempt (the last) names its provider, deployment and prices."""
+    target = attempts[-1].target if attempts else None
+    prices = target.prices if target else None
+    append_record(LedgerRecord(
+        request_id=request_id, tenant_id=key.tenant_id, api_key_id=key.key_id, endpoint=endpoint,
+        public_model=model, stream=stream, status=status, http_status=http_status, error_type=error_type,
+        created_at=received_at.isoformat(), latency_ms=latency_ms, ttft_ms=ttft_ms,
+        provider=target.upstream.provider_name if target else "",
+        deployment_id=target.deployment_id if target else None,
+        upstream_model=target.upstream_model if target else "",
+        prompt_tokens=usage.prompt_tokens, completion_tokens=usage.completion_tokens,
+        cached_tokens=usage.cached_tokens, cache_write_tokens=usage.cache_creation_tokens, usage_source=usage.source,
+        **_price_columns(prices), cost_usd=f"{cost_usd:f}", cache_status=cache_status,
+        cost_avoided_usd=f"{cost_avoided_usd:f}", attempts=attempts_record(attempts), usage_note=usage_note,
+        note=note,
+    ))
+
+
+def _price_columns(prices: Prices | None) -> dict[str, str | None]:
+    names = ("input_usd_per_mtok", "output_usd_per_mtok", "cached_input_usd_per_mtok", "cache_write_usd_per_mtok")
+    return {name: str(getattr(prices, name)) if prices else None for name in names}
+
+
+def append_record(record: LedgerRecord) -> None:
     spool = _spool or start_ledger()
     spool.append({name: getattr(record, name) for name in _RECORD_FIELDS})  # asdict() deep-copies: slow
 
@@ -124,7 +162,7 @@ def insert_rows(rows: list[Row]) -> None:
                 logger.error("ledger row refused by the database: %s", row, exc_info=True)
 
 
-# LedgerRecord's fields are named after the ledger table's columns; kind and note are constant here.
+# LedgerRecord's fields are named after the ledger table's columns; kind is constant here.
 _RECORD_FIELDS = {field.name: field.default for field in fields(LedgerRecord)}
 _DECIMAL_FIELDS = {
     "input_usd_per_mtok", "output_usd_per_mtok", "cached_input_usd_per_mtok", "cost_usd", "cost_avoided_usd",
@@ -137,8 +175,8 @@ def _insert_statement() -> str:
     from apps.billing.models import LedgerEntry
 
     quote = connection.ops.quote_name
-    columns = ", ".join(quote(name) for name in (*_RECORD_FIELDS, "kind", "note"))
-    placeholders = ", ".join(["%s"] * (len(_RECORD_FIELDS) + 2))
+    columns = ", ".join(quote(name) for name in (*_RECORD_FIELDS, "kind"))
+    placeholders = ", ".join(["%s"] * (len(_RECORD_FIELDS) + 1))
     return (
         f"INSERT INTO {quote(LedgerEntry._meta.db_table)} ({columns}) VALUES ({placeholders}) "
         f"ON CONFLICT ({quote('request_id')}) DO NOTHING"
@@ -153,7 +191,7 @@ def _parameters(row: Row) -> tuple[Any, ...]:
         if (value := values[index]) is not None:
             values[index] = connection.ops.adapt_decimalfield_value(Decimal(value))
     values[_ATTEMPTS] = connection.ops.adapt_json_value(values[_ATTEMPTS] or [], None)
-    return (*values, "request", "")
+    return (*values, "request")
 
 
 _DEFAULTS = [(name, None if default is MISSING else default) for name, default in _RECORD_FIELDS.items()]

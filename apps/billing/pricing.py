@@ -2,13 +2,25 @@
 
 from __future__ import annotations
 
-from decimal import Decimal
+from collections.abc import Iterable
+from decimal import ROUND_CEILING, Decimal
 
 from apps.providers.contracts import Usage
 from apps.routing.prices import Prices
 
 MILLION = Decimal(1_000_000)
 COST_QUANTUM = Decimal("0.0000000001")  # the ledger's 10 decimal places
+
+
+def worst_case_cost(prompt_tokens: int, output_tokens: int, prices: Iterable[Prices]) -> Decimal:
+    """The most a request may cost on any of these deployments: every prompt token at the dearest of
+    the three prompt prices, and every output token it may generate."""
+    worst = max(
+        (prompt_tokens * max(price.input_usd_per_mtok, price.cached_input_usd_per_mtok, price.cache_write_usd_per_mtok)
+         + output_tokens * price.output_usd_per_mtok for price in prices),
+        default=Decimal(0),
+    )
+    return (worst / MILLION).quantize(COST_QUANTUM, rounding=ROUND_CEILING)
 
 
 def cost_of(usage: Usage, prices: Prices) -> Decimal:

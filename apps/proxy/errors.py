@@ -72,6 +72,11 @@ def error_response(error: OpenAIError) -> HttpResponse:
     return response
 
 
+def openai_error_frame(error: OpenAIError) -> bytes:
+    """A failure after a stream began (its headers are gone): one event, the way OpenAI reports one."""
+    return b"data: " + orjson.dumps(error.body()) + b"\n\n"
+
+
 def drf_exception_handler(exc: Exception, context: dict[str, Any]) -> Response | None:
     """DRF's own exceptions (on any DRF view) in OpenAI's shape rather than ``{"detail": …}``."""
     if not isinstance(exc, drf_exceptions.APIException):

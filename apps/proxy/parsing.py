@@ -1,6 +1,8 @@
 """Step 2: the request body → a typed request, or a 400 that names the offending parameter.
 
-Only what the gateway itself relies on is checked here; every other parameter goes to the
+Only what the gateway itself relies on is checked here: what it routes by, what admission reserves
+for (output caps, choices), and every string the ledger or a response header copies (``model``:
+printable, no control characters, at most MODEL_MAX_CHARS). Every other parameter goes to the
 provider untouched, and the provider, which knows its own limits, judges it.
 """
 
@@ -13,6 +15,10 @@ from django.http import HttpRequest
 
 from apps.providers.contracts import ChatRequest, CompletionRequest, EmbeddingsRequest
 from apps.proxy.errors import InvalidRequest
+
+MODEL_MAX_CHARS = 200  # the ledger's public_model and upstream_model columns
+MAX_TOKENS_LIMIT = 2**31 - 1  # larger caps mean nothing to any provider, and would overflow counters
+MAX_CHOICES = 128  # OpenAI's bound on n
 
 
 def parse_json_body(request: HttpRequest) -> dict[str, Any]:
@@ -34,10 +40,37 @@ def parse_json_body(request: HttpRequest) -> dict[str, Any]:
 
 def parse_chat_request(request: HttpRequest) -> ChatRequest:
     body = parse_json_body(request)
-    model = _required_string(body, "model")
+    model = parse_model(body)
     _check_messages(body.get("messages"))
+    for name in ("max_tokens", "max_completion_tokens"):
+        optional_count(body, name, maximum=MAX_TOKENS_LIMIT)
+    optional_count(body, "n", maximum=MAX_CHOICES)
     stream, include_usage = _streaming(body)
     return ChatRequest(model=model, body=body, stream=stream, include_usage=include_usage)
+
+
+def parse_model(body: dict[str, Any]) -> str:
+    """``model``: the ledger and response headers copy it, so it must be safe to copy."""
+    model = _required_string(body, "model")
+    if len(model) > MODEL_MAX_CHARS or not model.isprintable():
+        raise InvalidRequest(
+            f"Invalid 'model': expected at most {MODEL_MAX_CHARS} printable characters, without control characters.",
+            param="model", code="invalid_value",
+        )
+    return model
+
+
+def optional_count(body: dict[str, Any], name: str, *, maximum: int) -> int | None:
+    """An optional whole number from 1 to ``maximum`` (a token cap, a number of choices)."""
+    value = body.get(name)
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise _wrong_type(name, "an integer", value)
+    if not 1 <= value <= maximum:
+        raise InvalidRequest(f"Invalid '{name}': expected an integer from 1 to {maximum}, got {value}.",
+                             param=name, code="invalid_value")
+    return value
 
 
 def _streaming(body: dict[str, Any]) -> tuple[bool, bool]:
@@ -94,7 +127,7 @@ def _wrong_type(param: str, expected: str, value: object) -> InvalidRequest:
 
 def parse_embeddings_request(request: HttpRequest) -> EmbeddingsRequest:
     body = parse_json_body(request)
-    model = _required_string(body, "model")
+    model = parse_model(body)
     value = body.get("input")
     if value is None:
         raise _missing("input")
@@ -106,11 +139,14 @@ def parse_embeddings_request(request: HttpRequest) -> EmbeddingsRequest:
 def parse_completion_request(request: HttpRequest) -> CompletionRequest:
     """The legacy endpoint: ``prompt`` instead of ``messages``, the rest as chat."""
     body = parse_json_body(request)
-    model = _required_string(body, "model")
+    model = parse_model(body)
     prompt = body.get("prompt")
     if prompt is None:
         raise _missing("prompt")
     if not isinstance(prompt, str | list):
         raise _wrong_type("prompt", "a string or an array", prompt)
+    optional_count(body, "max_tokens", maximum=MAX_TOKENS_LIMIT)
+    for name in ("n", "best_of"):
+        optional_count(body, name, maximum=MAX_CHOICES)
     stream, include_usage = _streaming(body)
     return CompletionRequest(model=model, body=body, stream=stream, include_usage=include_usage)

@@ -1,15 +1,25 @@
-"""The steps of a chat completion after authentication: route, cache, call, account.
+"""The request pipeline: the steps every ``/v1/`` endpoint runs, in order, once each.
 
-Read ``chat_completion()`` top to bottom to follow a request; each step lives in the module its
-name suggests, and every failure is an ``OpenAIError`` that the view's funnel turns into a response.
-The other endpoints (embeddings, legacy completions, /v1/messages) reuse ``choose_route()`` and the
-two attempt loops at the bottom: ``call_route()`` for whole answers, ``stream_route()`` for streams.
+Read ``serve()`` top to bottom to follow a request; each step lives in the module its name says.
+An endpoint (``apps.proxy.endpoint``) supplies only what differs: parsing, its adapter calls, its
+usage estimates and error shapes, and whether it may be cached. Authentication happens before
+``serve()`` and every failure after it ends in the view's one funnel (``apps.proxy.views``), which
+settles the request too: whatever ends a request, step 6 runs exactly once.
+
+    1 authenticate   (the view)                          apps.proxy.auth
+    2 parse          endpoint.parse()                     apps.proxy.parsing
+      replay         a repeated Idempotency-Key           apps.proxy.replays
+    3 admit          limits and budgets                   apps.proxy.admission
+    4 cache          L1 → L2 (chat completions)           apps.proxy.cache
+    5 route + call   strategy, breakers, failover         apps.routing
+    6 settle         usage → cost → ledger row, release   apps.proxy.settle (Exchange.finish)
 """
 
 from __future__ import annotations
 
 import dataclasses
 from collections.abc import Awaitable, Callable, Mapping
+from functools import partial
 from typing import Any, TypeVar
 
 import orjson
@@ -18,13 +28,14 @@ from django.http.response import HttpResponseBase
 
 from apps.billing.keys import KeyInfo
 from apps.providers.adapters.base import ProviderAdapter
-from apps.providers.contracts import ChatRequest, ChatResponse, ChatStream
+from apps.providers.contracts import ChatStream
 from apps.providers.errors import ProviderError
-from apps.providers.tokens import estimate_completion_usage, usage_or_estimate
-from apps.proxy.cache.service import answer_from_cache, look_up_cache
+from apps.proxy.admission import admit, insist_on_budget
+from apps.proxy.cache.service import NO_CACHE, answer_from_cache, look_up_cache
+from apps.proxy.endpoint import Endpoint, R
 from apps.proxy.errors import ModelNotFound, NoDeployment
 from apps.proxy.exchange import Exchange
-from apps.proxy.parsing import parse_chat_request
+from apps.proxy.replays import replay_if_repeated
 from apps.proxy.streaming import streaming_response
 from apps.routing.attempts import attempt_in_order, record_late_failure
 from apps.routing.shared_state import shared_state
@@ -37,47 +48,38 @@ Call = Callable[[ProviderAdapter, Target], Awaitable[T]]
 SHAPED_STRATEGIES = {"cost", "hybrid"}  # the only ones that read token estimates
 
 
-async def chat_completion(request: HttpRequest, exchange: Exchange, key: KeyInfo) -> HttpResponseBase:
-    chat = parse_chat_request(request)
-    exchange.model, exchange.stream = chat.model, chat.stream
-    route = await choose_route(key, chat.model)
-    cache = await look_up_cache(request, route, chat, exchange)
+async def serve(request: HttpRequest, exchange: Exchange, endpoint: Endpoint[R]) -> HttpResponseBase:
+    call = endpoint.parse(request)
+    exchange.model, exchange.stream = call.model, call.stream
+    route = await choose_route(exchange.key, call.model)
+    if (replay := await replay_if_repeated(request, exchange, route)) is not None:
+        return replay
+    await admit(request, exchange, route, call, endpoint)
+    cache = await look_up_cache(request, route, call, exchange) if endpoint.cacheable else NO_CACHE
     if cache.hit is not None:
-        return answer_from_cache(exchange, chat, cache.hit)
-    if chat.stream:
-        stream = await open_stream(route, chat, exchange)
-        return streaming_response(exchange, chat, stream, cache)
-    answer = await complete(route, chat, exchange)
-    exchange.usage = usage_or_estimate(answer.usage, lambda: estimate_completion_usage(chat.body, answer.content))
+        return answer_from_cache(exchange, call, cache.hit)
+    insist_on_budget(exchange)
+    shape = request_shape(route, call.body, output=endpoint.generates_output)
+    if call.stream:
+        stream = await stream_route(route, exchange, partial(endpoint.open_stream, call), shape)
+        return streaming_response(exchange, endpoint, call, stream, cache)
+    answer = await call_route(route, exchange, partial(endpoint.answer, call), shape)
+    exchange.account(answer.usage, lambda: endpoint.estimate(call, answer.content))
     exchange.finish(status="ok", http_status=200)
     cache.store(answer.content, exchange)
     return HttpResponse(answer.content, content_type="application/json")
 
 
-async def choose_route(key: KeyInfo, model: str) -> ModelRoute:
+async def choose_route(key: KeyInfo | None, model: str) -> ModelRoute:
     table = await routing_tables.current()
     shared_state.ensure_syncing(routing_tables.deployment_ids)
     route = table.find(model)
     # A key may be allowed a pattern (claude-*): then every name the pattern serves is allowed.
-    if route is None or not (key.may_use(model) or key.may_use(route.key)):
+    if route is None or key is None or not (key.may_use(model) or key.may_use(route.key)):
         raise ModelNotFound(model)
     if not route.targets:
         raise NoDeployment(f"No provider is currently available for model `{model}`.")
     return route
-
-
-async def complete(route: ModelRoute, chat: ChatRequest, exchange: Exchange) -> ChatResponse:
-    async def call(adapter: ProviderAdapter, target: Target) -> ChatResponse:
-        return await adapter.chat(chat, upstream_model=target.upstream_model)
-
-    return await call_route(route, exchange, call, request_shape(route, chat.body))
-
-
-async def open_stream(route: ModelRoute, chat: ChatRequest, exchange: Exchange) -> ChatStream:
-    def opening(adapter: ProviderAdapter, target: Target) -> Awaitable[ChatStream]:
-        return adapter.open_stream(chat, upstream_model=target.upstream_model)
-
-    return await stream_route(route, exchange, opening, request_shape(route, chat.body))
 
 
 async def call_route(route: ModelRoute, exchange: Exchange, call: Call[T], shape: RequestShape | None = None) -> T:

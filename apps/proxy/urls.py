@@ -1,16 +1,17 @@
 from django.urls import path
 
 from apps.proxy import health
-from apps.proxy.anthropic_inbound.view import MessagesView
-from apps.proxy.completions import CompletionsView
-from apps.proxy.embeddings import EmbeddingsView
-from apps.proxy.views import ChatCompletionsView, ModelsView
+from apps.proxy.anthropic_inbound.endpoint import Messages
+from apps.proxy.chat import ChatCompletions
+from apps.proxy.completions import Completions
+from apps.proxy.embeddings import Embeddings
+from apps.proxy.views import EndpointView, ModelsView
 
 urlpatterns = [
-    path("v1/chat/completions", ChatCompletionsView.as_view()),
-    path("v1/completions", CompletionsView.as_view()),
-    path("v1/embeddings", EmbeddingsView.as_view()),
-    path("v1/messages", MessagesView.as_view()),
+    path("v1/chat/completions", EndpointView.for_endpoint(ChatCompletions())),
+    path("v1/completions", EndpointView.for_endpoint(Completions())),
+    path("v1/embeddings", EndpointView.for_endpoint(Embeddings())),
+    path("v1/messages", EndpointView.for_endpoint(Messages())),
     path("v1/models", ModelsView.as_view()),
     path("health", health.health),
     path("health/ready", health.ready),

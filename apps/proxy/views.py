@@ -1,4 +1,4 @@
-"""The OpenAI-compatible endpoints: async DRF views with one exception funnel."""
+"""The ``/v1/`` views: authentication, then the pipeline, with one exception funnel."""
 
 from __future__ import annotations
 
@@ -14,9 +14,11 @@ from django.http.response import HttpResponseBase
 from apps.billing.keys import KeyInfo
 from apps.providers.errors import OpenAIError
 from apps.proxy.auth import authenticate
+from apps.proxy.endpoint import Endpoint
 from apps.proxy.errors import error_response, unexpected
 from apps.proxy.exchange import Exchange
-from apps.proxy.pipeline import chat_completion
+from apps.proxy.pipeline import serve
+from apps.proxy.replays import keep, let_go
 from apps.proxy.streaming import CLIENT_CLOSED_REQUEST
 from apps.routing.table import routing_tables
 
@@ -28,10 +30,11 @@ class GatewayView(APIView):
     permission checks, and adrf's thread hop to run them) with the gateway's own steps: the body
     is read as bytes and decoded once by the endpoint, authentication is ``apps.proxy.auth``, and
     every exception ends in ``render_error()``: OpenAI's error body, unless the endpoint speaks
-    another API (``/v1/messages`` answers in Anthropic's).
+    another API (``/v1/messages`` answers in Anthropic's). Every exit settles the request
+    (``Exchange.finish``): one ledger row per authenticated request, whatever happened.
     """
 
-    endpoint: ClassVar[str]
+    endpoint: str = ""  # the ledger's endpoint name
     authentication_classes: ClassVar[list[Any]] = []
     permission_classes: ClassVar[list[Any]] = []
 
@@ -49,12 +52,13 @@ class GatewayView(APIView):
         except asyncio.CancelledError:
             # The client left before the response began (Django cancels the view): still one row.
             exchange.finish(status="cancelled", http_status=CLIENT_CLOSED_REQUEST)
+            let_go(exchange)
             raise
         except Exception as exc:
             error = exc if isinstance(exc, OpenAIError) else unexpected(exc)
             exchange.finish(status="error", http_status=error.status, error_type=error.code or error.type)
             response = self.render_error(error)
-        return exchange.stamp(response)
+        return await keep(exchange, exchange.stamp(response))
 
     def render_error(self, error: OpenAIError) -> HttpResponse:
         """The error body this endpoint's clients read: OpenAI's, unless the endpoint speaks another API."""
@@ -69,11 +73,21 @@ class GatewayView(APIView):
         return handler
 
 
-class ChatCompletionsView(GatewayView):
-    endpoint = "chat.completions"
+class EndpointView(GatewayView):
+    """``POST`` to one endpoint of the pipeline (``as_view(endpoint=…)`` in the URLconf)."""
+
+    serves: Endpoint[Any] | None = None
+
+    @classmethod
+    def for_endpoint(cls, endpoint: Endpoint[Any]) -> Any:
+        return cls.as_view(endpoint=endpoint.name, serves=endpoint)
 
     async def post(self, request: HttpRequest, exchange: Exchange, key: KeyInfo) -> HttpResponseBase:
-        return await chat_completion(request, exchange, key)
+        assert self.serves is not None  # as_view() always sets it
+        return await serve(request, exchange, self.serves)
+
+    def render_error(self, error: OpenAIError) -> HttpResponse:
+        return self.serves.render_error(error) if self.serves is not None else super().render_error(error)
 
 
 class ModelsView(GatewayView):

@@ -44,6 +44,7 @@ class Target:
     priority: int
     weight: int
     breaker_override: str = BreakerOverride.AUTO.value
+    max_output_tokens: int | None = None  # what a request that sets no cap may generate here (None: the default)
 
     @property
     def label(self) -> str:
@@ -98,6 +99,11 @@ class ModelRoute:
     def fallbacks_for(self, code: str | None) -> tuple[ModelRoute, ...]:
         named = dict(self.fallbacks)
         return named.get(code or "", ()) or named.get("default", ())
+
+    def reachable_targets(self) -> tuple[Target, ...]:
+        """Every deployment a request to this route may be served by: its own, then its fallbacks'."""
+        fallbacks = (target for _, routes in self.fallbacks for route in routes for target in route.targets)
+        return (*self.targets, *fallbacks)
 
     def route_of(self, target: Target) -> ModelRoute:
         """This route, or the fallback ``target`` belongs to: its policy governs the attempt (a deployment
@@ -267,6 +273,7 @@ def _target(deployment: Deployment, upstream: Upstream) -> Target:
         priority=deployment.priority,
         weight=deployment.weight,
         breaker_override=deployment.breaker_override,
+        max_output_tokens=deployment.max_output_tokens,
     )
 
 

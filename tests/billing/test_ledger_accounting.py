@@ -144,13 +144,13 @@ def test_it_replays_spooled_rows_written_before_the_cache_write_columns():
     insert_rows([old_row])
 
     row = LedgerEntry.objects.get(request_id=request_id)
-    assert (row.prompt_tokens, row.cache_write_tokens, row.cache_write_usd_per_mtok) == (10, 0, None)
+    assert (row.prompt_tokens, row.usage_note) == (10, "")
     assert (row.attempts, row.cache_status, row.cost_avoided_usd) == ([], "", Decimal(0))
     assert row.cost_usd == Decimal("0.00003")
 
 
 # Ledger columns this release adds; the release before it inserts rows without them.
-NEW_LEDGER_COLUMNS = ("attempts", "cache_status", "cost_avoided_usd", "cache_write_tokens", "cache_write_usd_per_mtok")
+NEW_LEDGER_COLUMNS = ("usage_note",)  # this release's
 
 
 def test_a_gateway_of_the_previous_release_still_records_rows_once_this_releases_columns_exist():
@@ -161,7 +161,7 @@ def test_a_gateway_of_the_previous_release_still_records_rows_once_this_releases
     record = LedgerRecord(request_id=request_id, tenant_id=tenant.pk, api_key_id=key.pk, endpoint="chat.completions",
                           public_model="m", stream=False, status="ok", http_status=200,
                           created_at="2026-11-22T10:00:00+00:00", latency_ms=3, prompt_tokens=10)
-    values = dict(zip([field.name for field in fields(LedgerRecord)] + ["kind", "note"],
+    values = dict(zip([field.name for field in fields(LedgerRecord)] + ["kind"],
                       _parameters(asdict(record)), strict=True))
     for new_column in NEW_LEDGER_COLUMNS:
         del values[new_column]

@@ -289,7 +289,8 @@ def test_it_records_what_it_was_sent(
     assert logged[0]["headers"]["x-edge-trace"] == "abc"
     assert logged[0]["body"] == {"model": "gpt-4o", "messages": HELLO}
     assert http.get("/_fake/stats").json() == {
-        "requests": 1, "by_model": {"gpt-4o": 1}, "by_path": {"/v1/chat/completions": 1}}
+        "requests": 1, "by_model": {"gpt-4o": 1}, "by_path": {"/v1/chat/completions": 1},
+        "peak_in_flight": {"gpt-4o": 1}}
 
 
 def test_it_resets_its_counters_on_request(http: httpx.Client, fake: BackgroundFakeUpstream,
@@ -298,7 +299,7 @@ def test_it_resets_its_counters_on_request(http: httpx.Client, fake: BackgroundF
 
     http.delete("/_fake/stats")
 
-    assert fake.stats() == {"requests": 0, "by_model": {}, "by_path": {}}
+    assert fake.stats() == {"requests": 0, "by_model": {}, "by_path": {}, "peak_in_flight": {}}
 
 
 def test_it_rejects_an_unknown_knob_by_name(http: httpx.Client) -> None:

@@ -23,6 +23,7 @@ from apps.providers.adapters.wire import (
     mid_stream_error,
     parse_retry_after,
     read_capped,
+    reported_tokens,
     sse_data,
     stream_incomplete,
     translate_transport_errors,
@@ -227,9 +228,9 @@ def usage_of_embeddings(content: bytes, provider: str) -> Usage:
 def usage_from(usage: dict[str, Any]) -> Usage:
     details = usage.get("prompt_tokens_details") or {}
     return Usage(
-        prompt_tokens=int(usage.get("prompt_tokens") or 0),
-        completion_tokens=int(usage.get("completion_tokens") or 0),
-        cached_tokens=int(details.get("cached_tokens") or 0),
+        prompt_tokens=reported_tokens(usage.get("prompt_tokens")),
+        completion_tokens=reported_tokens(usage.get("completion_tokens")),
+        cached_tokens=reported_tokens(details.get("cached_tokens") if isinstance(details, dict) else None),
         source="provider",
     )
 

@@ -145,6 +145,26 @@ def _find_frame_end(buffer: bytes) -> tuple[int, int] | None:
     return (lf, lf + 2) if lf >= 0 else None
 
 
+def reported_tokens(value: object) -> int:
+    """A token count as a provider reported it: a whole number passes as is (however large: usage is
+    judged against the request later, apps.proxy.usage_bounds); anything else (a fraction, text, a
+    list) is -1, which is never believed."""
+    if value is None:
+        return 0
+    if isinstance(value, bool):
+        return -1
+    if isinstance(value, int):
+        return value
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    return -1
+
+
+def tokens_together(*counts: int) -> int:
+    """Several reported counts as one (Anthropic's input plus cache reads and writes): -1 if any is."""
+    return -1 if any(count < 0 for count in counts) else sum(counts)
+
+
 def parse_retry_after(value: str | None) -> float | None:
     try:
         return max(0.0, float(value)) if value else None

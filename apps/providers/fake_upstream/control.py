@@ -3,7 +3,8 @@
   POST   /_fake/rules            {"model": "<name or *>", knob: value, ...} sets that model's rule
   GET    /_fake/rules            the defaults and every rule
   DELETE /_fake/rules            drops every rule
-  GET    /_fake/stats            {"requests": n, "by_model": {...}, "by_path": {...}}
+  GET    /_fake/stats            {"requests": n, "by_model": {...}, "by_path": {...},
+                                 "peak_in_flight": {model: most requests answered at once}}
   DELETE /_fake/stats            zeroes the counters
   GET    /_fake/requests?limit=N [{method, path, headers, body}, ...]: the last N provider
                                  requests received (200 kept), oldest first
@@ -15,8 +16,9 @@ Only provider requests are counted and logged, never control calls.
 
 from __future__ import annotations
 
+import contextlib
 from collections import Counter, deque
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 
 import orjson
 
@@ -35,6 +37,8 @@ class Recorder:
         self.by_model: Counter[str] = Counter()
         self.by_path: Counter[str] = Counter()
         self.log: deque[Payload] = deque(maxlen=capacity)
+        self.answering: Counter[str] = Counter()
+        self.peak: Counter[str] = Counter()
 
     def record(self, request: Request, body: object, model: str = "") -> None:
         self.total += 1
@@ -44,14 +48,25 @@ class Recorder:
         self.log.append({"method": request.method, "path": request.path, "query": request.query,
                          "headers": request.headers, "body": body})
 
+    @contextlib.contextmanager
+    def in_flight(self, model: str) -> Iterator[None]:
+        """Around the answer to one request: how many a model is answering at once (a gateway's caps)."""
+        self.answering[model] += 1
+        self.peak[model] = max(self.peak[model], self.answering[model])
+        try:
+            yield
+        finally:
+            self.answering[model] -= 1
+
     def stats(self) -> Payload:
         return {"requests": self.total, "by_model": dict(self.by_model),
-                "by_path": dict(self.by_path)}
+                "by_path": dict(self.by_path), "peak_in_flight": dict(self.peak)}
 
     def reset_stats(self) -> None:
         self.total = 0
         self.by_model.clear()
         self.by_path.clear()
+        self.peak.clear()
 
     def recent(self, limit: int) -> list[Payload]:
         return list(self.log)[-limit:] if limit > 0 else []

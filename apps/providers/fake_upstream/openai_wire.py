@@ -64,7 +64,7 @@ def chat_completion(body: Payload, knobs: Knobs) -> JsonReply | SseReply:
         "id": new_id("chatcmpl-"), "object": "chat.completion", "created": int(time.time()),
         "model": model,
         "choices": [_chat_choice(index, answer) for index in range(choices)],
-        "usage": _chat_usage(answer, choices),
+        "usage": _chat_usage(answer, choices, knobs),
         "service_tier": "default", "system_fingerprint": FINGERPRINT,
     }
     if knobs.no_usage:
@@ -125,8 +125,12 @@ def _arguments_text(answer: Answer) -> str:
     return orjson.dumps(answer.tool_use.arguments if answer.tool_use else {}).decode()
 
 
-def _chat_usage(answer: Answer, choices: int) -> Payload:
+def _chat_usage(answer: Answer, choices: int, knobs: Knobs) -> Payload:
     completion_tokens = answer.completion_tokens * choices
+    return {**_true_usage(answer, completion_tokens), **(knobs.reported_usage or {})}
+
+
+def _true_usage(answer: Answer, completion_tokens: int) -> Payload:
     return {
         "prompt_tokens": answer.prompt_tokens,
         "completion_tokens": completion_tokens,
@@ -170,7 +174,7 @@ def _chat_stream(model: str, answer: Answer, choices: int, knobs: Knobs, *,
     first, deltas = _chat_deltas(answer, knobs)
     tail = [chunk(i, {}, finish_reason(answer)) for i in range(choices)]
     if include_usage:
-        tail.append(maker.usage_event(_chat_usage(answer, choices)))
+        tail.append(maker.usage_event(_chat_usage(answer, choices, knobs)))
     return SseReply(
         head=[chunk(i, first) for i in range(choices)],
         content=[chunk(i, delta) for delta in deltas for i in range(choices)],

@@ -48,6 +48,9 @@ class Knobs:
     cached_tokens: int = 0  # prompt tokens reported as read from cache (capped at prompt)
     cache_write_tokens: int = 0  # Anthropic only: prompt tokens reported as written to the cache
     require_key: str | None = None  # 401 unless Bearer / x-api-key carries this key
+    # OpenAI wire: report these usage fields instead, whatever they hold (a hostile or broken provider's
+    # negative, huge, fractional or textual counts), e.g. {"prompt_tokens": -5}.
+    reported_usage: dict[str, Any] | None = None
 
     def as_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -96,6 +99,12 @@ def _flag(value: object) -> bool:
     return value
 
 
+def _object(value: object) -> dict[str, Any]:
+    if not isinstance(value, dict):
+        raise RuleError("must be a JSON object")
+    return value
+
+
 def _text(value: object) -> str:
     if not isinstance(value, str) or not value:
         raise RuleError("must be a non-empty string")
@@ -103,7 +112,7 @@ def _text(value: object) -> str:
 
 
 # The knobs that may be null, which resets them to "off".
-_NULLABLE = {"stream_chunks", "fail_status", "retry_after", "cut_stream_after", "require_key"}
+_NULLABLE = {"stream_chunks", "fail_status", "retry_after", "cut_stream_after", "require_key", "reported_usage"}
 
 _PARSERS: dict[str, Callable[[object], object]] = {
     "latency_ms": _number, "jitter_ms": _number, "stream_chunks": _positive_count,
@@ -112,7 +121,7 @@ _PARSERS: dict[str, Callable[[object], object]] = {
     "missing_fields": _flag, "huge_body_mb": _number, "dribble_ms": _number,
     "cut_stream_after": _count, "no_usage": _flag, "tool_call": _flag,
     "reply_words": _positive_count, "cached_tokens": _count, "require_key": _text,
-    "cache_write_tokens": _count,
+    "cache_write_tokens": _count, "reported_usage": _object,
 }
 assert set(_PARSERS) == {f.name for f in dataclasses.fields(Knobs)}, "a knob lacks a parser"
 

@@ -198,19 +198,20 @@ class FakeUpstream:
         body = _parse_json(request.body) if request.body else None
         model = route.path_model or _model_of(body)
         self.state.recorder.record(request, body, model)
-        rule = self.state.rules.rule_for(model)
-        knobs = rule.draw()
-        delay = rule.delay_seconds()
-        if delay:
-            await asyncio.sleep(delay)
-        if knobs.reset:
-            reset_connection(writer)
-            return False
-        if knobs.hang:
-            await wait_for_close(reader)
-            return False
-        reply = _provider_reply(route, request, body, knobs)
-        return await send_reply(writer, reply, knobs, keep_alive=request.keep_alive)
+        with self.state.recorder.in_flight(model):
+            rule = self.state.rules.rule_for(model)
+            knobs = rule.draw()
+            delay = rule.delay_seconds()
+            if delay:
+                await asyncio.sleep(delay)
+            if knobs.reset:
+                reset_connection(writer)
+                return False
+            if knobs.hang:
+                await wait_for_close(reader)
+                return False
+            reply = _provider_reply(route, request, body, knobs)
+            return await send_reply(writer, reply, knobs, keep_alive=request.keep_alive)
 
 
 def _provider_reply(route: ProviderRoute, request: Request, body: object,

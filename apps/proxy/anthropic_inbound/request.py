@@ -18,16 +18,19 @@ import orjson
 
 from apps.providers.contracts import ChatRequest
 from apps.proxy.errors import InvalidRequest
+from apps.proxy.parsing import MAX_TOKENS_LIMIT, optional_count, parse_model
 
 PARAMETERS = {"temperature": "temperature", "top_p": "top_p", "max_tokens": "max_tokens"}
 
 
 def chat_request(body: dict[str, Any]) -> ChatRequest:
-    model = body.get("model")
-    if not isinstance(model, str) or not model:
+    if not isinstance(body.get("model"), str) or not body["model"]:
         raise InvalidRequest("model: Field required", param="model")
-    if not isinstance(body.get("max_tokens"), int) or isinstance(body.get("max_tokens"), bool):
+    model = parse_model(body)
+    if optional_count(body, "max_tokens", maximum=MAX_TOKENS_LIMIT) is None:
         raise InvalidRequest("max_tokens: Field required (an integer)", param="max_tokens")
+    if not isinstance(body.get("stream", False), bool):
+        raise InvalidRequest("stream: Input should be a valid boolean", param="stream")
     messages = body.get("messages")
     if not isinstance(messages, list) or not messages or not all(isinstance(m, dict) for m in messages):
         raise InvalidRequest("messages: a non-empty array of messages is required", param="messages")

@@ -19,8 +19,8 @@ from typing import Any
 
 import orjson
 
-from apps.providers.contracts import ChatRequest
 from apps.proxy.cache.generations import Generations, model_field, tenant_field
+from apps.proxy.endpoint import ClientRequest
 from apps.routing.table import ModelRoute
 from edge_project.redis_clients import redis_key
 
@@ -33,7 +33,7 @@ NOT_IN_KEY = frozenset({
 })
 
 
-def cache_key(chat: ChatRequest, route: ModelRoute, tenant_id: int, generations: Generations) -> str:
+def cache_key(chat: ClientRequest, route: ModelRoute, tenant_id: int, generations: Generations) -> str:
     body = {name: value for name, value in chat.body.items() if name not in NOT_IN_KEY}
     scope = [*namespace(route, tenant_id, generations), route.key, generations.of(model_field(route.key))]
     canonical = orjson.dumps([scope, body], option=orjson.OPT_SORT_KEYS)

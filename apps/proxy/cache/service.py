@@ -20,7 +20,6 @@ from django.conf import settings
 from django.http import HttpRequest, HttpResponse
 
 from apps.billing.models import LedgerEntry
-from apps.providers.contracts import ChatRequest
 from apps.proxy.cache import flight, redis_tier
 from apps.proxy.cache.assemble import StreamAssembler
 from apps.proxy.cache.control import directives_for
@@ -31,6 +30,7 @@ from apps.proxy.cache.lru import local_cache
 from apps.proxy.cache.purge import generations_loaded, stop_listening
 from apps.proxy.cache.replay import replay_stream
 from apps.proxy.cache.stored import CachedAnswer
+from apps.proxy.endpoint import ClientRequest
 from apps.proxy.exchange import Exchange
 from apps.routing.attempts import deadline_exceeded
 from apps.routing.table import ModelRoute
@@ -95,7 +95,9 @@ class CacheLookup:
 NO_CACHE = CacheLookup(landed=True)  # the policy has the cache off: nothing to look up or store
 
 
-async def look_up_cache(request: HttpRequest, route: ModelRoute, chat: ChatRequest, exchange: Exchange) -> CacheLookup:
+async def look_up_cache(
+    request: HttpRequest, route: ModelRoute, chat: ClientRequest, exchange: Exchange
+) -> CacheLookup:
     directives = directives_for(request, route)
     if directives is None or exchange.key is None:
         exchange.cache_status = Status.BYPASS
@@ -158,7 +160,7 @@ def _land_when_done(lookup: CacheLookup) -> None:
         task.add_done_callback(lambda _: lookup.abandon())
 
 
-def answer_from_cache(exchange: Exchange, chat: ChatRequest, hit: CachedAnswer) -> HttpResponse:
+def answer_from_cache(exchange: Exchange, chat: ClientRequest, hit: CachedAnswer) -> HttpResponse:
     """A hit: the stored answer (replayed as a stream if one was asked for), at zero cost."""
     exchange.usage, exchange.cost_avoided_usd = hit.usage, hit.cost_usd
     if not chat.stream:

@@ -13,7 +13,7 @@ from typing import Any
 import orjson
 
 from apps.providers.adapters.openai_shapes import ToolCall, completion_body
-from apps.providers.adapters.wire import malformed_response
+from apps.providers.adapters.wire import malformed_response, reported_tokens, tokens_together
 from apps.providers.contracts import ChatResponse, Usage
 
 FINISH_REASONS = {
@@ -47,11 +47,11 @@ def finish_reason(stop_reason: Any) -> str:
 
 
 def usage_from(usage: dict[str, Any]) -> Usage:
-    cache_read = int(usage.get("cache_read_input_tokens") or 0)
-    cache_creation = int(usage.get("cache_creation_input_tokens") or 0)
+    cache_read = reported_tokens(usage.get("cache_read_input_tokens"))
+    cache_creation = reported_tokens(usage.get("cache_creation_input_tokens"))
     return Usage(
-        prompt_tokens=int(usage.get("input_tokens") or 0) + cache_read + cache_creation,
-        completion_tokens=int(usage.get("output_tokens") or 0),
+        prompt_tokens=tokens_together(reported_tokens(usage.get("input_tokens")), cache_read, cache_creation),
+        completion_tokens=reported_tokens(usage.get("output_tokens")),
         cached_tokens=cache_read,
         source="provider",
         cache_creation_tokens=cache_creation,

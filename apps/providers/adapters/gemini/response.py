@@ -12,7 +12,7 @@ from typing import Any
 import orjson
 
 from apps.providers.adapters.openai_shapes import ToolCall, completion_body
-from apps.providers.adapters.wire import malformed_response, mid_stream_error
+from apps.providers.adapters.wire import malformed_response, mid_stream_error, reported_tokens, tokens_together
 from apps.providers.contracts import ChatResponse, Usage
 
 FILTERED = {"SAFETY", "RECITATION", "BLOCKLIST", "PROHIBITED_CONTENT", "SPII", "IMAGE_SAFETY"}
@@ -77,8 +77,9 @@ def finish_reason(reason: Any, *, has_calls: bool) -> str:
 
 def usage_from(metadata: dict[str, Any]) -> Usage:
     return Usage(
-        prompt_tokens=int(metadata.get("promptTokenCount") or 0),
-        completion_tokens=int(metadata.get("candidatesTokenCount") or 0) + int(metadata.get("thoughtsTokenCount") or 0),
-        cached_tokens=int(metadata.get("cachedContentTokenCount") or 0),
+        prompt_tokens=reported_tokens(metadata.get("promptTokenCount")),
+        completion_tokens=tokens_together(reported_tokens(metadata.get("candidatesTokenCount")),
+                                          reported_tokens(metadata.get("thoughtsTokenCount"))),
+        cached_tokens=reported_tokens(metadata.get("cachedContentTokenCount")),
         source="provider",
     )

@@ -51,9 +51,13 @@ class ByteLRU(Generic[V]):
             self._entries.move_to_end(key)
             return answer
 
+    def fits(self, size: int) -> bool:
+        """Whether an entry of ``size`` bytes is kept: one larger than a quarter of the whole cache is not."""
+        return size * 4 <= self.max_bytes
+
     def put(self, key: str, answer: V, ttl_s: float) -> None:
-        """Store for ``ttl_s``; an answer larger than a quarter of the whole cache is not kept."""
-        if answer.size * 4 > self.max_bytes or ttl_s <= 0:
+        """Store for ``ttl_s``, if it ``fits()``."""
+        if not self.fits(answer.size) or ttl_s <= 0:
             return
         with self._lock:
             if key in self._entries:

@@ -17,10 +17,12 @@ logger = logging.getLogger(__name__)
 _running: set[asyncio.Task[None]] = set()
 
 
-def run_in_background(work: Coroutine[Any, Any, None]) -> None:
+def run_in_background(work: Coroutine[Any, Any, None]) -> asyncio.Task[None]:
+    """Start ``work``; the task is returned for callers that also await it (through ``asyncio.shield``)."""
     task = asyncio.get_running_loop().create_task(work)
     _running.add(task)
     task.add_done_callback(_finished)
+    return task
 
 
 def _finished(task: asyncio.Task[None]) -> None:

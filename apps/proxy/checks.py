@@ -66,3 +66,16 @@ def check_cache_settings(app_configs: Any = None, **kwargs: Any) -> list[CheckMe
     if not settings.EDGE_REDIS_PREFIX.endswith(":"):
         messages.append(Error("EDGE_REDIS_PREFIX must end with ':'.", hint="e.g. edge:", id="edge.E052"))
     return messages
+
+
+@register()
+def check_idempotency_settings(app_configs: Any = None, **kwargs: Any) -> list[CheckMessage]:
+    messages: list[CheckMessage] = []
+    if settings.EDGE_IDEMPOTENCY_TTL_S <= 0:
+        messages.append(Error("EDGE_IDEMPOTENCY_TTL_S must be a positive number of seconds.", id="edge.E090"))
+    for name in ("EDGE_IDEMPOTENCY_MAX_BYTES", "EDGE_IDEMPOTENCY_LOCAL_MAX_BYTES"):
+        if getattr(settings, name) <= 0:
+            messages.append(Error(f"{name} must be a positive number of bytes.", id="edge.E091"))
+    if settings.EDGE_LEASE_S <= 0:
+        messages.append(Error("EDGE_LEASE_S must be a positive number of seconds.", id="edge.E092"))
+    return messages

@@ -177,3 +177,10 @@ EDGE_CACHE_MAX_ENTRY_BYTES = env_int("EDGE_CACHE_MAX_ENTRY_BYTES", 1024 * 1024) 
 EDGE_CACHE_FLIGHT_WAIT_S = env_float("EDGE_CACHE_FLIGHT_WAIT_S", 30.0)  # most a request waits on an identical one
 # ...and a streaming request, whose client sees nothing while it waits (0: streams never wait).
 EDGE_CACHE_STREAM_FLIGHT_WAIT_S = env_float("EDGE_CACHE_STREAM_FLIGHT_WAIT_S", 1.0)
+
+# --- Idempotency keys (apps.proxy.idempotency) ----------------------------------------------------
+EDGE_IDEMPOTENCY_TTL_S = env_int("EDGE_IDEMPOTENCY_TTL_S", 24 * 60 * 60)  # how long a response is kept for repeats
+# A response larger than this is kept without its body: a repeat gets 422 instead of the response.
+EDGE_IDEMPOTENCY_MAX_BYTES = env_int("EDGE_IDEMPOTENCY_MAX_BYTES", 4 * 1024 * 1024)
+# Per process: the store without Redis, and a copy of this process's responses with it (an LRU by bytes).
+EDGE_IDEMPOTENCY_LOCAL_MAX_BYTES = env_int("EDGE_IDEMPOTENCY_LOCAL_MAX_BYTES", 64 * 1024 * 1024)

@@ -48,7 +48,7 @@ def chat(**body: Any) -> ChatRequest:
 # --- L1 -------------------------------------------------------------------------------------------
 
 def test_the_lru_is_bounded_by_bytes_and_evicts_the_least_recently_used():
-    lru = ByteLRU(max_bytes=4000)
+    lru = ByteLRU[CachedAnswer](max_bytes=4000)
     for key in "abcd":
         lru.put(key, answer(1000), ttl_s=60)
     lru.get("a")  # a is now the most recently used
@@ -62,7 +62,7 @@ def test_the_lru_is_bounded_by_bytes_and_evicts_the_least_recently_used():
 
 def test_the_lru_forgets_an_entry_once_its_ttl_has_passed():
     clock = Clock()
-    lru = ByteLRU(max_bytes=10_000, clock=clock)
+    lru = ByteLRU[CachedAnswer](max_bytes=10_000, clock=clock)
     lru.put("a", answer(500), ttl_s=10)
 
     clock.now += 9.9
@@ -73,7 +73,7 @@ def test_the_lru_forgets_an_entry_once_its_ttl_has_passed():
 
 
 def test_the_lru_keeps_no_answer_bigger_than_a_quarter_of_itself():
-    lru = ByteLRU(max_bytes=4000)
+    lru = ByteLRU[CachedAnswer](max_bytes=4000)
     lru.put("small", answer(900), ttl_s=60)
 
     lru.put("big", answer(1100), ttl_s=60)

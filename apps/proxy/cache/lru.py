@@ -12,22 +12,34 @@ import threading
 import time
 from collections import OrderedDict
 from collections.abc import Callable
+from typing import Generic, Protocol, TypeVar
 
 from apps.proxy.cache.stored import CachedAnswer
 
 
-class ByteLRU:
+class HasSize(Protocol):
+    @property
+    def size(self) -> int:
+        """Bytes this entry holds, its bookkeeping included."""
+
+
+V = TypeVar("V", bound=HasSize)
+
+
+class ByteLRU(Generic[V]):
+    """Holds anything that knows its size: answers here, completed responses in ``apps.proxy.idempotency``."""
+
     def __init__(self, max_bytes: int, clock: Callable[[], float] = time.monotonic) -> None:
         self.max_bytes = max_bytes
         self.size = 0
         self._clock = clock
-        self._entries: OrderedDict[str, tuple[CachedAnswer, float]] = OrderedDict()
+        self._entries: OrderedDict[str, tuple[V, float]] = OrderedDict()
         self._lock = threading.Lock()
 
     def __len__(self) -> int:
         return len(self._entries)
 
-    def get(self, key: str) -> CachedAnswer | None:
+    def get(self, key: str) -> V | None:
         with self._lock:
             entry = self._entries.get(key)
             if entry is None:
@@ -39,9 +51,13 @@ class ByteLRU:
             self._entries.move_to_end(key)
             return answer
 
-    def put(self, key: str, answer: CachedAnswer, ttl_s: float) -> None:
-        """Store for ``ttl_s``; an answer larger than a quarter of the whole cache is not kept."""
-        if answer.size * 4 > self.max_bytes or ttl_s <= 0:
+    def fits(self, size: int) -> bool:
+        """Whether an entry of ``size`` bytes is kept: one larger than a quarter of the whole cache is not."""
+        return size * 4 <= self.max_bytes
+
+    def put(self, key: str, answer: V, ttl_s: float) -> None:
+        """Store for ``ttl_s``, if it ``fits()``."""
+        if not self.fits(answer.size) or ttl_s <= 0:
             return
         with self._lock:
             if key in self._entries:
@@ -61,10 +77,10 @@ class ByteLRU:
         self.size -= answer.size
 
 
-_local: ByteLRU | None = None
+_local: ByteLRU[CachedAnswer] | None = None
 
 
-def local_cache() -> ByteLRU:
+def local_cache() -> ByteLRU[CachedAnswer]:
     """This process's L1, sized by EDGE_CACHE_L1_MAX_BYTES on first use."""
     global _local
     if _local is None:

@@ -32,7 +32,6 @@ from apps.billing.admin_filters import (
 from apps.billing.csv_export import ledger_csv_response
 from apps.billing.forms import AdjustmentForm, ApiKeyChangeForm, ApiKeyCreateForm
 from apps.billing.models import ApiKey, LedgerEntry, Tenant
-from apps.proxy.cache.purge import purge_tenant, report_purge
 
 if TYPE_CHECKING:  # django-stubs makes ModelAdmin generic; Django itself cannot subscript it
     TenantAdminBase = admin.ModelAdmin[Tenant]
@@ -55,18 +54,9 @@ class TenantAdmin(TenantAdminBase):
     list_filter = ("is_active",)
     search_fields = ("slug", "name")
     readonly_fields = ("created_at",)
-    actions = ("purge_cached_responses",)
 
     def get_queryset(self, request: HttpRequest) -> QuerySet[Tenant]:
         return super().get_queryset(request).annotate(key_count=Count("api_keys"))
-
-    @admin.action(description="Purge cached responses of selected tenants", permissions=["change"])
-    def purge_cached_responses(self, request: HttpRequest, queryset: QuerySet[Tenant]) -> None:
-        tenants = list(queryset)
-        everywhere = all([purge_tenant(tenant_id=tenant.pk) for tenant in tenants])
-        for tenant in tenants:
-            self.log_change(request, tenant, "Purged cached responses.")
-        report_purge(self, request, f"{len(tenants)} tenant(s)", everywhere=everywhere)
 
     @admin.display(description="keys", ordering="key_count")
     def key_count(self, tenant: Any) -> str:

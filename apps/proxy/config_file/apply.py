@@ -17,8 +17,8 @@ from django.db import models, transaction
 from apps.billing.models import Tenant
 from apps.providers.models import Provider
 from apps.providers.secrets import SecretUnreadable
-from apps.routing.config_file.parse import parse_document
-from apps.routing.config_file.schema import (
+from apps.proxy.config_file.parse import parse_document
+from apps.proxy.config_file.schema import (
     ConfigDocument,
     DeploymentSpec,
     KnownNames,

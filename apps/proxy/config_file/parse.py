@@ -10,8 +10,8 @@ from collections.abc import Callable, Mapping
 from typing import Any, TypeVar
 
 from apps.providers.registry import ADAPTERS
-from apps.routing.config_file.fields import EntryReader, entry_label, type_name
-from apps.routing.config_file.schema import (
+from apps.proxy.config_file.fields import EntryReader, entry_label, type_name
+from apps.proxy.config_file.schema import (
     ROUTING_FIELDS,
     SECTIONS,
     ConfigDocument,

@@ -14,7 +14,7 @@ from decimal import Decimal, InvalidOperation
 from typing import Any, Final
 from urllib.parse import urlsplit
 
-from apps.routing.config_file.variables import VariableError, expand_variables
+from apps.proxy.config_file.variables import VariableError, expand_variables
 
 SLUG = re.compile(r"[-a-zA-Z0-9_]+")
 HEADER_NAME = re.compile(r"[!#$%&'*+.^_`|~0-9A-Za-z-]+")  # an RFC 9110 token

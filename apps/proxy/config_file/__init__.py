@@ -7,9 +7,9 @@
 - ``export``: the database → a file ``apply`` accepts (``manage.py edge_export``).
 """
 
-from apps.routing.config_file.apply import ApplyReport, apply_config
-from apps.routing.config_file.export import export_config
-from apps.routing.config_file.schema import ConfigError
-from apps.routing.config_file.yaml_io import YamlFileError, read_yaml
+from apps.proxy.config_file.apply import ApplyReport, apply_config
+from apps.proxy.config_file.export import export_config
+from apps.proxy.config_file.schema import ConfigError
+from apps.proxy.config_file.yaml_io import YamlFileError, read_yaml
 
 __all__ = ["ApplyReport", "ConfigError", "YamlFileError", "apply_config", "export_config", "read_yaml"]

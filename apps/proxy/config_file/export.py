@@ -12,9 +12,9 @@ from typing import Any
 
 from apps.billing.models import Tenant
 from apps.providers.models import Provider
-from apps.routing.config_file.schema import ROUTING_FIELDS
-from apps.routing.config_file.variables import escape_variables
-from apps.routing.config_file.yaml_io import dump_yaml
+from apps.proxy.config_file.schema import ROUTING_FIELDS
+from apps.proxy.config_file.variables import escape_variables
+from apps.proxy.config_file.yaml_io import dump_yaml
 from apps.routing.models import Deployment, PublicModel, RoutingPolicy
 
 HEADER = """\

@@ -33,9 +33,9 @@ def upward_imports(path: Path, root: Path = APPS) -> list[str]:
     found = []
     for line, module in imported_modules(path, root):
         parts = module.split(".")
-        if parts[0] == "apps" and len(parts) > 1 and parts[1] in LAYERS:
-            if LAYERS.index(parts[1]) > LAYERS.index(own):
-                found.append(f"{path.relative_to(root.parent)}:{line} imports {module}")
+        imported = parts[1] if parts[0] == "apps" and len(parts) > 1 else ""
+        if imported in LAYERS and LAYERS.index(imported) > LAYERS.index(own):
+            found.append(f"{path.relative_to(root.parent)}:{line} imports {module}")
     return found
 
 

@@ -167,7 +167,8 @@ class DeploymentInline(LiveStatusColumns, DeploymentInlineBase):
     extra = 0
     fields = (
         "provider", "upstream_model", "input_usd_per_mtok", "output_usd_per_mtok", "cached_input_usd_per_mtok",
-        "cache_write_usd_per_mtok", "priority", "weight", "enabled", "breaker_state", "success_rate", "latency", "ttft",
+        "cache_write_usd_per_mtok", "max_output_tokens", "priority", "weight", "enabled", "breaker_state",
+        "success_rate", "latency", "ttft",
     )  # breaker_override is set on the deployment's own page or by the list's actions
     readonly_fields = ("breaker_state", "success_rate", "latency", "ttft")
 

@@ -14,7 +14,7 @@ from django.contrib import admin, messages
 from django.contrib.admin import helpers
 from django.contrib.admin.options import IS_POPUP_VAR, IncorrectLookupParameters
 from django.contrib.admin.utils import unquote
-from django.core.exceptions import PermissionDenied
+from django.core.exceptions import PermissionDenied, ValidationError
 from django.db.models import Count, Q, QuerySet, Sum
 from django.http import Http404, HttpRequest, HttpResponse, HttpResponseBase, HttpResponseRedirect
 from django.template.response import TemplateResponse
@@ -29,44 +29,45 @@ from apps.billing.admin_filters import (
     PublicModelNameFilter,
     RevokedFilter,
 )
+from apps.billing.admin_limits import LimitsAdmin, limits_fieldset
 from apps.billing.csv_export import ledger_csv_response
 from apps.billing.forms import AdjustmentForm, ApiKeyChangeForm, ApiKeyCreateForm
+from apps.billing.limits_text import limits_text
 from apps.billing.models import ApiKey, LedgerEntry, Tenant
-from apps.proxy.cache.purge import purge_tenant, report_purge
 
 if TYPE_CHECKING:  # django-stubs makes ModelAdmin generic; Django itself cannot subscript it
-    TenantAdminBase = admin.ModelAdmin[Tenant]
-    ApiKeyAdminBase = admin.ModelAdmin[ApiKey]
+    from django.contrib.admin.options import _FieldOpts
+
     LedgerAdminBase = admin.ModelAdmin[LedgerEntry]
 else:
-    TenantAdminBase = ApiKeyAdminBase = LedgerAdminBase = admin.ModelAdmin
+    LedgerAdminBase = admin.ModelAdmin
 
-NEW_KEY_FIELDS = ["tenant", "name", "allowed_models", "expires_at"]
+Fieldsets = list[tuple[str | None, "_FieldOpts"]]
+NEW_KEY_FIELDSETS: Fieldsets = [
+    (None, {"fields": ["tenant", "name", "allowed_models", "expires_at"]}), limits_fieldset(),
+]
 
 
-def admin_form(form: forms.Form, fields: list[str], model_admin: admin.ModelAdmin[Any]) -> helpers.AdminForm:
+def admin_form(form: forms.Form, fieldsets: Fieldsets, model_admin: admin.ModelAdmin[Any]) -> helpers.AdminForm:
     """Lay out a plain form the way admin lays out a model's (the stubs insist on a ModelForm; Django doesn't)."""
-    return helpers.AdminForm(form, [(None, {"fields": fields})], {}, model_admin=model_admin)  # type: ignore[arg-type]
+    return helpers.AdminForm(form, fieldsets, {}, model_admin=model_admin)  # type: ignore[arg-type]
 
 
 @admin.register(Tenant)
-class TenantAdmin(TenantAdminBase):
-    list_display = ("slug", "name", "is_active", "key_count", "created_at")
+class TenantAdmin(LimitsAdmin):
+    list_display = ("slug", "name", "is_active", "limits", "key_count", "created_at")
     list_filter = ("is_active",)
     search_fields = ("slug", "name")
     readonly_fields = ("created_at",)
-    actions = ("purge_cached_responses",)
+    fieldsets = (
+        (None, {"fields": ("slug", "name", "is_active")}),
+        limits_fieldset("timezone"),
+        ("History", {"fields": ("created_at",)}),
+    )
 
     def get_queryset(self, request: HttpRequest) -> QuerySet[Tenant]:
-        return super().get_queryset(request).annotate(key_count=Count("api_keys"))
-
-    @admin.action(description="Purge cached responses of selected tenants", permissions=["change"])
-    def purge_cached_responses(self, request: HttpRequest, queryset: QuerySet[Tenant]) -> None:
-        tenants = list(queryset)
-        everywhere = all([purge_tenant(tenant_id=tenant.pk) for tenant in tenants])
-        for tenant in tenants:
-            self.log_change(request, tenant, "Purged cached responses.")
-        report_purge(self, request, f"{len(tenants)} tenant(s)", everywhere=everywhere)
+        tenants: QuerySet[Tenant] = super().get_queryset(request).annotate(key_count=Count("api_keys"))
+        return tenants
 
     @admin.display(description="keys", ordering="key_count")
     def key_count(self, tenant: Any) -> str:
@@ -75,14 +76,18 @@ class TenantAdmin(TenantAdminBase):
 
 
 @admin.register(ApiKey)
-class ApiKeyAdmin(ApiKeyAdminBase):
+class ApiKeyAdmin(LimitsAdmin):
     form = ApiKeyChangeForm
-    list_display = ("prefix", "tenant", "name", "allowed_models_list", "created_at", "expires_at", "status")
+    list_display = ("prefix", "tenant", "name", "allowed_models_list", "limits", "created_at", "expires_at", "status")
     list_filter = ("tenant", RevokedFilter, ExpiryFilter)
     list_select_related = ("tenant",)
     search_fields = ("prefix", "name", "tenant__slug")
     # key_hash is never listed anywhere: it is editable=False, so no form offers it either.
-    fields = ("tenant", "prefix", "status", "name", "allowed_models", "expires_at", "created_at", "revoked_at")
+    fieldsets = (
+        (None, {"fields": ("tenant", "prefix", "status", "name", "allowed_models", "expires_at", "created_at",
+                           "revoked_at")}),
+        limits_fieldset(),
+    )
     readonly_fields = ("tenant", "prefix", "status", "created_at", "revoked_at")
     actions = ("revoke_selected",)
 
@@ -111,14 +116,11 @@ class ApiKeyAdmin(ApiKeyAdminBase):
         if not self.has_add_permission(request) or IS_POPUP_VAR in request.GET:
             raise PermissionDenied
         form = ApiKeyCreateForm(request.POST if request.method == "POST" else None)
-        if form.is_bound and form.is_valid():
-            key, raw_key = services.create_api_key(
-                tenant=form.cleaned_data["tenant"], name=form.cleaned_data["name"],
-                allowed_models=form.cleaned_data["allowed_models"], expires_at=form.cleaned_data["expires_at"],
-            )
+        if form.is_bound and form.is_valid() and (issued := self.issue_key(form)) is not None:
+            key, raw_key = issued
             self.log_addition(request, key, [{"added": {}}])
             return self.key_created_response(request, key, raw_key)
-        adminform = admin_form(form, NEW_KEY_FIELDS, self)
+        adminform = admin_form(form, NEW_KEY_FIELDSETS, self)
         context = {
             **self.admin_site.each_context(request),
             "title": "Issue API key",
@@ -137,6 +139,18 @@ class ApiKeyAdmin(ApiKeyAdminBase):
         }
         return self.render_change_form(request, context, add=True, form_url=form_url)
 
+    def issue_key(self, form: ApiKeyCreateForm) -> tuple[ApiKey, str] | None:
+        """The new key and its raw value; None, with the form's errors, when the service refuses a value."""
+        try:
+            return services.create_api_key(
+                tenant=form.cleaned_data["tenant"], name=form.cleaned_data["name"],
+                allowed_models=form.cleaned_data["allowed_models"], expires_at=form.cleaned_data["expires_at"],
+                **form.limits(),
+            )
+        except ValidationError as exc:  # a check only the model makes (a negative budget): shown on its field
+            form.add_error(None, exc)
+            return None
+
     def key_created_response(self, request: HttpRequest, key: ApiKey, raw_key: str) -> HttpResponse:
         context = {
             **self.admin_site.each_context(request),
@@ -144,6 +158,7 @@ class ApiKeyAdmin(ApiKeyAdminBase):
             "opts": self.opts,
             "key": key,
             "raw_key": raw_key,
+            "limits": limits_text(key),
         }
         response = TemplateResponse(request, "admin/billing/apikey/key_created.html", context)
         add_never_cache_headers(response)  # no copy of the page (and the key) in any cache
@@ -274,7 +289,7 @@ class LedgerEntryAdmin(LedgerAdminBase):
             self.log_addition(request, adjustment, f"Adjusts {entry.request_id}.")
             self.message_user(request, f"Recorded adjustment {adjustment.request_id}.", messages.SUCCESS)
             return HttpResponseRedirect(reverse("admin:billing_ledgerentry_change", args=[entry.pk]))
-        adminform = admin_form(form, ["amount_usd", "note"], self)
+        adminform = admin_form(form, [(None, {"fields": ["amount_usd", "note"]})], self)
         context = {
             **self.admin_site.each_context(request),
             "title": f"Adjust {entry.request_id}",

@@ -1,4 +1,7 @@
-"""Admin forms for keys and ledger corrections. Issuing and correcting go through apps.billing.services."""
+"""Admin forms for keys and ledger corrections. Issuing and correcting go through apps.billing.services.
+
+A key's limit fields are made from its model fields, so admin accepts exactly what the columns hold.
+"""
 
 from __future__ import annotations
 
@@ -9,12 +12,14 @@ from typing import TYPE_CHECKING, Any
 
 from django import forms
 from django.contrib.admin.widgets import AdminSplitDateTime, FilteredSelectMultiple
+from django.db import models
 from django.utils import timezone
 from django.utils.html import format_html
 from django.utils.safestring import SafeString
 
-from apps.billing.models import ApiKey, LedgerEntry, Tenant
+from apps.billing.models import LIMITED_FIELDS, ApiKey, LedgerEntry, Tenant
 from apps.routing.models import PublicModel
+from edge_project.model_fields import bounds_of, default_of
 
 if TYPE_CHECKING:  # django-stubs makes ModelForm generic; Django itself cannot subscript it
     ApiKeyModelForm = forms.ModelForm[ApiKey]
@@ -49,6 +54,35 @@ def allowed_models_field() -> forms.MultipleChoiceField:
     )
 
 
+def limit_formfield_options(db_field: models.Field[Any, Any]) -> dict[str, Any]:
+    """What a limit's form field needs beyond Django's defaults: its model field's own minimum. Django
+    gives the column type's (a tpm of -5 would be refused as "at least 0", and the browser's number
+    input would offer 0); the model's says "at least 1"."""
+    if db_field.name in LIMITED_FIELDS and isinstance(db_field, models.IntegerField):
+        return {"min_value": bounds_of(db_field.model, db_field.name).minimum}
+    return {}
+
+
+def limit_fields() -> dict[str, forms.Field]:
+    """ApiKey's limit fields as its ModelForm would make them: the column's validators, labels and help."""
+    fields = dict(forms.fields_for_model(ApiKey, fields=LIMITED_FIELDS, formfield_callback=_limit_formfield))
+    make_period_optional(fields)
+    return fields
+
+
+def _limit_formfield(db_field: models.Field[Any, Any], **kwargs: Any) -> forms.Field | None:
+    return db_field.formfield(**{**limit_formfield_options(db_field), **kwargs})
+
+
+def make_period_optional(fields: dict[str, forms.Field]) -> None:
+    # A browser always sends the select's value; a scripted POST without one gets the column's default.
+    fields["budget_period"].required = False
+
+
+def period_or_default(period: str | None) -> str:
+    return period or str(default_of(ApiKey, "budget_period"))
+
+
 def refuse_past(expires_at: datetime | None) -> datetime | None:
     if expires_at is not None and expires_at <= timezone.now():
         raise forms.ValidationError("Choose a time in the future, or leave blank for a key that never expires.")
@@ -69,24 +103,36 @@ class ApiKeyCreateForm(forms.Form):
         super().__init__(*args, **kwargs)
         # Choices are read per form, not at import: models are added while the gateway runs.
         self.fields["allowed_models"].choices = model_name_choices()  # type: ignore[attr-defined]
+        self.fields.update(limit_fields())
 
     def clean_expires_at(self) -> datetime | None:
         return refuse_past(self.cleaned_data.get("expires_at"))
 
+    def clean_budget_period(self) -> str:
+        return period_or_default(self.cleaned_data.get("budget_period"))
+
+    def limits(self) -> dict[str, Any]:
+        """The cleaned limits, as services.create_api_key takes them."""
+        return {name: self.cleaned_data[name] for name in LIMITED_FIELDS}
+
 
 class ApiKeyChangeForm(ApiKeyModelForm):
-    """An issued key's name, models and expiry may change; its tenant and secret never do."""
+    """An issued key's name, models, expiry, limits and budget may change; its tenant and secret never do."""
 
     allowed_models = allowed_models_field()
 
     class Meta:
         model = ApiKey
-        fields = ["name", "allowed_models", "expires_at"]
+        fields = ["name", "allowed_models", "expires_at", *LIMITED_FIELDS]
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         current = self.instance.allowed_models or []
         self.fields["allowed_models"].choices = model_name_choices(current)  # type: ignore[attr-defined]
+        make_period_optional(self.fields)
+
+    def clean_budget_period(self) -> str:
+        return period_or_default(self.cleaned_data.get("budget_period"))
 
     def clean_allowed_models(self) -> list[str]:
         return sorted(set(self.cleaned_data.get("allowed_models") or []))

@@ -60,6 +60,10 @@ class Limited(models.Model):
         abstract = True
 
 
+# rpm, tpm, max_parallel, budget_usd, budget_period: what admin's forms and edge_key offer to set.
+LIMITED_FIELDS = tuple(field.name for field in Limited._meta.fields)
+
+
 class Tenant(Limited):
     """A customer of the gateway (a team, a product, a company): keys and costs belong to it."""
 

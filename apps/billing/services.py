@@ -10,18 +10,29 @@ from django.utils import timezone
 
 from apps.billing.keys import issue_key
 from apps.billing.ledger import new_request_id
-from apps.billing.models import ApiKey, LedgerEntry, Tenant
+from apps.billing.models import LIMITED_FIELDS, ApiKey, LedgerEntry, Tenant
 
 
 def create_api_key(
-    *, tenant: Tenant, name: str = "", allowed_models: list[str] | None = None, expires_at: datetime | None = None
+    *, tenant: Tenant, name: str = "", allowed_models: list[str] | None = None, expires_at: datetime | None = None,
+    rpm: int | None = None, tpm: int | None = None, max_parallel: int | None = None,
+    budget_usd: Decimal | None = None, budget_period: str | None = None,
 ) -> tuple[ApiKey, str]:
-    """Store a new key's hash and return the raw key, which exists nowhere else: show it once."""
+    """Store a new key's hash and return the raw key, which exists nowhere else: show it once.
+
+    Limits and the budget left None are unlimited (``budget_period`` None: the column's default). A
+    value its column refuses (an rpm of 0, a negative budget) raises ValidationError, naming the
+    field, and nothing is stored.
+    """
     issued = issue_key()
-    key = ApiKey.objects.create(
+    period = {"budget_period": budget_period} if budget_period is not None else {}
+    key = ApiKey(
         tenant=tenant, name=name, prefix=issued.prefix, key_hash=issued.key_hash,
         allowed_models=sorted(set(allowed_models or [])), expires_at=expires_at,
+        rpm=rpm, tpm=tpm, max_parallel=max_parallel, budget_usd=budget_usd, **period,
     )
+    key.clean_fields(exclude=[field.name for field in ApiKey._meta.fields if field.name not in LIMITED_FIELDS])
+    key.save()
     return key, issued.raw
 
 

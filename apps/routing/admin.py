@@ -1,4 +1,9 @@
-"""Admin for routing: policies, the public models clients name, and the deployments behind them.
+"""Admin for what the routing table is built from: providers, policies, the public models clients
+name, and the deployments behind them.
+
+Providers are registered here, not in apps.providers: saving one must drop routing's table, and
+providers, the bottom layer, know nothing of routing. Their upstream API key is write-only: pages
+say whether one is set, never what it is (apps.providers.forms.ProviderForm).
 
 List pages select or annotate everything they show, so each costs the same few queries whatever the
 number of rows. Deployments also show their live state (breaker, recent success rate, latency,
@@ -18,7 +23,8 @@ from django.db.models.functions import Coalesce
 from django.forms import Form
 from django.http import HttpRequest
 
-from apps.proxy.cache.purge import purge_model, report_purge
+from apps.providers.forms import ProviderForm
+from apps.providers.models import Provider
 from apps.routing.models import BreakerOverride, Deployment, PublicModel, RoutingPolicy
 from apps.routing.status import DeploymentStatus, close_breakers, deployment_statuses
 from apps.routing.table import routing_tables
@@ -29,6 +35,8 @@ if TYPE_CHECKING:  # django-stubs makes these generic; Django itself cannot subs
 else:
     ModelAdminBase = admin.ModelAdmin
     DeploymentInlineBase = admin.TabularInline
+
+PROVIDER_MAIN_FIELDS = ("name", "kind", "base_url", "enabled", "timeout_s")
 
 
 class RoutingConfigAdmin(ModelAdminBase):
@@ -54,6 +62,35 @@ class RoutingConfigAdmin(ModelAdminBase):
     def delete_queryset(self, request: HttpRequest, queryset: QuerySet[Any]) -> None:
         super().delete_queryset(request, queryset)
         transaction.on_commit(routing_tables.invalidate)
+
+
+@admin.register(Provider)
+class ProviderAdmin(RoutingConfigAdmin):
+    form = ProviderForm
+    list_display = ("name", "kind", "base_url", "enabled", "api_key_set", "timeout_s", "updated_at")
+    list_filter = ("kind", "enabled")
+    search_fields = ("name", "base_url")
+    readonly_fields = ("api_key_set", "created_at", "updated_at")
+
+    def get_fieldsets(self, request: HttpRequest, obj: Provider | None = None) -> Any:
+        if obj is None:
+            credentials: tuple[str, ...] = ("api_key",)
+        elif obj.has_api_key:
+            credentials = ("api_key_set", "api_key", "clear_api_key")
+        else:  # ProviderForm offers no "remove" checkbox when there is nothing to remove
+            credentials = ("api_key_set", "api_key")
+        fieldsets: list[tuple[str | None, dict[str, Any]]] = [
+            (None, {"fields": PROVIDER_MAIN_FIELDS}),
+            ("Credentials", {"fields": credentials}),
+            ("Advanced", {"fields": ("extra_headers", "api_version"), "classes": ("collapse",)}),
+        ]
+        if obj is not None:
+            fieldsets.append(("History", {"fields": ("created_at", "updated_at")}))
+        return fieldsets
+
+    @admin.display(boolean=True, description="API key set")
+    def api_key_set(self, provider: Provider) -> bool:
+        return provider.has_api_key
 
 
 @admin.register(RoutingPolicy)
@@ -130,7 +167,8 @@ class DeploymentInline(LiveStatusColumns, DeploymentInlineBase):
     extra = 0
     fields = (
         "provider", "upstream_model", "input_usd_per_mtok", "output_usd_per_mtok", "cached_input_usd_per_mtok",
-        "cache_write_usd_per_mtok", "priority", "weight", "enabled", "breaker_state", "success_rate", "latency", "ttft",
+        "cache_write_usd_per_mtok", "max_output_tokens", "priority", "weight", "enabled", "breaker_state",
+        "success_rate", "latency", "ttft",
     )  # breaker_override is set on the deployment's own page or by the list's actions
     readonly_fields = ("breaker_state", "success_rate", "latency", "ttft")
 
@@ -146,15 +184,6 @@ class PublicModelAdmin(RoutingConfigAdmin):
     search_fields = ("name", "deployments__upstream_model")
     readonly_fields = ("created_at", "updated_at")
     inlines = (DeploymentInline,)
-    actions = ("purge_cached_responses",)
-
-    @admin.action(description="Purge cached responses of selected models", permissions=["change"])
-    def purge_cached_responses(self, request: HttpRequest, queryset: QuerySet[PublicModel]) -> None:
-        models = list(queryset)
-        everywhere = all([purge_model(model=model.name) for model in models])
-        for model in models:
-            self.log_change(request, model, "Purged cached responses.")
-        report_purge(self, request, f"{len(models)} model(s)", everywhere=everywhere)
 
     def get_queryset(self, request: HttpRequest) -> QuerySet[PublicModel]:
         # A subquery, not Count("deployments"): searching by upstream model joins deployments a second

@@ -19,6 +19,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from decimal import Decimal
 from fnmatch import fnmatchcase
+from typing import Any
 
 from asgiref.sync import sync_to_async
 from django.conf import settings
@@ -29,6 +30,7 @@ from apps.providers.secrets import SecretUnreadable
 from apps.routing.models import BreakerOverride, Deployment, PublicModel, RoutingPolicy
 from apps.routing.prices import Prices
 from edge_project.db import release_connection
+from edge_project.model_fields import default_of
 
 logger = logging.getLogger(__name__)
 
@@ -52,27 +54,34 @@ class Target:
         return f"{self.upstream.provider_name}/{self.upstream_model}"
 
 
+def _default(field: str) -> Any:
+    return default_of(RoutingPolicy, field)
+
+
 @dataclass(frozen=True, slots=True)
 class RoutePolicy:
-    """A routing policy's knobs as requests use them (seconds as floats; see RoutingPolicy)."""
+    """A routing policy's knobs as requests use them (seconds as floats; see RoutingPolicy, whose
+    defaults these are)."""
 
-    same_deployment_retries: int = 1
-    backoff_start_s: float = 0.1
-    backoff_multiplier: float = 2.0
-    backoff_cap_s: float = 10.0
-    retry_after_cap_s: float = 2.0
-    retry_budget_ratio: float = 0.2
-    request_deadline_s: float = 120.0
-    stream_idle_timeout_s: float = 30.0
-    stream_deadline_s: float = 600.0
-    breaker_failure_threshold: int = 5
-    breaker_reset_s: float = 30.0
-    breaker_success_threshold: int = 2
-    hybrid_weights: tuple[float, float, float] = (0.4, 0.4, 0.2)  # cost, latency, reliability
+    same_deployment_retries: int = _default("same_deployment_retries")
+    backoff_start_s: float = _default("backoff_start_ms") / 1000
+    backoff_multiplier: float = _default("backoff_multiplier")
+    backoff_cap_s: float = _default("backoff_cap_s")
+    retry_after_cap_s: float = _default("retry_after_cap_s")
+    retry_budget_ratio: float = _default("retry_budget_ratio")
+    request_deadline_s: float = _default("request_deadline_s")
+    stream_idle_timeout_s: float = _default("stream_idle_timeout_s")
+    stream_deadline_s: float = _default("stream_deadline_s")
+    breaker_failure_threshold: int = _default("breaker_failure_threshold")
+    breaker_reset_s: float = _default("breaker_reset_s")
+    breaker_success_threshold: int = _default("breaker_success_threshold")
+    hybrid_weights: tuple[float, float, float] = (  # cost, latency, reliability
+        _default("hybrid_cost_weight"), _default("hybrid_latency_weight"), _default("hybrid_reliability_weight"),
+    )
     # The response cache (apps.proxy.cache): off unless the policy opts in.
     policy_id: int = 0
-    cache_enabled: bool = False
-    cache_ttl_s: int = 0
+    cache_enabled: bool = _default("cache_enabled")
+    cache_ttl_s: int = _default("cache_ttl_s")
     cache_shared_tenants: frozenset[int] = frozenset()  # tenants sharing one namespace under this policy
 
 

@@ -34,6 +34,7 @@ def test_it_adds_a_model_with_its_deployments(admin_client):
         **{f"deployments-1-{field}": value for field, value in deployment.items()},
         "deployments-1-provider": backup.pk, "deployments-1-priority": "2",
         "deployments-1-cached_input_usd_per_mtok": "0.075", "deployments-1-cache_write_usd_per_mtok": "0.1875",
+        "deployments-1-max_output_tokens": "2048",
     })
 
     assert response.status_code == 302
@@ -41,6 +42,7 @@ def test_it_adds_a_model_with_its_deployments(admin_client):
     assert [d.provider for d in deployments] == [primary, backup]
     assert deployments[1].cached_input_usd_per_mtok == Decimal("0.075")
     assert [d.cache_write_usd_per_mtok for d in deployments] == [None, Decimal("0.1875")]
+    assert [d.max_output_tokens for d in deployments] == [None, 2048]
     assert deployments[0].input_usd_per_mtok == Decimal("0.15")
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import timedelta
+from decimal import Decimal
 from io import StringIO
 
 import pytest
@@ -89,7 +90,9 @@ def test_it_lists_each_key_with_its_status_and_never_its_hash() -> None:
     output = edge_key("list", "--tenant", tenant.slug)
 
     lines = output.splitlines()
-    assert lines[0].split() == ["prefix", "name", "models", "created", "expires", "status"]
+    assert lines[0].split() == [
+        "prefix", "name", "models", "rpm", "tpm", "parallel", "budget", "created", "expires", "status"
+    ]
     status = {line.split()[0]: line.split()[-1] for line in lines[1:]}
     assert status == {active.prefix: "active", expired.prefix: "expired", revoked.prefix: "revoked"}
     assert "gpt-4o" in next(line for line in lines if line.startswith(active.prefix))
@@ -133,3 +136,66 @@ def test_it_says_so_when_the_key_was_already_revoked() -> None:
 def test_it_refuses_to_revoke_an_unknown_prefix() -> None:
     with pytest.raises(CommandError, match="no key has the prefix 'sk-edge-nothere0'"):
         edge_key("revoke", "sk-edge-nothere0")
+
+
+def test_it_stores_a_keys_limits_and_budget_and_prints_them():
+    tenant = make_tenant()
+
+    output = edge_key("create", "--tenant", tenant.slug, "--rpm", "60", "--tpm", "100000", "--max-parallel", "4",
+                      "--budget-usd", "100.00", "--budget-period", "week")
+
+    key = ApiKey.objects.get(key_hash=hash_key(output.splitlines()[-1]))
+    assert (key.rpm, key.tpm, key.max_parallel) == (60, 100_000, 4)
+    assert (key.budget_usd, key.budget_period) == (Decimal("100.00"), "week")
+    assert "limits:  60 rpm · 100k tpm · 4 parallel · $100/week" in output
+
+
+def test_a_key_created_without_limits_is_unlimited_with_a_monthly_period_for_a_budget_added_later():
+    tenant = make_tenant()
+
+    output = edge_key("create", "--tenant", tenant.slug, "--budget-usd", "12.5")
+
+    key = ApiKey.objects.get(key_hash=hash_key(output.splitlines()[-1]))
+    assert (key.rpm, key.tpm, key.max_parallel, key.budget_usd, key.budget_period) == (
+        None, None, None, Decimal("12.5"), "month")
+    assert "limits:  $12.50/month" in output
+
+
+def test_it_lists_each_keys_limits_and_budget():
+    tenant = make_tenant()
+    limited, _ = make_key(tenant)
+    ApiKey.objects.filter(pk=limited.pk).update(rpm=60, tpm=2_500_000, budget_usd=Decimal("0.5"), budget_period="day")
+    unlimited, _ = make_key(tenant)
+
+    lines = edge_key("list", "--tenant", tenant.slug).splitlines()
+
+    columns = lines[0].split()
+    rows = {line.split()[0]: dict(zip(columns, line.split(), strict=False)) for line in lines[1:]}
+    assert [rows[limited.prefix][name] for name in ("rpm", "tpm", "parallel", "budget")] == [
+        "60", "2500000", "-", "$0.50/day"]
+    assert [rows[unlimited.prefix][name] for name in ("rpm", "tpm", "parallel", "budget")] == ["-", "-", "-", "-"]
+
+
+@pytest.mark.parametrize(("args", "message"), [
+    (["--rpm", "0"], "--rpm: Ensure this value is greater than or equal to 1."),
+    (["--tpm", "-100"], "--tpm: Ensure this value is greater than or equal to 1."),
+    (["--max-parallel", "2147483648"], "--max-parallel: Ensure this value is less than or equal to 2147483647."),
+    (["--rpm", "sixty"], "argument --rpm: invalid int value: 'sixty'"),
+    (["--budget-usd", "abc"], "argument --budget-usd: 'abc' is not an amount in USD such as 100.00"),
+    (["--budget-usd", "-1"], "--budget-usd: Ensure this value is greater than or equal to 0."),
+    (["--budget-usd", "0.00000000001"], "--budget-usd: Ensure that there are no more than 10 decimal places."),
+    (["--budget-usd", "10000000000"], "--budget-usd: Ensure that there are no more than 10 digits before"),
+    (["--budget-usd", "NaN"], "--budget-usd: “NaN” value must be a decimal number."),
+    (["--rpm", "0", "--budget-usd", "-1"], "--rpm: Ensure this value is greater than or equal to 1.\n"
+                                           "--budget-usd: Ensure this value is greater than or equal to 0."),
+    (["--budget-usd", "5", "--budget-period", "monthly"], "argument --budget-period: invalid choice: 'monthly'"),
+    (["--budget-period", "week"], "--budget-period needs --budget-usd"),
+])
+def test_it_refuses_a_limit_its_column_would_not_hold_and_creates_no_key(args: list[str], message: str):
+    tenant = make_tenant()
+
+    with pytest.raises(CommandError) as raised:
+        edge_key("create", "--tenant", tenant.slug, *args)
+
+    assert message in str(raised.value)
+    assert not ApiKey.objects.filter(tenant=tenant).exists()

@@ -66,7 +66,7 @@ def test_export_writes_the_cache_settings_and_applying_it_changes_nothing(tmp_pa
     (("[cachecfg-beta, cachecfg-alpha]", "[cachecfg-nobody]"),
      "routing_policies[0] (cachecfg-cached).cache_shared_tenants: unknown tenant 'cachecfg-nobody'"),
     (("cache_ttl_s: 600", "cache_ttl_s: 0"),
-     "routing_policies[0] (cachecfg-cached).cache_ttl_s: must be at least 1 second"),
+     "routing_policies[0] (cachecfg-cached).cache_ttl_s: must be at least 1, got 0"),
     (("cache_enabled: true", "cache_enabled: sometimes"),
      "routing_policies[0] (cachecfg-cached).cache_enabled: expected true or false"),
     (("[cachecfg-beta, cachecfg-alpha]", "cachecfg-beta"),

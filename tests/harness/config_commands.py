@@ -6,6 +6,11 @@ from io import StringIO
 from pathlib import Path
 
 from django.core.management import call_command
+from django.db import connection
+
+from apps.billing.models import ApiKey, LedgerEntry, Tenant
+from apps.providers.models import Provider
+from apps.routing.models import Deployment, PublicModel, RoutingPolicy
 
 
 def apply_text(directory: Path, text: str) -> str:
@@ -21,3 +26,14 @@ def export() -> str:
     out = StringIO()
     call_command("edge_export", stdout=out)
     return out.getvalue()
+
+
+def delete_all_configuration() -> None:
+    with connection.cursor() as cursor:  # in SQL: Django refuses to delete what adjustments PROTECT
+        cursor.execute(f"DELETE FROM {LedgerEntry._meta.db_table}")
+    ApiKey.objects.all().delete()
+    Tenant.objects.all().delete()
+    Deployment.objects.all().delete()
+    PublicModel.objects.all().delete()
+    RoutingPolicy.objects.all().delete()
+    Provider.objects.all().delete()

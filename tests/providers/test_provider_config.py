@@ -9,8 +9,7 @@ from django.core.management.base import CommandError
 
 from apps.providers.forms import ProviderForm
 from apps.providers.models import Provider
-from tests.harness.config_commands import apply_text, export
-from tests.routing.test_edge_export import delete_all_configuration
+from tests.harness.config_commands import apply_text, delete_all_configuration, export
 
 pytestmark = pytest.mark.django_db
 

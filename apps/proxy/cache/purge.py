@@ -20,8 +20,6 @@ from typing import Any
 
 import orjson
 from django.conf import settings
-from django.contrib import messages
-from django.http import HttpRequest
 from redis.exceptions import RedisError
 
 from apps.proxy.cache.generations import generations, model_field, tenant_field
@@ -76,19 +74,6 @@ def _purge(field: str) -> bool:
             report_redis_failure(exc)
     apply_bump(field, generation)
     return told
-
-
-def report_purge(model_admin: Any, request: HttpRequest, what: str, *, everywhere: bool) -> None:
-    """The admin message after a purge action."""
-    if everywhere:
-        model_admin.message_user(request, f"Purged the cached responses of {what} in every gateway process.",
-                                 messages.SUCCESS)
-    else:
-        model_admin.message_user(
-            request, f"Purged the cached responses of {what} from this process's memory only: Redis is "
-            "unreachable, so other processes, and answers stored in Redis, keep them until they expire.",
-            messages.WARNING,
-        )
 
 
 def apply_bump(field: str, generation: int) -> None:

@@ -1,25 +1,34 @@
 """`manage.py edge_key create|list|revoke`: gateway API keys from the command line.
 
 ``create`` prints the raw key alone on the last line of stdout, so scripts can take it with
-``tail -1``; it is shown this once and stored nowhere (only its hash is).
+``tail -1``; it is shown this once and stored nowhere (only its hash is). Its limits and budget are
+checked by the columns they are stored in (apps.billing.services.create_api_key), as admin's are.
 """
 
 from __future__ import annotations
 
-from argparse import ArgumentParser
+from argparse import ArgumentParser, ArgumentTypeError
 from datetime import datetime, timedelta
+from decimal import Decimal, InvalidOperation
 from typing import Any
 
 from django.conf import settings
+from django.core.exceptions import ValidationError
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 from django.utils import timezone
 
-from apps.billing.models import ApiKey, Tenant
+from apps.billing.limits_text import budget_text, limits_text
+from apps.billing.models import ApiKey, BudgetPeriod, Tenant
 from apps.billing.services import create_api_key, revoke_api_key
 from apps.routing.models import PublicModel
+from edge_project.model_fields import default_of
 
-LIST_COLUMNS = ("prefix", "name", "models", "created", "expires", "status")
+LIST_COLUMNS = ("prefix", "name", "models", "rpm", "tpm", "parallel", "budget", "created", "expires", "status")
 NAME_MAX_LENGTH = ApiKey._meta.get_field("name").max_length or 0
+DEFAULT_PERIOD = default_of(ApiKey, "budget_period")
+# The key's limit fields, as create's options name them.
+LIMIT_OPTIONS = {"rpm": "--rpm", "tpm": "--tpm", "max_parallel": "--max-parallel", "budget_usd": "--budget-usd",
+                 "budget_period": "--budget-period"}
 
 
 class Command(BaseCommand):
@@ -33,6 +42,12 @@ class Command(BaseCommand):
         create.add_argument("--name", default="", help="What the key is for, e.g. the calling service.")
         create.add_argument("--models", default="", help="Comma-separated model names; default: every model.")
         create.add_argument("--expires-days", type=int, help="Expire this many days from now; default: never.")
+        create.add_argument("--rpm", type=int, help="Requests per minute; default: unlimited.")
+        create.add_argument("--tpm", type=int, help="Tokens per minute (prompt + output cap); default: unlimited.")
+        create.add_argument("--max-parallel", type=int, help="Requests in flight at once; default: unlimited.")
+        create.add_argument("--budget-usd", type=_usd, help="USD per budget period, e.g. 100.00; default: none.")
+        create.add_argument("--budget-period", choices=BudgetPeriod.values,
+                            help=f"Budget period, in the tenant's time zone; default: {DEFAULT_PERIOD}.")
         listing = actions.add_parser("list", help="A tenant's keys and their status (never the keys themselves).")
         listing.add_argument("--tenant", required=True, help="Tenant slug.")
         revoke = actions.add_parser("revoke", help="Revoke the key with this display prefix.")
@@ -41,16 +56,19 @@ class Command(BaseCommand):
     def handle(self, *args: Any, **options: Any) -> None:
         action = options["action"]
         if action == "create":
-            self.create_key(options["tenant"], options["name"], options["models"], options["expires_days"])
+            limits = {field: options[field] for field in LIMIT_OPTIONS if options[field] is not None}
+            self.create_key(options["tenant"], options["name"], options["models"], options["expires_days"], limits)
         elif action == "list":
             self.list_keys(options["tenant"])
         else:
             self.revoke_key(options["prefix"])
 
-    def create_key(self, slug: str, name: str, models: str, expires_days: int | None) -> None:
+    def create_key(self, slug: str, name: str, models: str, expires_days: int | None, limits: dict[str, Any]) -> None:
         tenant = _tenant(slug)
         if expires_days is not None and expires_days < 1:
             raise CommandError("--expires-days must be at least 1")
+        if "budget_period" in limits and "budget_usd" not in limits:
+            raise CommandError("--budget-period needs --budget-usd (the amount per period)")
         if len(name.strip()) > NAME_MAX_LENGTH:
             raise CommandError(f"--name is longer than {NAME_MAX_LENGTH} characters")
         allowed = sorted({model.strip() for model in models.split(",") if model.strip()})
@@ -60,11 +78,17 @@ class Command(BaseCommand):
         if not tenant.is_active:
             self.stderr.write(f"warning: tenant {tenant.slug} is inactive; the key works once it is activated")
         expires_at = timezone.now() + timedelta(days=expires_days) if expires_days else None
-        key, raw = create_api_key(tenant=tenant, name=name.strip(), allowed_models=allowed, expires_at=expires_at)
+        try:
+            key, raw = create_api_key(
+                tenant=tenant, name=name.strip(), allowed_models=allowed, expires_at=expires_at, **limits
+            )
+        except ValidationError as exc:
+            raise CommandError(_option_errors(exc)) from exc
         self.stdout.write(f"tenant:  {tenant.slug}")
         self.stdout.write(f"prefix:  {key.prefix}")
         self.stdout.write(f"models:  {', '.join(key.allowed_models) or 'all'}")
         self.stdout.write(f"expires: {_when(key.expires_at)}")
+        self.stdout.write(f"limits:  {limits_text(key)}")
         self.stdout.write("The key below is shown only this once; store it now.")
         self.stdout.write(raw)
 
@@ -103,9 +127,27 @@ def _tenant(slug: str) -> Tenant:
     return tenant
 
 
+def _usd(text: str) -> Decimal:
+    try:
+        return Decimal(text)
+    except InvalidOperation:  # not a ValueError: argparse would let it out as a traceback
+        raise ArgumentTypeError(f"{text!r} is not an amount in USD such as 100.00") from None
+
+
+def _option_errors(exc: ValidationError) -> str:
+    """"--rpm: Ensure this value is greater than or equal to 1." for each refused option."""
+    return "\n".join(f"{LIMIT_OPTIONS.get(field, field)}: {' '.join(messages)}"
+                     for field, messages in exc.message_dict.items())
+
+
 def _row(key: ApiKey) -> tuple[str, ...]:
     models = ",".join(key.allowed_models) or "all"
-    return (key.prefix, key.name or "-", models, _when(key.created_at), _when(key.expires_at), key.status)
+    limits = (_count(key.rpm), _count(key.tpm), _count(key.max_parallel), budget_text(key) or "-")
+    return (key.prefix, key.name or "-", models, *limits, _when(key.created_at), _when(key.expires_at), key.status)
+
+
+def _count(limit: int | None) -> str:
+    return "-" if limit is None else str(limit)  # exact, for scripts reading the list
 
 
 def _when(moment: datetime | None) -> str:

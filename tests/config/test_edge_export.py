@@ -8,12 +8,11 @@ from pathlib import Path
 
 import pytest
 from django.core.management import call_command
-from django.db import connection
 
-from apps.billing.models import ApiKey, LedgerEntry, Tenant
+from apps.billing.models import Tenant
 from apps.providers.models import Provider
-from apps.routing.models import Deployment, PublicModel, RoutingPolicy
-from tests.harness.config_commands import apply_text, export
+from apps.routing.models import Deployment
+from tests.harness.config_commands import apply_text, delete_all_configuration, export
 
 pytestmark = pytest.mark.django_db
 
@@ -51,17 +50,6 @@ tenants:
   - {slug: globex, name: "Globex $${not-a-variable-either}", active: false}
   - {slug: acme, name: Acme Corp}
 """
-
-
-def delete_all_configuration() -> None:
-    with connection.cursor() as cursor:  # in SQL: Django refuses to delete what adjustments PROTECT
-        cursor.execute(f"DELETE FROM {LedgerEntry._meta.db_table}")
-    ApiKey.objects.all().delete()
-    Tenant.objects.all().delete()
-    Deployment.objects.all().delete()
-    PublicModel.objects.all().delete()
-    RoutingPolicy.objects.all().delete()
-    Provider.objects.all().delete()
 
 
 @pytest.fixture

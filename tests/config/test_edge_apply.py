@@ -290,7 +290,7 @@ INVALID: list[tuple[str, Mutation, str]] = [
     ("unknown strategy", lambda d: d["routing_policies"][-1].update(strategy="fastest"),
      "routing_policies[1] (cfg-weighted).strategy: unknown strategy 'fastest'"),
     ("negative retries", lambda d: d["routing_policies"][-1].update(max_retries=-1),
-     "routing_policies[1] (cfg-weighted).max_retries: must be between 0 and 32767, got -1"),
+     "routing_policies[1] (cfg-weighted).max_retries: must be at least 0, got -1"),
     ("unknown policy", lambda d: d["models"][-1].update(policy="cfg-fastest"),
      "models[1] (cfg-large).policy: unknown routing policy 'cfg-fastest'"),
     ("no deployments key", lambda d: d["models"][-1].pop("deployments"),
@@ -323,7 +323,7 @@ INVALID: list[tuple[str, Mutation, str]] = [
     ("entry not a mapping", lambda d: d["tenants"].append("cfg-initech"),
      "tenants[2]: expected a mapping, got a string"),
     ("hybrid weight above one", lambda d: d["routing_policies"][0].update(hybrid_cost_weight=1.5),
-     "routing_policies[0] (cfg-failover).hybrid_cost_weight: must be between 0 and 1, got 1.5"),
+     "routing_policies[0] (cfg-failover).hybrid_cost_weight: must be at most 1, got 1.5"),
     ("fallbacks not names", lambda d: d["routing_policies"][0].update(fallbacks={"default": "cfg-large"}),
      "routing_policies[0] (cfg-failover).fallbacks.default: expected a list of model names"),
     ("no trial successes", lambda d: d["routing_policies"][0].update(breaker_success_threshold=0),
@@ -440,6 +440,10 @@ def test_it_applies_the_example_file(monkeypatch: pytest.MonkeyPatch) -> None:
     assert [row[0] for row in deployments_of("chat-default")] == ["openai-main", "vllm-gpu1"]
     assert Provider.objects.get(name="openai-main").api_key() == SECRET
     assert not Provider.objects.get(name="vllm-gpu1").has_api_key
+    search = Tenant.objects.get(slug="search-team")
+    assert (search.rpm, search.tpm, search.max_parallel) == (600, 1_000_000, 20)
+    assert (search.budget_usd, search.budget_period, search.timezone) == (Decimal("500.00"), "month", "Europe/Berlin")
+    assert Deployment.objects.get(model__name="gpt-4o").max_output_tokens == 4096
 
 
 def test_it_writes_a_policys_routing_and_resilience_fields(tmp_path: Path, document: dict[str, Any]) -> None:

@@ -1,7 +1,8 @@
 """Reading one entry of a config file field by field, recording every problem instead of stopping.
 
 Problems read ``<entry>.<field>: <message>``, e.g. ``models[2] (gpt-4o).deployments[0].provider: …``.
-Messages about secrets never quote the value.
+Messages about secrets never quote the value. Defaults, bounds and decimal places are the model
+field's the entry's field is stored in (its ``EntryShape``).
 """
 
 from __future__ import annotations
@@ -11,23 +12,15 @@ import math
 import re
 from collections.abc import Collection, Mapping
 from decimal import Decimal, InvalidOperation
-from typing import Any, Final
+from typing import Any
 from urllib.parse import urlsplit
 
-from apps.routing.config_file.variables import VariableError, expand_variables
+from apps.proxy.config_file.shapes import EntryShape
+from apps.proxy.config_file.variables import VariableError, expand_variables
+from edge_project.model_fields import Number, decimal_shape
 
 SLUG = re.compile(r"[-a-zA-Z0-9_]+")
 HEADER_NAME = re.compile(r"[!#$%&'*+.^_`|~0-9A-Za-z-]+")  # an RFC 9110 token
-SMALL_INT_MAX: Final = 32767  # PositiveSmallIntegerField
-PRICE_PLACES: Final = 6  # Deployment prices: DecimalField(max_digits=14, decimal_places=6)
-PRICE_LIMIT: Final = Decimal(10) ** (14 - PRICE_PLACES)
-
-
-class _Required:
-    pass
-
-
-REQUIRED: Final = _Required()
 
 
 def type_name(value: object) -> str:
@@ -51,32 +44,54 @@ def entry_label(section: str, index: int, raw: object, name_field: str) -> str:
 
 
 class EntryReader:
-    """One mapping from the file. Getters return a placeholder on error; check ``ok`` before using them."""
+    """One mapping from the file. Getters return a placeholder on error; check ``ok`` before using them.
 
-    def __init__(self, raw: Mapping[Any, Any], *, where: str, fields: Collection[str], env: Mapping[str, str],
-                 errors: list[str]) -> None:
-        self.raw, self.where, self.env, self.errors = raw, where, env, errors
+    A reader made by ``child`` (a deployment of a model, a tenant's ``limits``) reports its problems
+    under its parent's name, and a problem in it makes its parent not ``ok`` either.
+    """
+
+    def __init__(self, raw: Mapping[Any, Any], *, where: str, shape: EntryShape, env: Mapping[str, str],
+                 errors: list[str], parent: EntryReader | None = None) -> None:
+        self.raw, self.where, self.shape, self.env, self.errors = raw, where, shape, env, errors
+        self.parent = parent
         self.ok = True
         for key in raw:
-            if key not in fields:
-                self.fail(str(key), _unknown_message("field", str(key), fields))
+            if key not in shape.fields:
+                self.fail(str(key), _unknown_message("field", str(key), shape.fields))
+
+    def child(self, raw: Mapping[Any, Any], field: str, shape: EntryShape) -> EntryReader:
+        return EntryReader(raw, where=f"{self.where}.{field}", shape=shape, env=self.env, errors=self.errors,
+                           parent=self)
+
+    def mapping(self, field: str, shape: EntryShape) -> EntryReader:
+        """An optional sub-entry, such as a tenant's ``limits``; read as empty when absent or invalid."""
+        value = self.raw.get(field, {})
+        if not isinstance(value, Mapping):
+            self.fail(field, f"expected a mapping, got {type_name(value)}")
+            value = {}
+        return self.child(value, field, shape)
 
     def fail(self, field: str, message: str) -> None:
         self.errors.append(f"{self.where}.{field}: {message}")
-        self.ok = False
+        reader: EntryReader | None = self
+        while reader is not None:
+            reader.ok = False
+            reader = reader.parent
 
-    def _get(self, field: str, default: object) -> object:
+    def _get(self, field: str) -> object:
+        """The field's value, else its model field's default; a field with no default is required."""
         if field in self.raw:
             return self.raw[field]
-        if default is REQUIRED:
+        if not self.shape.has_default(field):
             self.fail(field, "missing (required)")
-        return default
+            return None
+        return self.shape.default(field)
 
     def text(self, field: str, *, max_length: int, slug: bool = False) -> str:
-        value = self._get(field, REQUIRED)
+        value = self.raw.get(field)
         if not isinstance(value, str):
-            if field in self.raw:
-                self.fail(field, f"expected a string, got {type_name(value)}")
+            self.fail(field, f"expected a string, got {type_name(value)}" if field in self.raw
+                      else "missing (required)")
             return ""
         value = self.expand(field, value)
         if value is None:
@@ -91,7 +106,7 @@ class EntryReader:
 
     def secret(self, field: str) -> str | None:
         """An optional secret: None when absent, so the stored one is kept."""
-        value = self._get(field, None)
+        value = self.raw.get(field)
         if value is None:
             return None
         if not isinstance(value, str):
@@ -106,57 +121,70 @@ class EntryReader:
             self.fail(field, str(exc))
             return None
 
-    def choice(self, field: str, choices: Collection[str], *, what: str, default: str | None = None) -> str:
-        if default is not None and field not in self.raw:
-            return default
+    def choice(self, field: str, choices: Collection[str], *, what: str) -> str:
+        if field not in self.raw and self.shape.has_default(field):
+            return str(self.shape.default(field))
         value = self.text(field, max_length=64)
         if value and value not in choices:
             self.fail(field, _unknown_message(what, value, choices))
         return value
 
-    def flag(self, field: str, *, default: bool) -> bool:
-        value = self._get(field, default)
+    def flag(self, field: str) -> bool:
+        value = self._get(field)
         if not isinstance(value, bool):
-            self.fail(field, f"expected true or false, got {type_name(value)}")
-            return default
+            if field in self.raw:  # else _get has said it is missing
+                self.fail(field, f"expected true or false, got {type_name(value)}")
+            return False
         return value
 
-    def integer(self, field: str, *, default: int, maximum: int = SMALL_INT_MAX) -> int:
-        value = self._get(field, default)
+    def integer(self, field: str) -> int:
+        value = self._get(field)
         if isinstance(value, bool) or not isinstance(value, int):
-            self.fail(field, f"expected a whole number, got {type_name(value)}")
-            return default
-        if not 0 <= value <= maximum:
-            self.fail(field, f"must be between 0 and {maximum}, got {value}")
+            if field in self.raw:  # else _get has said it is missing
+                self.fail(field, f"expected a whole number, got {type_name(value)}")
+            return 0
+        self._check_bounds(field, value)
         return value
 
-    def number(self, field: str, *, default: float, minimum: float) -> float:
-        value = self._get(field, default)
+    def optional_integer(self, field: str) -> int | None:
+        """None when absent (or written as null): the column's blank, e.g. an unlimited rate."""
+        return None if self.raw.get(field) is None else self.integer(field)
+
+    def number(self, field: str) -> float:
+        value = self._get(field)
         if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
-            self.fail(field, f"expected a number, got {type_name(value)}")
-            return default
-        if value < minimum:
-            self.fail(field, f"must be at least {minimum}, got {value}")
+            if field in self.raw:  # else _get has said it is missing
+                self.fail(field, f"expected a number, got {type_name(value)}")
+            return 0.0
+        self._check_bounds(field, value)
         return float(value)
 
-    def price(self, field: str) -> Decimal:
+    def _check_bounds(self, field: str, value: Number) -> None:
+        bounds = self.shape.bounds(field)
+        if bounds.minimum is not None and value < bounds.minimum:
+            self.fail(field, f"must be at least {number_text(bounds.minimum)}, got {value}")
+        elif bounds.maximum is not None and value > bounds.maximum:
+            self.fail(field, f"must be at most {number_text(bounds.maximum)}, got {value}")
+
+    def decimal(self, field: str, *, unit: str) -> Decimal:
+        """A required exact amount, e.g. a price; see ``parse_decimal``."""
         if field not in self.raw:
             self.fail(field, "missing (required)")
             return Decimal(0)
-        price = self._price(field, self.raw[field])
-        return Decimal(0) if price is None else price  # the placeholder is never used: the entry failed
+        amount = self.optional_decimal(field, unit=unit)
+        return Decimal(0) if amount is None else amount  # the placeholder is never used: the entry failed
 
-    def optional_price(self, field: str) -> Decimal | None:
+    def optional_decimal(self, field: str, *, unit: str) -> Decimal | None:
         value = self.raw.get(field)
-        return None if value is None else self._price(field, value)
-
-    def _price(self, field: str, value: object) -> Decimal | None:
         if isinstance(value, str) and (value := self.expand(field, value)) is None:
             return None
-        problem, price = parse_price(value)
+        if value is None:
+            return None
+        places, limit = decimal_shape(self.shape.model, self.shape.stored(field))
+        problem, amount = parse_decimal(value, places=places, limit=limit, unit=unit)
         if problem:
             self.fail(field, problem)
-        return price
+        return amount
 
     def url(self, field: str, *, max_length: int) -> str:
         value = self.text(field, max_length=max_length)
@@ -165,7 +193,7 @@ class EntryReader:
         return value
 
     def headers(self, field: str) -> dict[str, str]:
-        value = self._get(field, {})
+        value = self._get(field)
         if not isinstance(value, Mapping):
             self.fail(field, f"expected a mapping of header names to values, got {type_name(value)}")
             return {}
@@ -185,31 +213,38 @@ class EntryReader:
         return headers
 
     def entries(self, field: str) -> list[object]:
-        value = self._get(field, REQUIRED)
+        """A required list of sub-entries, such as a model's deployments."""
+        value = self.raw.get(field)
         if not isinstance(value, list):
-            if field in self.raw:
-                self.fail(field, f"expected a list (use [] for none), got {type_name(value)}")
+            self.fail(field, f"expected a list (use [] for none), got {type_name(value)}" if field in self.raw
+                      else "missing (required)")
             return []
         return value
 
 
-def parse_price(value: object) -> tuple[str, Decimal | None]:
-    """A price from a decimal string or a YAML number. Numbers go through their shortest text form
-    (0.15, not 0.1499999…), so no float arithmetic ever touches money."""
+def number_text(value: Number) -> str:
+    """1.0 as "1", 0.1 as "0.1", 2147483647 in full."""
+    return str(int(value)) if float(value).is_integer() else str(value)
+
+
+def parse_decimal(value: object, *, places: int, limit: Decimal, unit: str) -> tuple[str, Decimal | None]:
+    """A non-negative amount of at most ``places`` decimal places below ``limit`` (a column's shape),
+    from a decimal string or a YAML number. Numbers go through their shortest text form (0.15, not
+    0.1499999…), so no float arithmetic ever touches money."""
     if isinstance(value, bool) or not isinstance(value, str | int | float):
         return f'expected a decimal string such as "0.15", got {type_name(value)}', None
     try:
-        price = Decimal(str(value).strip())
+        amount = Decimal(str(value).strip())
     except InvalidOperation:
         return f"{value!r} is not a decimal number", None
-    if not price.is_finite() or price < 0:
+    if not amount.is_finite() or amount < 0:
         return f"must be a non-negative decimal, got {value!r}", None
-    exponent = price.as_tuple().exponent
-    if isinstance(exponent, int) and -exponent > PRICE_PLACES:
-        return f"at most {PRICE_PLACES} decimal places, got {value!r}", None
-    if price >= PRICE_LIMIT:
-        return f"must be below {PRICE_LIMIT} USD per million tokens, got {value!r}", None
-    return "", price
+    exponent = amount.as_tuple().exponent
+    if isinstance(exponent, int) and -exponent > places:
+        return f"at most {places} decimal places, got {value!r}", None
+    if amount >= limit:
+        return f"must be below {limit} {unit}, got {value!r}", None
+    return "", amount
 
 
 def url_problem(value: str) -> str:

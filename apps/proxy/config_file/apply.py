@@ -17,8 +17,8 @@ from django.db import models, transaction
 from apps.billing.models import Tenant
 from apps.providers.models import Provider
 from apps.providers.secrets import SecretUnreadable
-from apps.routing.config_file.parse import parse_document
-from apps.routing.config_file.schema import (
+from apps.proxy.config_file.parse import parse_document
+from apps.proxy.config_file.schema import (
     ConfigDocument,
     DeploymentSpec,
     KnownNames,
@@ -208,6 +208,7 @@ def _deployment_values(spec: DeploymentSpec) -> dict[str, Any]:
         "output_usd_per_mtok": spec.output_usd_per_mtok,
         "cached_input_usd_per_mtok": spec.cached_input_usd_per_mtok,
         "cache_write_usd_per_mtok": spec.cache_write_usd_per_mtok,
+        "max_output_tokens": spec.max_output_tokens,
         "priority": spec.priority,
         "weight": spec.weight,
         "enabled": spec.enabled,
@@ -219,6 +220,6 @@ def _upsert_tenant(spec: TenantSpec, counts: Counts, *, write: bool) -> None:
     created = tenant is None
     if tenant is None:
         tenant = Tenant(slug=spec.slug)
-    changed = _assign(tenant, name=spec.name, is_active=spec.active)
+    changed = _assign(tenant, **spec.stored_values())
     counts.add(created=created, changed=changed)
     _save(tenant, created=created, changed=changed, write=write)

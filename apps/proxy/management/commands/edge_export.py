@@ -11,7 +11,7 @@ from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError
 
-from apps.routing.config_file import export_config
+from apps.proxy.config_file import export_config
 
 
 class Command(BaseCommand):

@@ -13,7 +13,7 @@ from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError
 
-from apps.routing.config_file import ConfigError, YamlFileError, apply_config, read_yaml
+from apps.proxy.config_file import ConfigError, YamlFileError, apply_config, read_yaml
 
 
 class Command(BaseCommand):

@@ -7,7 +7,7 @@ exists), so the writing layer never has to doubt its input.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from decimal import Decimal
 
 # Top-level sections in the order they are written: a section refers only to sections above it.
@@ -44,27 +44,27 @@ class PolicySpec:
     name: str
     strategy: str
     max_retries: int
-    # Retries, failover, breakers and deadlines: named and defaulted as on RoutingPolicy.
-    same_deployment_retries: int = 1
-    backoff_start_ms: int = 100
-    backoff_multiplier: float = 2.0
-    backoff_cap_s: float = 10.0
-    retry_after_cap_s: float = 2.0
-    retry_budget_ratio: float = 0.2
-    request_deadline_s: float = 120.0
-    stream_idle_timeout_s: float = 30.0
-    stream_deadline_s: float = 600.0
-    breaker_failure_threshold: int = 5
-    breaker_reset_s: float = 30.0
-    breaker_success_threshold: int = 2
-    hybrid_cost_weight: float = 0.4
-    hybrid_latency_weight: float = 0.4
-    hybrid_reliability_weight: float = 0.2
-    fallbacks: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
+    # Retries, failover, breakers and deadlines: named as on RoutingPolicy, whose defaults the parser uses.
+    same_deployment_retries: int
+    backoff_start_ms: int
+    backoff_multiplier: float
+    backoff_cap_s: float
+    retry_after_cap_s: float
+    retry_budget_ratio: float
+    request_deadline_s: float
+    stream_idle_timeout_s: float
+    stream_deadline_s: float
+    breaker_failure_threshold: int
+    breaker_reset_s: float
+    breaker_success_threshold: int
+    hybrid_cost_weight: float
+    hybrid_latency_weight: float
+    hybrid_reliability_weight: float
+    fallbacks: Mapping[str, tuple[str, ...]]
     # The response cache.
-    cache_enabled: bool = False
-    cache_ttl_s: int = 3600
-    cache_shared_tenants: tuple[str, ...] = ()  # tenant slugs, from this file or the database
+    cache_enabled: bool
+    cache_ttl_s: int
+    cache_shared_tenants: tuple[str, ...]  # tenant slugs, from this file or the database
 
     def routing_values(self) -> dict[str, object]:
         """The routing fields as RoutingPolicy stores them."""
@@ -89,6 +89,7 @@ class DeploymentSpec:
     output_usd_per_mtok: Decimal
     cached_input_usd_per_mtok: Decimal | None
     cache_write_usd_per_mtok: Decimal | None
+    max_output_tokens: int | None  # None: EDGE_DEFAULT_MAX_OUTPUT_TOKENS
     priority: int
     weight: int
     enabled: bool
@@ -107,11 +108,29 @@ class ModelSpec:
     deployments: tuple[DeploymentSpec, ...]  # the complete set: others are removed
 
 
+LIMIT_FIELDS = ("rpm", "tpm", "max_parallel")  # named as on apps.billing.models.Limited
+
+
 @dataclass(frozen=True, slots=True)
 class TenantSpec:
     slug: str
     name: str
     active: bool
+    # Rate limits and budget (None: unlimited), as Tenant stores them.
+    rpm: int | None
+    tpm: int | None
+    max_parallel: int | None
+    budget_usd: Decimal | None
+    budget_period: str
+    timezone: str
+
+    def stored_values(self) -> dict[str, object]:
+        """Every field as Tenant stores it."""
+        return {
+            "name": self.name, "is_active": self.active, "rpm": self.rpm, "tpm": self.tpm,
+            "max_parallel": self.max_parallel, "budget_usd": self.budget_usd, "budget_period": self.budget_period,
+            "timezone": self.timezone,
+        }
 
 
 @dataclass(frozen=True, slots=True)

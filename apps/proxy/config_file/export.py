@@ -12,9 +12,10 @@ from typing import Any
 
 from apps.billing.models import Tenant
 from apps.providers.models import Provider
-from apps.routing.config_file.schema import ROUTING_FIELDS
-from apps.routing.config_file.variables import escape_variables
-from apps.routing.config_file.yaml_io import dump_yaml
+from apps.proxy.config_file.schema import LIMIT_FIELDS, ROUTING_FIELDS
+from apps.proxy.config_file.shapes import BUDGET
+from apps.proxy.config_file.variables import escape_variables
+from apps.proxy.config_file.yaml_io import dump_yaml
 from apps.routing.models import Deployment, PublicModel, RoutingPolicy
 
 HEADER = """\
@@ -92,12 +93,23 @@ def _deployment(row: Deployment) -> dict[str, Any]:
         entry["cached_input_usd_per_mtok"] = decimal_text(row.cached_input_usd_per_mtok)
     if row.cache_write_usd_per_mtok is not None:
         entry["cache_write_usd_per_mtok"] = decimal_text(row.cache_write_usd_per_mtok)
+    if row.max_output_tokens is not None:
+        entry["max_output_tokens"] = row.max_output_tokens
     entry.update(priority=row.priority, weight=row.weight, enabled=row.enabled)
     return entry
 
 
 def _tenant(tenant: Tenant) -> dict[str, Any]:
-    return {"slug": tenant.slug, "name": escape_variables(tenant.name), "active": tenant.is_active}
+    entry: dict[str, Any] = {"slug": tenant.slug, "name": escape_variables(tenant.name), "active": tenant.is_active}
+    limits = {name: getattr(tenant, name) for name in LIMIT_FIELDS if getattr(tenant, name) is not None}
+    if limits:
+        entry["limits"] = limits
+    if tenant.budget_usd is not None:
+        entry["budget"] = {"usd": decimal_text(tenant.budget_usd), "period": tenant.budget_period,
+                           "timezone": tenant.timezone}
+    elif tenant.timezone != BUDGET.default("timezone"):  # no budget of its own, but its keys' periods follow it
+        entry["budget"] = {"timezone": tenant.timezone}
+    return entry
 
 
 def decimal_text(value: Decimal) -> str:

@@ -18,6 +18,7 @@ from __future__ import annotations
 import hashlib
 from collections.abc import AsyncIterator
 
+from django.conf import settings
 from django.http import HttpRequest, HttpResponse, StreamingHttpResponse
 from django.http.response import HttpResponseBase
 
@@ -42,7 +43,7 @@ async def replay_if_repeated(request: HttpRequest, exchange: Exchange, route: Mo
     if isinstance(claimed, Claim):
         exchange.idempotency = claimed
         return None
-    first = dict(claimed.headers).get("x-request-id", "")
+    first = claimed.header("x-request-id")
     exchange.note = f"replay of {first} (Idempotency-Key)"
     exchange.replayed = True
     ok = claimed.status < 400
@@ -82,19 +83,24 @@ def let_go(exchange: Exchange) -> None:
 
 
 async def _kept_stream(exchange: Exchange, claimed: Claim, response: StreamingHttpResponse) -> AsyncIterator[bytes]:
+    """The stream as the client gets it, kept as it goes (up to EDGE_IDEMPOTENCY_MAX_BYTES: past that a
+    repeat is told the first response was too large to replay, never run again)."""
     headers = _kept_headers(response)
-    sent: list[bytes] = []
+    limit: int = settings.EDGE_IDEMPOTENCY_MAX_BYTES
+    sent, size = [], 0
     completed = False
     try:
         async for chunk in response.streaming_content:  # type: ignore[union-attr]  # async: our relay
-            sent.append(bytes(chunk))
+            size += len(chunk)
+            if size <= limit:
+                sent.append(bytes(chunk))
             yield chunk
         completed = exchange.status == LedgerEntry.Status.OK
     finally:
         if not completed:
             release(claimed)
     await finish(claimed, StoredResponse(status=response.status_code, headers=headers, body=b"".join(sent),
-                                         stream=True))
+                                         stream=True, truncated=size > limit))
 
 
 def _kept_headers(response: HttpResponseBase) -> tuple[tuple[str, str], ...]:

@@ -1,14 +1,15 @@
 """Recording requests in the ledger: one row per authenticated request, off the request's path.
 
 ``record_request()`` appends to this process's spool (apps.billing.spool) and returns; the spool's
-thread commits rows to the ledger table. ``start_ledger()``/``stop_ledger()`` bracket a process's
-life (ASGI lifespan); the first record starts it too, for processes without a lifespan.
+thread commits rows to the ledger table with ``insert_rows()``, which hands back the rows the
+database refused so that the spool quarantines them (apps.billing.quarantine) instead of stopping.
+``start_ledger()``/``stop_ledger()`` bracket a process's life (ASGI lifespan); the first record
+starts it too, for processes without a lifespan.
 """
 
 from __future__ import annotations
 
 import atexit
-import logging
 import secrets
 import threading
 from dataclasses import MISSING, dataclass, fields
@@ -18,11 +19,12 @@ from functools import cache
 from typing import Any
 
 from django.conf import settings
-from django.db import IntegrityError, close_old_connections, connection, transaction
+from django.db import InterfaceError, OperationalError, close_old_connections, connection, transaction
 
-from apps.billing.spool import LedgerSpool, Row
+from apps.billing.rows import Refusal, Row
+from apps.billing.spool import LedgerSpool
 
-logger = logging.getLogger(__name__)
+Parameters = tuple[Any, ...]  # one row's values for the INSERT, in column order
 
 
 def new_request_id() -> str:
@@ -74,6 +76,8 @@ def record_request(record: LedgerRecord) -> None:
 
 
 def start_ledger() -> LedgerSpool:
+    """This process's spool, started if it was not (idempotent). Touches no database: the spool's thread
+    adopts dead processes' segments, so a server's start never waits on Postgres."""
     global _spool
     with _spool_lock:
         if _spool is None:
@@ -82,6 +86,7 @@ def start_ledger() -> LedgerSpool:
                 insert=insert_rows,
                 flush_interval_s=settings.EDGE_LEDGER_FLUSH_INTERVAL_S,
                 fsync=settings.EDGE_LEDGER_FSYNC,
+                release=close_connection,
             )
             _spool.start()
             atexit.register(stop_ledger)
@@ -101,27 +106,85 @@ def ledger_backlog() -> int:
     return _spool.pending() if _spool is not None else 0
 
 
-def insert_rows(rows: list[Row]) -> None:
-    """Commit rows, skipping request ids already in the ledger (replays are idempotent).
+def close_connection() -> None:
+    """Close this thread's database connection (a spool's thread, as it ends, gives its connection back)."""
+    connection.close()
+
+
+def insert_rows(rows: list[Row]) -> list[Refusal]:
+    """Commit rows, skipping request ids already in the ledger (replays are idempotent); returns the rows
+    the database refused, each with its reason, for the quarantine.
 
     One prepared INSERT for the batch: the ORM's bulk_create builds a model and compiles SQL per row,
-    on a thread that shares the request path's core. A row the database refuses on its own (a tenant
-    deleted meanwhile, say) must not block the rows behind it forever: on an integrity error, rows go
-    in one by one and refused ones are logged whole.
+    on a thread that shares the request path's core. A batch the database refuses is split in halves
+    until the refused rows stand alone, so k bad rows among n cost about 2k·log2(n) small transactions
+    and every other row is committed. Raises, committing nothing more, when the database cannot take
+    any row now (``_cannot_take_rows``): the caller keeps the rows and tries again later.
     """
-    close_old_connections()  # after a Postgres restart, reconnect instead of failing forever
-    statement = _insert_statement()
-    parameters = [_parameters(row) for row in rows]
+    if not connection.in_atomic_block:  # inside a dry run's transaction, closing would end it
+        close_old_connections()  # after a Postgres restart, reconnect instead of failing forever
+    batch: list[tuple[Row, Parameters]] = []
+    refused = []
+    for row in rows:
+        try:
+            batch.append((row, _parameters(row)))
+        except Exception as error:
+            refused.append(Refusal(row, f"unreadable value: {_describe(error)}"))
+    return refused + _insert(batch)
+
+
+def try_rows(rows: list[Row]) -> list[Refusal]:
+    """What ``insert_rows`` would refuse, committing nothing (``edge_ledger quarantine reingest --dry-run``)."""
+    with transaction.atomic():
+        refused = insert_rows(rows)
+        transaction.set_rollback(True)
+    return refused
+
+
+def _insert(batch: list[tuple[Row, Parameters]]) -> list[Refusal]:
+    if not batch:
+        return []
     try:
-        with transaction.atomic(), connection.cursor() as cursor:
-            cursor.executemany(statement, parameters)
-    except IntegrityError:
-        for row, one in zip(rows, parameters, strict=True):
-            try:
-                with transaction.atomic(), connection.cursor() as cursor:
-                    cursor.execute(statement, one)
-            except IntegrityError:
-                logger.error("ledger row refused by the database: %s", row, exc_info=True)
+        _commit([parameters for _, parameters in batch])
+    except Exception as error:  # a psycopg adapter can raise plain Python errors (a lone surrogate)
+        if _cannot_take_rows(error):
+            raise
+        if len(batch) == 1:
+            return [Refusal(batch[0][0], _describe(error))]
+        middle = len(batch) // 2
+        return _insert(batch[:middle]) + _insert(batch[middle:])
+    return []
+
+
+def _commit(parameters: list[Parameters]) -> None:
+    nested = connection.in_atomic_block
+    with transaction.atomic(), connection.cursor() as cursor:
+        cursor.executemany(_insert_statement(), parameters)
+        if nested:
+            # Foreign keys are deferred, and a savepoint's release checks none: check now, or a dry run
+            # would report a row of a tenant that does not exist as fine.
+            connection.check_constraints()
+
+
+# SQLSTATEs that refuse every row alike, whatever its values: the ledger table or a column is missing
+# (gateways of a release started before its migration), no privilege, a read-only server (a failover
+# to a replica). Like an outage, they keep rows spooled rather than quarantine them all.
+_REFUSES_EVERY_ROW = frozenset({"42P01", "42703", "42501", "25006"})
+
+
+def _cannot_take_rows(error: Exception) -> bool:
+    """True when the database cannot take rows at all now; False when it refused these rows' values."""
+    sqlstate = getattr(error.__cause__, "sqlstate", None) or ""
+    if isinstance(error, OperationalError | InterfaceError):
+        return not sqlstate.startswith("54")  # a program limit (a value too large to index, say) is the row's
+    return sqlstate in _REFUSES_EVERY_ROW
+
+
+def _describe(error: Exception) -> str:
+    """The error as one line of at most 500 characters: its class, its SQLSTATE and the database's message."""
+    sqlstate = getattr(error.__cause__, "sqlstate", None)
+    message = " ".join(str(error).split())
+    return f"{type(error).__name__}{f' ({sqlstate})' if sqlstate else ''}: {message}"[:500]
 
 
 # LedgerRecord's fields are named after the ledger table's columns; kind and note are constant here.
@@ -145,18 +208,22 @@ def _insert_statement() -> str:
     )
 
 
-def _parameters(row: Row) -> tuple[Any, ...]:
+def _parameters(row: Row) -> Parameters:
     # .get with the record's default: a segment spooled by an older release may lack newer fields.
     values = [row.get(name, default) for name, default in _DEFAULTS]
     values[_CREATED_AT] = connection.ops.adapt_datetimefield_value(datetime.fromisoformat(str(values[_CREATED_AT])))
     for index in _DECIMAL_INDEXES:
         if (value := values[index]) is not None:
-            values[index] = connection.ops.adapt_decimalfield_value(Decimal(value))
+            amount = Decimal(value)
+            if not amount.is_finite():  # Postgres stores NaN in a numeric column, and every sum over it is NaN
+                raise ValueError(f"{_FIELD_NAMES[index]} is {value!r}, not a finite number")
+            values[index] = connection.ops.adapt_decimalfield_value(amount)
     values[_ATTEMPTS] = connection.ops.adapt_json_value(values[_ATTEMPTS] or [], None)
     return (*values, "request", "")
 
 
 _DEFAULTS = [(name, None if default is MISSING else default) for name, default in _RECORD_FIELDS.items()]
+_FIELD_NAMES = list(_RECORD_FIELDS)
 _CREATED_AT = list(_RECORD_FIELDS).index("created_at")
 _ATTEMPTS = list(_RECORD_FIELDS).index("attempts")
 _DECIMAL_INDEXES = [index for index, name in enumerate(_RECORD_FIELDS) if name in _DECIMAL_FIELDS]

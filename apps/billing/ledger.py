@@ -3,8 +3,9 @@
 ``record_request()`` appends to this process's spool (apps.billing.spool) and returns; the spool's
 thread commits rows to the ledger table with ``insert_rows()``, which hands back the rows the
 database refused so that the spool quarantines them (apps.billing.quarantine) instead of stopping.
-``start_ledger()``/``stop_ledger()`` bracket a process's life (ASGI lifespan); the first record
-starts it too, for processes without a lifespan.
+``start_ledger()``/``stop_ledger()`` bracket a serving process's life: the ASGI application starts
+the spool when it is built (edge_project.lifespan), under every server; the first record starts it
+too, for anything else that records. ``ledger_health()`` is what /health reports.
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ from django.conf import settings
 from django.db import InterfaceError, OperationalError, close_old_connections, connection, transaction
 
 from apps.billing.rows import Refusal, Row
-from apps.billing.spool import LedgerSpool
+from apps.billing.spool import NOTHING_SPOOLED, LedgerSpool
 
 Parameters = tuple[Any, ...]  # one row's values for the INSERT, in column order
 
@@ -66,6 +67,8 @@ class LedgerRecord:
     cache_write_usd_per_mtok: str | None = None  # Decimal as text
 
 
+NEAR_FULL = 0.8  # of EDGE_LEDGER_SPOOL_MAX_BYTES: /health says degraded from here, before readiness fails
+
 _spool: LedgerSpool | None = None
 _spool_lock = threading.Lock()
 
@@ -86,6 +89,7 @@ def start_ledger() -> LedgerSpool:
                 insert=insert_rows,
                 flush_interval_s=settings.EDGE_LEDGER_FLUSH_INTERVAL_S,
                 fsync=settings.EDGE_LEDGER_FSYNC,
+                max_bytes=settings.EDGE_LEDGER_SPOOL_MAX_BYTES,
                 release=close_connection,
             )
             _spool.start()
@@ -101,9 +105,30 @@ def stop_ledger() -> None:
         spool.stop()
 
 
-def ledger_backlog() -> int:
-    """Rows recorded by this process and not yet committed (health checks report it)."""
-    return _spool.pending() if _spool is not None else 0
+def ledger_health() -> dict[str, Any]:
+    """This process's ledger for /health; no I/O, so /health/ready can ask it on every probe.
+
+    ``degraded`` when a row has waited longer than EDGE_LEDGER_STUCK_AFTER_S (the database has taken
+    nothing for that long) or the spool directory holds ``NEAR_FULL`` of EDGE_LEDGER_SPOOL_MAX_BYTES.
+    ``spool_full`` (at the bound) is the readiness condition: rows are still written to disk there,
+    but a load balancer should send the process no more until the database takes them.
+    """
+    spool = _spool
+    if spool is None:  # not started: nothing recorded yet
+        status, limit = NOTHING_SPOOLED, settings.EDGE_LEDGER_SPOOL_MAX_BYTES
+    else:
+        status, limit = spool.status(), spool.max_bytes
+    stuck = status.oldest_age_s is not None and status.oldest_age_s > settings.EDGE_LEDGER_STUCK_AFTER_S
+    return {
+        "status": "degraded" if stuck or status.disk_bytes >= NEAR_FULL * limit else "ok",
+        "backlog": status.backlog,
+        "oldest_uncommitted_s": None if status.oldest_age_s is None else round(status.oldest_age_s, 3),
+        "last_flush_failed": status.last_flush_failed,
+        "quarantined": status.quarantined,
+        "spool_bytes": status.disk_bytes,
+        "spool_max_bytes": limit,
+        "spool_full": status.full,
+    }
 
 
 def close_connection() -> None:

@@ -293,12 +293,14 @@ class LedgerSpool:
 
     def _measure(self) -> None:
         self._next_measure = time.monotonic() + MEASURE_INTERVAL_S
+        with self._lock:
+            appended = self._appended_bytes  # on disk by now, so in what the scan finds
         with os.scandir(self.directory) as entries:
             segments = sum(_size(entry) for entry in entries)
         quarantine_bytes, self._quarantined = self.quarantine.measure()
         with self._lock:
             self._disk_bytes = segments + quarantine_bytes
-            self._appended_bytes = 0
+            self._appended_bytes -= appended  # rows appended during the scan may count twice until the next: never less
         if self._disk_bytes >= self.max_bytes:
             self._log_sometimes("full", logging.ERROR, "the ledger spool %s holds %d bytes, past its bound of %d: "
                                 "rows are still written, and the process reports itself not ready",

@@ -10,6 +10,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import httpx
 import orjson
 import pytest
 from django.db import OperationalError, connection
@@ -17,11 +18,12 @@ from django.test.utils import CaptureQueriesContext
 
 from apps.billing.ledger import close_connection, insert_rows
 from apps.billing.models import ApiKey, LedgerEntry, Tenant
+from apps.billing.quarantine import DIRECTORY_NAME, Quarantine
 from apps.billing.rows import Row
 from apps.billing.spool import LedgerSpool
 from tests.factories import make_key, make_tenant, unique
-from tests.harness.gateway import free_port
-from tests.harness.served import wait_for_rows
+from tests.harness.gateway import GatewayProcess, free_port
+from tests.harness.served import serve, wait_for_rows
 from tests.harness.waiting import wait_until
 
 pytestmark = pytest.mark.usefixtures("live_db")
@@ -71,10 +73,10 @@ def start_spool(spool_dir: Path) -> Iterator[Any]:
         spool.stop(timeout_s=5)
 
 
-def quarantined(spool: LedgerSpool) -> dict[str, str]:
-    """Request id → reason, for every row in the spool's quarantine."""
+def quarantined(quarantine: Quarantine) -> dict[str, str]:
+    """Request id → reason, for every row in a quarantine."""
     return {str(entry.row["request_id"]): entry.record["reason"]
-            for entry in spool.quarantine.entries() if entry.row is not None and entry.record is not None}
+            for entry in quarantine.entries() if entry.row is not None and entry.record is not None}
 
 
 def orphan(directory: Path, name: str, rows: list[Row]) -> Path:
@@ -95,8 +97,8 @@ def test_it_quarantines_a_row_postgres_refuses_and_the_next_row_still_lands(owne
     spool.append(normal)
 
     wait_for_rows([normal["request_id"]], timeout_s=5)  # the flush interval is 0.05 s; the rest is the load
-    wait_until(lambda: hostile["request_id"] in quarantined(spool), what="the hostile row quarantined")
-    assert reason in quarantined(spool)[hostile["request_id"]]
+    wait_until(lambda: hostile["request_id"] in quarantined(spool.quarantine), what="the hostile row quarantined")
+    assert reason in quarantined(spool.quarantine)[hostile["request_id"]]
     assert not LedgerEntry.objects.filter(request_id=hostile["request_id"]).exists()
     [line] = [record.getMessage() for record in caplog.records if hostile["request_id"] in record.getMessage()]
     assert "quarantined" in line and reason in line
@@ -115,7 +117,7 @@ def test_it_adopts_every_good_row_of_a_dead_processes_segment_around_the_refused
 
     wait_until(lambda: not path.exists(), what="the segment adopted")
     wait_for_rows([row["request_id"] for row in good])
-    assert set(quarantined(spool)) == {row["request_id"] for row in bad}
+    assert set(quarantined(spool.quarantine)) == {row["request_id"] for row in bad}
 
 
 def test_it_adopts_the_next_segment_after_one_whose_rows_are_all_refused(owner, spool_dir, start_spool):
@@ -127,7 +129,7 @@ def test_it_adopts_the_next_segment_after_one_whose_rows_are_all_refused(owner, 
 
     wait_for_rows([good["request_id"]])
     wait_until(lambda: not first.exists() and not second.exists(), what="both segments adopted")
-    assert set(quarantined(spool)) == {bad["request_id"]}
+    assert set(quarantined(spool.quarantine)) == {bad["request_id"]}
 
 
 def test_it_commits_a_healthy_batch_in_one_statement(owner):
@@ -187,3 +189,34 @@ def on_connection(settings_dict: dict[str, Any], rows: list[Row]) -> Any:
     connection.settings_dict = settings_dict
     connection.close()
     return insert_rows(rows)
+
+
+@pytest.mark.slow
+def test_a_live_gateway_quarantines_what_postgres_refuses_and_records_every_request_after_it(tmp_path, fake_v1,
+                                                                                            owner):
+    spool_dir = tmp_path / "spool"
+    hostile = [ledger_row(owner, **values) for values, _ in HOSTILE.values()]
+    good = [ledger_row(owner) for _ in hostile]
+    orphan(spool_dir, "a", [row for pair in zip(good, hostile, strict=True) for row in pair])  # a killed process's
+
+    with GatewayProcess(spool_dir=spool_dir, log_path=tmp_path / "gateway.log") as gateway:
+        served = serve(gateway, fake_v1)
+        nul = served.post(served.chat_body(model="x\x00y"))  # its row may be one Postgres refuses
+        answers = [served.post(served.chat_body()) for _ in range(3)]
+
+        assert nul.status_code in (400, 404) and all(answer.status_code == 200 for answer in answers)
+        wait_for_rows([answer.headers["x-request-id"] for answer in answers] + [row["request_id"] for row in good],
+                      timeout_s=5)
+        quarantine = Quarantine(spool_dir / DIRECTORY_NAME)
+        wait_until(lambda: {row["request_id"] for row in hostile} <= set(quarantined(quarantine)),
+                   what="the dead process's hostile rows quarantined")
+        nul_id = nul.headers["x-request-id"]
+        recorded = LedgerEntry.objects.filter(request_id=nul_id).exists
+        wait_until(lambda: nul_id in quarantined(quarantine) or recorded(), what="the NUL request's row kept")
+        wait_until(lambda: health(gateway)["quarantined"] == len(quarantined(quarantine)),
+                   what="/health counting the quarantine")
+        assert health(gateway)["status"] == "ok" and health(gateway)["backlog"] == 0
+
+
+def health(gateway: GatewayProcess) -> dict[str, Any]:
+    return dict(httpx.get(f"{gateway.url}/health").json()["checks"]["ledger"])

@@ -2,8 +2,9 @@
 
 Two Django handlers share one URLconf: API paths (/v1/, /health) run through API_MIDDLEWARE, which
 leaves out sessions, CSRF and messages (they cost most of a fast request and mean nothing to a
-bearer-key client); admin and every other path get the full MIDDLEWARE. The lifespan protocol
-starts and stops per-process state: the ledger spool, and the pooled upstream connections.
+bearer-key client); admin and every other path get the full MIDDLEWARE. Building the application
+starts the ledger spool; the lifespan protocol, where the server speaks it, stops it and closes the
+pooled upstream connections.
 """
 
 from __future__ import annotations

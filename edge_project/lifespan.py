@@ -24,6 +24,11 @@ class EdgeApplication:
         self.api = BodySizeLimit(ApiHandler())
         # Admin's static files, served by Django: small, and no extra server needed for `make run`.
         self.browser = BodySizeLimit(ASGIStaticFilesHandler(ASGIHandler()))
+        # Built once in each process that serves it (each uvicorn worker, daphne, `runserver`), and in
+        # no other (no other command imports edge_project.asgi): the spool starts with the
+        # process, so a dead process's rows are replayed before any request comes, also under servers
+        # that send no lifespan events. It touches no database; the lifespan's start is then a no-op.
+        start_ledger()
 
     async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
         if scope["type"] == "lifespan":

@@ -1,15 +1,17 @@
 """Recording requests in the ledger: one row per authenticated request, off the request's path.
 
 ``record_request()`` maps what happened to a request onto its ledger row and appends it to this
-process's spool (apps.billing.spool); the spool's thread commits rows to the ledger table.
-``start_ledger()``/``stop_ledger()`` bracket a process's life (ASGI lifespan); the first record
-starts it too, for processes without a lifespan.
+process's spool (apps.billing.spool) and returns; the spool's thread commits rows to the ledger
+table with ``insert_rows()``, which hands back the rows the database refused so that the spool
+quarantines them (apps.billing.quarantine) instead of stopping. ``start_ledger()``/``stop_ledger()``
+bracket a serving process's life: the ASGI application starts the spool when it is built
+(edge_project.lifespan), under every server; the first record starts it too, for anything else that
+records. ``ledger_health()`` is what /health reports.
 """
 
 from __future__ import annotations
 
 import atexit
-import logging
 import secrets
 import threading
 from collections.abc import Sequence
@@ -20,16 +22,17 @@ from functools import cache
 from typing import Any
 
 from django.conf import settings
-from django.db import IntegrityError, close_old_connections, connection, transaction
+from django.db import InterfaceError, OperationalError, close_old_connections, connection, transaction
 
 from apps.billing.keys import KeyInfo
-from apps.billing.spool import LedgerSpool, Row
+from apps.billing.rows import Refusal, Row
+from apps.billing.spool import NOTHING_SPOOLED, LedgerSpool
 from apps.providers.contracts import Usage
 from apps.routing.attempts import Attempt
 from apps.routing.prices import Prices
 from apps.routing.route_header import attempts_record
 
-logger = logging.getLogger(__name__)
+Parameters = tuple[Any, ...]  # one row's values for the INSERT, in column order
 
 
 def new_request_id() -> str:
@@ -73,6 +76,8 @@ class LedgerRecord:
     note: str = ""  # e.g. that the request was answered by replaying an earlier one (idempotency)
 
 
+NEAR_FULL = 0.8  # of EDGE_LEDGER_SPOOL_MAX_BYTES: /health says degraded from here, before readiness fails
+
 _spool: LedgerSpool | None = None
 _spool_lock = threading.Lock()
 
@@ -112,6 +117,8 @@ def append_record(record: LedgerRecord) -> None:
 
 
 def start_ledger() -> LedgerSpool:
+    """This process's spool, started if it was not (idempotent). Touches no database: the spool's thread
+    adopts dead processes' segments, so a server's start never waits on Postgres."""
     global _spool
     with _spool_lock:
         if _spool is None:
@@ -120,6 +127,8 @@ def start_ledger() -> LedgerSpool:
                 insert=insert_rows,
                 flush_interval_s=settings.EDGE_LEDGER_FLUSH_INTERVAL_S,
                 fsync=settings.EDGE_LEDGER_FSYNC,
+                max_bytes=settings.EDGE_LEDGER_SPOOL_MAX_BYTES,
+                release=close_connection,
             )
             _spool.start()
             atexit.register(stop_ledger)
@@ -134,32 +143,111 @@ def stop_ledger() -> None:
         spool.stop()
 
 
-def ledger_backlog() -> int:
-    """Rows recorded by this process and not yet committed (health checks report it)."""
-    return _spool.pending() if _spool is not None else 0
+def ledger_health() -> dict[str, Any]:
+    """This process's ledger for /health; no I/O, so /health/ready can ask it on every probe.
+
+    ``degraded`` when a row has waited longer than EDGE_LEDGER_STUCK_AFTER_S (the database has taken
+    nothing for that long) or the spool directory holds ``NEAR_FULL`` of EDGE_LEDGER_SPOOL_MAX_BYTES.
+    ``spool_full`` (at the bound) is the readiness condition: rows are still written to disk there,
+    but a load balancer should send the process no more until the database takes them.
+    """
+    spool = _spool
+    if spool is None:  # not started: nothing recorded yet
+        status, limit = NOTHING_SPOOLED, settings.EDGE_LEDGER_SPOOL_MAX_BYTES
+    else:
+        status, limit = spool.status(), spool.max_bytes
+    stuck = status.oldest_age_s is not None and status.oldest_age_s > settings.EDGE_LEDGER_STUCK_AFTER_S
+    return {
+        "status": "degraded" if stuck or status.disk_bytes >= NEAR_FULL * limit else "ok",
+        "backlog": status.backlog,
+        "oldest_uncommitted_s": None if status.oldest_age_s is None else round(status.oldest_age_s, 3),
+        "last_flush_failed": status.last_flush_failed,
+        "quarantined": status.quarantined,
+        "spool_bytes": status.disk_bytes,
+        "spool_max_bytes": limit,
+        "spool_full": status.full,
+    }
 
 
-def insert_rows(rows: list[Row]) -> None:
-    """Commit rows, skipping request ids already in the ledger (replays are idempotent).
+def close_connection() -> None:
+    """Close this thread's database connection (a spool's thread, as it ends, gives its connection back)."""
+    connection.close()
+
+
+def insert_rows(rows: list[Row]) -> list[Refusal]:
+    """Commit rows, skipping request ids already in the ledger (replays are idempotent); returns the rows
+    the database refused, each with its reason, for the quarantine.
 
     One prepared INSERT for the batch: the ORM's bulk_create builds a model and compiles SQL per row,
-    on a thread that shares the request path's core. A row the database refuses on its own (a tenant
-    deleted meanwhile, say) must not block the rows behind it forever: on an integrity error, rows go
-    in one by one and refused ones are logged whole.
+    on a thread that shares the request path's core. A batch the database refuses is split in halves
+    until the refused rows stand alone, so k bad rows among n cost about 2k·log2(n) small transactions
+    and every other row is committed. Raises, committing nothing more, when the database cannot take
+    any row now (``_cannot_take_rows``): the caller keeps the rows and tries again later.
     """
-    close_old_connections()  # after a Postgres restart, reconnect instead of failing forever
-    statement = _insert_statement()
-    parameters = [_parameters(row) for row in rows]
+    if not connection.in_atomic_block:  # inside a dry run's transaction, closing would end it
+        close_old_connections()  # after a Postgres restart, reconnect instead of failing forever
+    batch: list[tuple[Row, Parameters]] = []
+    refused = []
+    for row in rows:
+        try:
+            batch.append((row, _parameters(row)))
+        except Exception as error:
+            refused.append(Refusal(row, f"unreadable value: {_describe(error)}"))
+    return refused + _insert(batch)
+
+
+def try_rows(rows: list[Row]) -> list[Refusal]:
+    """What ``insert_rows`` would refuse, committing nothing (``edge_ledger quarantine reingest --dry-run``)."""
+    with transaction.atomic():
+        refused = insert_rows(rows)
+        transaction.set_rollback(True)
+    return refused
+
+
+def _insert(batch: list[tuple[Row, Parameters]]) -> list[Refusal]:
+    if not batch:
+        return []
     try:
-        with transaction.atomic(), connection.cursor() as cursor:
-            cursor.executemany(statement, parameters)
-    except IntegrityError:
-        for row, one in zip(rows, parameters, strict=True):
-            try:
-                with transaction.atomic(), connection.cursor() as cursor:
-                    cursor.execute(statement, one)
-            except IntegrityError:
-                logger.error("ledger row refused by the database: %s", row, exc_info=True)
+        _commit([parameters for _, parameters in batch])
+    except Exception as error:  # a psycopg adapter can raise plain Python errors (a lone surrogate)
+        if _cannot_take_rows(error):
+            raise
+        if len(batch) == 1:
+            return [Refusal(batch[0][0], _describe(error))]
+        middle = len(batch) // 2
+        return _insert(batch[:middle]) + _insert(batch[middle:])
+    return []
+
+
+def _commit(parameters: list[Parameters]) -> None:
+    nested = connection.in_atomic_block
+    with transaction.atomic(), connection.cursor() as cursor:
+        cursor.executemany(_insert_statement(), parameters)
+        if nested:
+            # Foreign keys are deferred, and a savepoint's release checks none: check now, or a dry run
+            # would report a row of a tenant that does not exist as fine.
+            connection.check_constraints()
+
+
+# SQLSTATEs that refuse every row alike, whatever its values: the ledger table or a column is missing
+# (gateways of a release started before its migration), no privilege, a read-only server (a failover
+# to a replica). Like an outage, they keep rows spooled rather than quarantine them all.
+_REFUSES_EVERY_ROW = frozenset({"42P01", "42703", "42501", "25006"})
+
+
+def _cannot_take_rows(error: Exception) -> bool:
+    """True when the database cannot take rows at all now; False when it refused these rows' values."""
+    sqlstate = getattr(error.__cause__, "sqlstate", None) or ""
+    if isinstance(error, OperationalError | InterfaceError):
+        return not sqlstate.startswith("54")  # a program limit (a value too large to index, say) is the row's
+    return sqlstate in _REFUSES_EVERY_ROW
+
+
+def _describe(error: Exception) -> str:
+    """The error as one line of at most 500 characters: its class, its SQLSTATE and the database's message."""
+    sqlstate = getattr(error.__cause__, "sqlstate", None)
+    message = " ".join(str(error).split())
+    return f"{type(error).__name__}{f' ({sqlstate})' if sqlstate else ''}: {message}"[:500]
 
 
 # LedgerRecord's fields are named after the ledger table's columns; kind is constant here.
@@ -183,18 +271,22 @@ def _insert_statement() -> str:
     )
 
 
-def _parameters(row: Row) -> tuple[Any, ...]:
+def _parameters(row: Row) -> Parameters:
     # .get with the record's default: a segment spooled by an older release may lack newer fields.
     values = [row.get(name, default) for name, default in _DEFAULTS]
     values[_CREATED_AT] = connection.ops.adapt_datetimefield_value(datetime.fromisoformat(str(values[_CREATED_AT])))
     for index in _DECIMAL_INDEXES:
         if (value := values[index]) is not None:
-            values[index] = connection.ops.adapt_decimalfield_value(Decimal(value))
+            amount = Decimal(value)
+            if not amount.is_finite():  # Postgres stores NaN in a numeric column, and every sum over it is NaN
+                raise ValueError(f"{_FIELD_NAMES[index]} is {value!r}, not a finite number")
+            values[index] = connection.ops.adapt_decimalfield_value(amount)
     values[_ATTEMPTS] = connection.ops.adapt_json_value(values[_ATTEMPTS] or [], None)
     return (*values, "request")
 
 
 _DEFAULTS = [(name, None if default is MISSING else default) for name, default in _RECORD_FIELDS.items()]
+_FIELD_NAMES = list(_RECORD_FIELDS)
 _CREATED_AT = list(_RECORD_FIELDS).index("created_at")
 _ATTEMPTS = list(_RECORD_FIELDS).index("attempts")
 _DECIMAL_INDEXES = [index for index, name in enumerate(_RECORD_FIELDS) if name in _DECIMAL_FIELDS]

@@ -8,6 +8,7 @@ from cryptography.fernet import Fernet
 from django.conf import settings
 from django.core.checks import CheckMessage, Error, Tags, Warning, register
 
+from apps.billing.spool import MAX_BACKOFF_S
 from edge_project.settings.base import DEV_SECRET_KEY
 
 
@@ -78,4 +79,22 @@ def check_idempotency_settings(app_configs: Any = None, **kwargs: Any) -> list[C
             messages.append(Error(f"{name} must be a positive number of bytes.", id="edge.E091"))
     if settings.EDGE_LEASE_S <= 0:
         messages.append(Error("EDGE_LEASE_S must be a positive number of seconds.", id="edge.E092"))
+    return messages
+
+
+@register()
+def check_ledger_settings(app_configs: Any = None, **kwargs: Any) -> list[CheckMessage]:
+    messages: list[CheckMessage] = []
+    if settings.EDGE_LEDGER_SPOOL_MAX_BYTES <= 0:
+        messages.append(Error("EDGE_LEDGER_SPOOL_MAX_BYTES must be a positive number of bytes.", id="edge.E060"))
+    if settings.EDGE_LEDGER_FLUSH_INTERVAL_S <= 0:
+        messages.append(Error("EDGE_LEDGER_FLUSH_INTERVAL_S must be a positive number of seconds.", id="edge.E061"))
+    if settings.EDGE_LEDGER_STUCK_AFTER_S <= 0:
+        messages.append(Error("EDGE_LEDGER_STUCK_AFTER_S must be a positive number of seconds.", id="edge.E062"))
+    elif settings.EDGE_LEDGER_STUCK_AFTER_S < MAX_BACKOFF_S + settings.EDGE_LEDGER_FLUSH_INTERVAL_S:
+        messages.append(Warning(
+            f"EDGE_LEDGER_STUCK_AFTER_S is shorter than the spool's longest retry wait ({MAX_BACKOFF_S:g} s) plus "
+            "EDGE_LEDGER_FLUSH_INTERVAL_S: a database blip that the spool rides out reports /health as degraded.",
+            id="edge.W060",
+        ))
     return messages

@@ -1,6 +1,7 @@
 """Health endpoints for load balancers and operators.
 
-``/health/live``: the process answers. ``/health/ready``: it can serve (database reachable).
+``/health/live``: the process answers. ``/health/ready``: it can serve (database reachable, ledger
+spool under its disk bound).
 ``/health``: the details, per dependency, for humans and dashboards.
 """
 
@@ -16,7 +17,7 @@ from django.conf import settings
 from django.db import close_old_connections, connection
 from django.http import HttpRequest, HttpResponse
 
-from apps.billing.ledger import ledger_backlog
+from apps.billing.ledger import ledger_health
 from apps.routing.shared_state import shared_state
 from apps.routing.table import RoutingTable, routing_tables
 from edge_project.redis_clients import redis_options
@@ -28,7 +29,9 @@ async def live(request: HttpRequest) -> HttpResponse:
 
 async def ready(request: HttpRequest) -> HttpResponse:
     database = await sync_to_async(check_database)()
-    return _json({"status": database["status"]}, 200 if database["status"] == "ok" else 503)
+    # A full spool still takes rows, but a load balancer should drain this process until they commit.
+    status = "error" if ledger_health()["spool_full"] else database["status"]
+    return _json({"status": status}, 200 if status == "ok" else 503)
 
 
 async def health(request: HttpRequest) -> HttpResponse:
@@ -36,7 +39,7 @@ async def health(request: HttpRequest) -> HttpResponse:
     if settings.REDIS_URL:
         checks["redis"] = await sync_to_async(check_redis)()
     checks["providers"] = await describe_providers()
-    checks["ledger"] = {"status": "ok", "backlog": ledger_backlog()}
+    checks["ledger"] = ledger_health()
     healthy = all(check["status"] == "ok" for check in checks.values())
     return _json({"status": "ok" if healthy else "degraded", "checks": checks}, 200 if healthy else 503)
 

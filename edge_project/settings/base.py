@@ -167,6 +167,10 @@ EDGE_ROUTING_SYNC_S = env_float("EDGE_ROUTING_SYNC_S", 0.25)  # how often breake
 EDGE_LEDGER_SPOOL_DIR = Path(env_str("EDGE_LEDGER_SPOOL_DIR", str(VAR_DIR / "spool")))  # crash-safe ledger buffer
 EDGE_LEDGER_FLUSH_INTERVAL_S = env_float("EDGE_LEDGER_FLUSH_INTERVAL_S", 0.25)  # spool → database cadence
 EDGE_LEDGER_FSYNC = env_bool("EDGE_LEDGER_FSYNC", False)  # fsync each row: survives power loss, costs latency
+# Ledger health (apps.billing.ledger.ledger_health): past this disk use of the spool directory (segments and
+# quarantine) /health/ready is 503 while rows are still written; a row uncommitted this long makes /health degraded.
+EDGE_LEDGER_SPOOL_MAX_BYTES = env_int("EDGE_LEDGER_SPOOL_MAX_BYTES", 1024 * 1024 * 1024)
+EDGE_LEDGER_STUCK_AFTER_S = env_float("EDGE_LEDGER_STUCK_AFTER_S", 30.0)
 # Admission (apps.billing.admission): the output cap of a request that sets none, when its deployment sets
 # none either (Deployment.max_output_tokens); tokens and budget are reserved for that many output tokens.
 EDGE_DEFAULT_MAX_OUTPUT_TOKENS = env_int("EDGE_DEFAULT_MAX_OUTPUT_TOKENS", 4096)

@@ -59,20 +59,27 @@ class GatewayProcess:
         self.process: subprocess.Popen[bytes] | None = None
 
     def start(self) -> GatewayProcess:
-        command = [
+        self.launch()
+        self._wait_until_live()
+        return self
+
+    def launch(self) -> None:
+        """Start the server without waiting for it to answer (tests of what it does before any request)."""
+        # Its own process group, so kill() reaches every worker, not just uvicorn's supervisor. The
+        # child keeps its own copy of the log's descriptor.
+        with open(self.log_path, "ab") as log:
+            self.process = subprocess.Popen(
+                self.command(), cwd=ROOT, env=self.env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
+            )
+
+    def command(self) -> list[str]:
+        """The server's command line: uvicorn as in production; subclasses run the other ASGI servers."""
+        return [
             sys.executable, "-m", "uvicorn", "edge_project.asgi:application",
             "--host", "127.0.0.1", "--port", str(self.port), "--no-access-log",
             "--loop", "uvloop", "--http", "httptools", "--workers", str(self.workers),
             "--timeout-graceful-shutdown", "10",
         ]
-        # Its own process group, so kill() reaches every worker, not just uvicorn's supervisor. The
-        # child keeps its own copy of the log's descriptor.
-        with open(self.log_path, "ab") as log:
-            self.process = subprocess.Popen(
-                command, cwd=ROOT, env=self.env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
-            )
-        self._wait_until_live()
-        return self
 
     def _wait_until_live(self) -> None:
         deadline = time.monotonic() + START_TIMEOUT_S

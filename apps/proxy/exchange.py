@@ -17,8 +17,8 @@ from apps.billing.ledger import new_request_id, record_request
 from apps.billing.pricing import cost_of
 from apps.providers.contracts import NO_USAGE, Usage
 from apps.providers.errors import OpenAIError
-from apps.proxy.idempotency import Claim
 from apps.proxy.headers import set_header, stamp_quota
+from apps.proxy.idempotency import Claim
 from apps.proxy.usage_bounds import UsageBounds, believed_usage
 from apps.routing.attempts import Attempt
 from apps.routing.route_header import route_header

@@ -10,10 +10,10 @@ import pytest
 
 from apps.providers.contracts import ChatResponse, ChatStream, StreamEvent, Usage
 from apps.providers.errors import ProviderError
+from apps.proxy.anthropic_inbound.endpoint import translated_message
 from apps.proxy.anthropic_inbound.request import chat_request
 from apps.proxy.anthropic_inbound.response import message_body
 from apps.proxy.anthropic_inbound.stream import anthropic_stream
-from apps.proxy.anthropic_inbound.endpoint import translated_message
 from apps.proxy.errors import InvalidRequest
 from tests.providers.replay import drain
 

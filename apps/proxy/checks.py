@@ -66,3 +66,14 @@ def check_cache_settings(app_configs: Any = None, **kwargs: Any) -> list[CheckMe
     if not settings.EDGE_REDIS_PREFIX.endswith(":"):
         messages.append(Error("EDGE_REDIS_PREFIX must end with ':'.", hint="e.g. edge:", id="edge.E052"))
     return messages
+
+
+@register()
+def check_degradation_and_exposure(app_configs: Any = None, **kwargs: Any) -> list[CheckMessage]:
+    """Bounds on the database's part in a request."""
+    messages: list[CheckMessage] = []
+    if settings.EDGE_DB_TIMEOUT_S <= 0:
+        messages.append(Error("EDGE_DB_TIMEOUT_S must be a positive number of seconds.", id="edge.E070"))
+    if settings.EDGE_KEY_STALE_S < 0:
+        messages.append(Error("EDGE_KEY_STALE_S must not be negative (0: no stale keys).", id="edge.E071"))
+    return messages

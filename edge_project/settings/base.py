@@ -177,3 +177,6 @@ EDGE_CACHE_MAX_ENTRY_BYTES = env_int("EDGE_CACHE_MAX_ENTRY_BYTES", 1024 * 1024) 
 EDGE_CACHE_FLIGHT_WAIT_S = env_float("EDGE_CACHE_FLIGHT_WAIT_S", 30.0)  # most a request waits on an identical one
 # ...and a streaming request, whose client sees nothing while it waits (0: streams never wait).
 EDGE_CACHE_STREAM_FLIGHT_WAIT_S = env_float("EDGE_CACHE_STREAM_FLIGHT_WAIT_S", 1.0)
+# Degraded service instead of failure, and smaller doors (apps.proxy.auth, apps.proxy.health, edge_project.db).
+EDGE_DB_TIMEOUT_S = env_float("EDGE_DB_TIMEOUT_S", 1.0)  # bound on a request's database work, statements included
+EDGE_KEY_STALE_S = env_float("EDGE_KEY_STALE_S", 300.0)  # database unreachable: key lookups this old are still used

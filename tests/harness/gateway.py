@@ -29,11 +29,20 @@ def free_port() -> int:
         return int(probe.getsockname()[1])
 
 
-def test_database_url() -> str:
-    """The URL of the database pytest-django created for this session (test_<name>)."""
+def test_database_url(*, port: int | None = None) -> str:
+    """The URL of the database pytest-django created for this session (test_<name>); ``port``: reached
+    through something listening there instead (tests/harness/tcp_proxy.py), on loopback."""
     db = connection.settings_dict
     credentials = db["USER"] + (f":{db['PASSWORD']}" if db["PASSWORD"] else "")
+    if port is not None:
+        return f"postgres://{credentials}@127.0.0.1:{port}/{db['NAME']}"
     return f"postgres://{credentials}@{db['HOST'] or '127.0.0.1'}:{db['PORT'] or 5432}/{db['NAME']}"
+
+
+def database_address() -> tuple[str, int]:
+    """Host and port of the test database's server."""
+    db = connection.settings_dict
+    return db["HOST"] or "127.0.0.1", int(db["PORT"] or 5432)
 
 
 class GatewayProcess:

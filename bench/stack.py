@@ -49,6 +49,7 @@ def gateway_environment(workdir: Path, database_url: str) -> dict[str, str]:
         "ALLOWED_HOSTS": "127.0.0.1",
         "EDGE_VAR_DIR": str(workdir / "var"),
         "EDGE_LEDGER_SPOOL_DIR": str(workdir / "spool"),
+        "EDGE_HEALTH_TOKEN": secrets.token_urlsafe(32),  # check_ledger reads /health's detail with it
     }
 
 

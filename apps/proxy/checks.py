@@ -10,6 +10,8 @@ from django.core.checks import CheckMessage, Error, Tags, Warning, register
 
 from edge_project.settings.base import DEV_SECRET_KEY
 
+MIN_HEALTH_TOKEN_LENGTH = 24
+
 
 @register(Tags.security)
 def check_encryption_keys(app_configs: Any = None, **kwargs: Any) -> list[CheckMessage]:
@@ -70,10 +72,15 @@ def check_cache_settings(app_configs: Any = None, **kwargs: Any) -> list[CheckMe
 
 @register()
 def check_degradation_and_exposure(app_configs: Any = None, **kwargs: Any) -> list[CheckMessage]:
-    """Bounds on the database's part in a request."""
+    """Bounds on the database's part in a request; the health token."""
     messages: list[CheckMessage] = []
     if settings.EDGE_DB_TIMEOUT_S <= 0:
         messages.append(Error("EDGE_DB_TIMEOUT_S must be a positive number of seconds.", id="edge.E070"))
     if settings.EDGE_KEY_STALE_S < 0:
         messages.append(Error("EDGE_KEY_STALE_S must not be negative (0: no stale keys).", id="edge.E071"))
+    if settings.EDGE_HEALTH_TOKEN and len(settings.EDGE_HEALTH_TOKEN) < MIN_HEALTH_TOKEN_LENGTH:
+        messages.append(Warning(
+            f"EDGE_HEALTH_TOKEN is shorter than {MIN_HEALTH_TOKEN_LENGTH} characters: it may be guessed.",
+            hint="Generate one with: python -c 'import secrets; print(secrets.token_urlsafe(32))'", id="edge.W070",
+        ))
     return messages

@@ -1,7 +1,8 @@
 """Health endpoints for load balancers and operators.
 
 ``/health/live``: the process answers. ``/health/ready``: it can serve (database reachable).
-``/health``: the details, per dependency, for humans and dashboards.
+``/health``: overall status for anyone; the details, per dependency, only for operators
+(``apps.proxy.operators``): providers, deployments and breaker states are no one else's business.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from django.db import connection
 from django.http import HttpRequest, HttpResponse
 
 from apps.billing.ledger import ledger_backlog
+from apps.proxy.operators import is_operator
 from apps.routing.shared_state import shared_state
 from apps.routing.table import RoutingTable, routing_tables
 from edge_project.db import DatabaseUnavailable, run_bounded
@@ -39,7 +41,10 @@ async def health(request: HttpRequest) -> HttpResponse:
     checks["providers"] = await describe_providers()
     checks["ledger"] = {"status": "ok", "backlog": ledger_backlog()}
     healthy = all(check["status"] == "ok" for check in checks.values())
-    return _json({"status": "ok" if healthy else "degraded", "checks": checks}, 200 if healthy else 503)
+    body: dict[str, Any] = {"status": "ok" if healthy else "degraded"}
+    if await is_operator(request):
+        body["checks"] = checks
+    return _json(body, 200 if healthy else 503)
 
 
 async def check_database() -> dict[str, Any]:

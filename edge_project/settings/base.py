@@ -180,3 +180,4 @@ EDGE_CACHE_STREAM_FLIGHT_WAIT_S = env_float("EDGE_CACHE_STREAM_FLIGHT_WAIT_S", 1
 # Degraded service instead of failure, and smaller doors (apps.proxy.auth, apps.proxy.health, edge_project.db).
 EDGE_DB_TIMEOUT_S = env_float("EDGE_DB_TIMEOUT_S", 1.0)  # bound on a request's database work, statements included
 EDGE_KEY_STALE_S = env_float("EDGE_KEY_STALE_S", 300.0)  # database unreachable: key lookups this old are still used
+EDGE_HEALTH_TOKEN = env_str("EDGE_HEALTH_TOKEN", "")  # bearer token for /health's detail (staff sessions see it too)

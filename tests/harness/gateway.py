@@ -21,6 +21,7 @@ from django.db import connection
 
 ROOT = Path(__file__).resolve().parents[2]
 START_TIMEOUT_S = 30.0
+HEALTH_TOKEN = "test-operator-token-0123456789abcdef"  # EDGE_HEALTH_TOKEN of every test gateway
 
 
 def free_port() -> int:
@@ -62,6 +63,7 @@ class GatewayProcess:
             "EDGE_LEDGER_FLUSH_INTERVAL_S": "0.05",
             "EDGE_CONFIG_TTL_S": "0.1",  # tests change config and wait (briefly) for the gateway to see it
             "EDGE_KEY_CACHE_TTL_S": "0.5",
+            "EDGE_HEALTH_TOKEN": HEALTH_TOKEN,
             "DEBUG": "false",
             **(env or {}),
         }
@@ -114,6 +116,12 @@ class GatewayProcess:
             return
         os.killpg(self.process.pid, signal.SIGKILL)
         self.process.wait()
+
+    def health_detail(self) -> dict[str, Any]:
+        """``/health`` as an operator reads it (with the health token): the checks, per dependency."""
+        response = httpx.get(f"{self.url}/health", headers={"Authorization": f"Bearer {HEALTH_TOKEN}"}, timeout=10)
+        checks: dict[str, Any] = response.json()["checks"]
+        return checks
 
     def log(self) -> str:
         return self.log_path.read_text(errors="replace")[-5000:] if self.log_path.exists() else ""

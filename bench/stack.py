@@ -25,7 +25,8 @@ PYTHON = str(VENV_PYTHON if VENV_PYTHON.exists() else Path(sys.executable))
 FLOOR_DIR = REPO.parent / "shared" / "bench"  # ../shared/bench from the repo root
 SERVER_CORE = "1"
 UPSTREAM_CORE = "0"
-UVICORN_FLAGS = ["--host", "127.0.0.1", "--no-access-log", "--loop", "uvloop", "--http", "httptools"]
+UVICORN_FLAGS = ["--host", "127.0.0.1", "--no-access-log", "--loop", "uvloop", "--http", "httptools",
+                 "--no-proxy-headers"]  # as README.md runs it
 
 
 def start_fake_upstream(processes: Processes) -> Server:

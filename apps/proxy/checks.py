@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ipaddress
 from typing import Any
 
 from cryptography.fernet import Fernet
@@ -72,12 +73,21 @@ def check_cache_settings(app_configs: Any = None, **kwargs: Any) -> list[CheckMe
 
 @register()
 def check_degradation_and_exposure(app_configs: Any = None, **kwargs: Any) -> list[CheckMessage]:
-    """Bounds on the database's part in a request; the health token."""
+    """Bounds on the database's part in a request, the failed-authentication throttle, trusted proxies."""
     messages: list[CheckMessage] = []
     if settings.EDGE_DB_TIMEOUT_S <= 0:
         messages.append(Error("EDGE_DB_TIMEOUT_S must be a positive number of seconds.", id="edge.E070"))
     if settings.EDGE_KEY_STALE_S < 0:
         messages.append(Error("EDGE_KEY_STALE_S must not be negative (0: no stale keys).", id="edge.E071"))
+    for entry in settings.EDGE_TRUSTED_PROXIES:
+        try:
+            ipaddress.ip_network(entry, strict=False)
+        except ValueError:
+            messages.append(Error(f"EDGE_TRUSTED_PROXIES entry {entry!r} is not an IP address or network.",
+                                  hint="e.g. 10.0.0.0/8,192.0.2.7", id="edge.E072"))
+    if settings.EDGE_AUTH_FAILURES_MAX < 0 or settings.EDGE_AUTH_FAILURES_WINDOW_S <= 0:
+        messages.append(Error("EDGE_AUTH_FAILURES_MAX must not be negative (0: no throttle) and "
+                              "EDGE_AUTH_FAILURES_WINDOW_S must be positive.", id="edge.E073"))
     if settings.EDGE_HEALTH_TOKEN and len(settings.EDGE_HEALTH_TOKEN) < MIN_HEALTH_TOKEN_LENGTH:
         messages.append(Warning(
             f"EDGE_HEALTH_TOKEN is shorter than {MIN_HEALTH_TOKEN_LENGTH} characters: it may be guessed.",

@@ -181,3 +181,6 @@ EDGE_CACHE_STREAM_FLIGHT_WAIT_S = env_float("EDGE_CACHE_STREAM_FLIGHT_WAIT_S", 1
 EDGE_DB_TIMEOUT_S = env_float("EDGE_DB_TIMEOUT_S", 1.0)  # bound on a request's database work, statements included
 EDGE_KEY_STALE_S = env_float("EDGE_KEY_STALE_S", 300.0)  # database unreachable: key lookups this old are still used
 EDGE_HEALTH_TOKEN = env_str("EDGE_HEALTH_TOKEN", "")  # bearer token for /health's detail (staff sessions see it too)
+EDGE_TRUSTED_PROXIES = env_list("EDGE_TRUSTED_PROXIES", [])  # addresses/CIDRs whose X-Forwarded-For is believed
+EDGE_AUTH_FAILURES_MAX = env_int("EDGE_AUTH_FAILURES_MAX", 20)  # failed key checks per address per window; 0: off
+EDGE_AUTH_FAILURES_WINDOW_S = env_float("EDGE_AUTH_FAILURES_WINDOW_S", 60.0)  # ...the window, from its first failure

@@ -64,6 +64,9 @@ class GatewayProcess:
             "EDGE_CONFIG_TTL_S": "0.1",  # tests change config and wait (briefly) for the gateway to see it
             "EDGE_KEY_CACHE_TTL_S": "0.5",
             "EDGE_HEALTH_TOKEN": HEALTH_TOKEN,
+            # Every test client is 127.0.0.1: the failed-authentication throttle would count the whole
+            # suite's bad keys as one client's. Its own tests start gateways with it on.
+            "EDGE_AUTH_FAILURES_MAX": "0",
             "DEBUG": "false",
             **(env or {}),
         }
@@ -74,6 +77,8 @@ class GatewayProcess:
             sys.executable, "-m", "uvicorn", "edge_project.asgi:application",
             "--host", "127.0.0.1", "--port", str(self.port), "--no-access-log",
             "--loop", "uvloop", "--http", "httptools", "--workers", str(self.workers),
+            # As README.md says to run it: the gateway alone decides whose X-Forwarded-For to believe.
+            "--no-proxy-headers",
             "--timeout-graceful-shutdown", "10",
         ]
         # Its own process group, so kill() reaches every worker, not just uvicorn's supervisor. The

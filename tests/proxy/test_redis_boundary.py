@@ -24,6 +24,7 @@ import redis.connection
 
 from apps.providers.contracts import Usage
 from apps.providers.fake_upstream import BackgroundFakeUpstream
+from apps.proxy.auth_throttle import AuthThrottle
 from apps.proxy.cache import purge, redis_tier
 from apps.proxy.cache.stored import CachedAnswer
 from apps.routing import breakers
@@ -31,6 +32,7 @@ from apps.routing.breakers import DeploymentBreaker
 from apps.routing.shared_state import SharedState, read_shared, write_breaker_state
 from apps.routing.table import RoutePolicy
 from edge_project import leases, redis_clients
+from edge_project.background import finish_background_work
 from edge_project.redis_clients import bounded, redis_key, redis_usable
 from tests.factories import unique
 from tests.harness.garbling_redis import GarblingRedis
@@ -85,6 +87,12 @@ async def subscriber_reports() -> object:
     return NO_ANSWER
 
 
+async def failed_authentication_shared() -> object:
+    AuthThrottle().failed("198.51.100.77")
+    await finish_background_work(5)
+    return NO_ANSWER
+
+
 async def nothing(work: Awaitable[object]) -> object:
     await work
     return NO_ANSWER
@@ -108,6 +116,7 @@ PATHS: dict[str, tuple[Callable[[], Coroutine[Any, Any, object]], object]] = {
     "purge counters": (purge._reload_generations, False),
     "purge subscriber": (subscriber_reports, NO_ANSWER),
     "lease renewal": (lambda: nothing(leases.renew([Renewed()])), NO_ANSWER),
+    "failed authentication shared": (failed_authentication_shared, NO_ANSWER),
     "admin purge": (lambda: blocking(lambda: purge.purge_tenant(tenant_id=DEPLOYMENT_ID)), False),  # this process only
     "admin breaker states": (lambda: blocking(lambda: read_shared([DEPLOYMENT_ID])), ({}, {})),
     "admin breaker write": (lambda: blocking(lambda: write_breaker_state(DEPLOYMENT_ID, breakers.SharedBreakerState(
@@ -151,7 +160,7 @@ def garbled_gateway(garbling_redis: GarblingRedis, django_db_setup: None, django
                     tmp_path_factory: pytest.TempPathFactory) -> Iterator[GatewayProcess]:
     directory = tmp_path_factory.mktemp("garbled-gateway")
     # A short cool-down: Redis is tried again, and fails again, many times over the test.
-    env = {"REDIS_URL": garbling_redis.url, "REDIS_COOLDOWN_S": "0.02"}
+    env = {"REDIS_URL": garbling_redis.url, "REDIS_COOLDOWN_S": "0.02", "EDGE_AUTH_FAILURES_MAX": "1000"}
     with django_db_blocker.unblock():
         process = GatewayProcess(spool_dir=directory / "spool", log_path=directory / "gateway.log", env=env)
     with process:
@@ -163,7 +172,7 @@ def test_a_redis_that_answers_garbage_costs_clients_nothing(
     garbled_gateway: GatewayProcess, garbling_redis: GarblingRedis, fake: BackgroundFakeUpstream, live_db: None
 ):
     # Cached answers (lookups, stores, purge counters), a failing first deployment (breakers publish,
-    # and claim trials once half-open), streams, and a bad key: every path meets Redis.
+    # and claim trials once half-open), streams, and bad keys (failures shared): every path meets Redis.
     pool = make_pool(garbled_gateway, fake, cache_enabled=True, cache_ttl_s=300, same_deployment_retries=0,
                      breaker_reset_s=0.1)
     pool.fail(0, fail_status=500)

@@ -97,9 +97,6 @@ class AuthThrottle:
         if redis_configured():
             run_in_background(self._share(key))
 
-    def clear(self) -> None:
-        self._standings.clear()
-
     def _current(self, key: str) -> _Standing:
         now = time.monotonic()
         standing = self._standings.get(key)

@@ -13,8 +13,11 @@ from __future__ import annotations
 import functools
 import ipaddress
 import logging
+from typing import Any
 
 from django.conf import settings
+from django.core.signals import setting_changed
+from django.dispatch import receiver
 from django.http import HttpRequest
 
 logger = logging.getLogger(__name__)
@@ -26,9 +29,9 @@ def client_address(request: HttpRequest) -> str:
     """The client's IP address as text (IPv4-mapped IPv6 as IPv4), or the peer as the server gave it
     when it is no IP address (a Unix socket: empty)."""
     peer_text: str = request.META.get("REMOTE_ADDR", "")
-    if not settings.EDGE_TRUSTED_PROXIES:
+    proxies = trusted_proxies()
+    if not proxies:
         return peer_text
-    proxies = trusted_networks(tuple(settings.EDGE_TRUSTED_PROXIES))
     peer = parse_address(peer_text)
     if peer is None or not _within(peer, proxies):
         return peer_text
@@ -59,16 +62,22 @@ def parse_address(text: str) -> Address | None:
     return address
 
 
-@functools.lru_cache(maxsize=8)
-def trusted_networks(entries: tuple[str, ...]) -> tuple[Network, ...]:
+@functools.cache  # read once: every request asks, and a Django setting costs ~0.6 µs to read
+def trusted_proxies() -> tuple[Network, ...]:
     """EDGE_TRUSTED_PROXIES parsed; an entry that is no address or network is left out (check edge.E072)."""
     networks = []
-    for entry in entries:
+    for entry in settings.EDGE_TRUSTED_PROXIES:
         try:
             networks.append(ipaddress.ip_network(entry, strict=False))
         except ValueError:
             logger.error("EDGE_TRUSTED_PROXIES: %r is not an IP address or network; ignored", entry)
     return tuple(networks)
+
+
+@receiver(setting_changed)
+def _reread_trusted_proxies(*, setting: str, **kwargs: Any) -> None:
+    if setting == "EDGE_TRUSTED_PROXIES":  # tests (override_settings) change it
+        trusted_proxies.cache_clear()
 
 
 def _within(address: Address, networks: tuple[Network, ...]) -> bool:

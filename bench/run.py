@@ -246,7 +246,8 @@ def check_ledger(gateway: Server, env: dict[str, str], tally: GatewayTally) -> d
     """Wait until the gateway reports no ledger backlog, then count the rows it committed."""
     deadline = time.monotonic() + LEDGER_WAIT_S
     while True:
-        backlog = httpx.get(f"{gateway.url}/health", timeout=10).json()["checks"]["ledger"]["backlog"]
+        operator = {"Authorization": f"Bearer {env['EDGE_HEALTH_TOKEN']}"}  # the detail is for operators only
+        backlog = httpx.get(f"{gateway.url}/health", headers=operator, timeout=10).json()["checks"]["ledger"]["backlog"]
         if backlog == 0:
             break
         if time.monotonic() > deadline:

@@ -25,7 +25,8 @@ PYTHON = str(VENV_PYTHON if VENV_PYTHON.exists() else Path(sys.executable))
 FLOOR_DIR = REPO.parent / "shared" / "bench"  # ../shared/bench from the repo root
 SERVER_CORE = "1"
 UPSTREAM_CORE = "0"
-UVICORN_FLAGS = ["--host", "127.0.0.1", "--no-access-log", "--loop", "uvloop", "--http", "httptools"]
+UVICORN_FLAGS = ["--host", "127.0.0.1", "--no-access-log", "--loop", "uvloop", "--http", "httptools",
+                 "--no-proxy-headers"]  # as README.md runs it
 
 
 def start_fake_upstream(processes: Processes) -> Server:
@@ -49,6 +50,7 @@ def gateway_environment(workdir: Path, database_url: str) -> dict[str, str]:
         "ALLOWED_HOSTS": "127.0.0.1",
         "EDGE_VAR_DIR": str(workdir / "var"),
         "EDGE_LEDGER_SPOOL_DIR": str(workdir / "spool"),
+        "EDGE_HEALTH_TOKEN": secrets.token_urlsafe(32),  # check_ledger reads /health's detail with it
     }
 
 

@@ -4,7 +4,15 @@ redis-py's default retries made one command against a hung Redis take ~5 s even 
 timeout; these clients never retry and give up after REDIS_TIMEOUT_S. After any failure, callers
 skip Redis for ``REDIS_COOLDOWN_S`` (falling back to their in-process state) instead of each paying
 the timeout again, and the first call after the cool-down tries Redis again, with fresh clients, so
-it comes back by itself. ``bounded()`` is the one way to run an async command with both.
+it comes back by itself. ``bounded()`` is the one way to run an async command with both, and
+``bounded_sync()`` its blocking twin (admin, management commands).
+
+Both are a boundary: whatever a command raises, it is Redis trouble, reported and answered "no
+answer". Not only redis-py's own errors: a transport closed under a write raises uvloop's
+``RuntimeError`` straight through redis-py, a garbled reply ``ValueError`` or ``TypeError`` from its
+parser, and a 500 for any of them would let a sick Redis fail requests. Only cancellation (and other
+``BaseException``s that are not ``Exception``s) passes through. A caller that holds a connection
+for longer than one command (the purge subscriber) catches ``Exception`` the same way and reports it.
 
 Async clients are per event loop, like the HTTP clients: a connection is bound to the loop that
 opened it.
@@ -54,12 +62,19 @@ def redis_usable() -> bool:
 
 
 def report_redis_failure(exc: BaseException) -> None:
-    """Callers report a failed command here; Redis is skipped until the cool-down ends."""
+    """Callers report a failed command here; Redis is skipped until the cool-down ends. Never raises:
+    it runs in the callers' ``except`` blocks, on the request path."""
     global _unusable_until
     if time.monotonic() >= _unusable_until:
-        logger.warning("Redis unavailable, using in-process state for %.1f s: %r", settings.REDIS_COOLDOWN_S, exc)
+        # An error that is not Redis's own or the network's may be a bug of ours: keep its traceback.
+        expected = isinstance(exc, (RedisError, OSError, TimeoutError))
+        logger.warning("Redis unavailable, using in-process state for %.1f s: %r", settings.REDIS_COOLDOWN_S, exc,
+                       exc_info=None if expected else exc)
     _unusable_until = time.monotonic() + settings.REDIS_COOLDOWN_S
-    _discard_clients()
+    try:
+        _discard_clients()
+    except Exception:
+        logger.warning("could not discard the Redis clients", exc_info=True)
 
 
 def _discard_clients() -> None:
@@ -100,17 +115,32 @@ def async_redis() -> redis.asyncio.Redis | None:
 
 
 async def bounded(command: Callable[[redis.asyncio.Redis], Awaitable[T]]) -> T | None:
-    """Run one command on this loop's client, or None when Redis is unconfigured, cooling down, or failing
-    (the failure is reported, which starts the cool-down and drops the stale client)."""
-    client = async_redis()
-    if client is None:
-        return None
+    """Run one exchange on this loop's client: its answer, or None when Redis is unconfigured, cooling
+    down, or failing in any way (reported, which starts the cool-down and drops the stale client).
+
+    ``command`` may read the reply too: whatever it raises while doing so counts as Redis trouble.
+    """
     try:
+        client = async_redis()
+        if client is None:
+            return None
         # One REDIS_TIMEOUT_S for the whole exchange: the socket timeouts bound each connect and read
         # alone, and a new connection makes several (CLIENT SETINFO, SELECT) before the command's own.
         async with asyncio.timeout(settings.REDIS_TIMEOUT_S):
             return await command(client)
-    except (RedisError, OSError, TimeoutError) as exc:
+    except Exception as exc:  # every failure (see the module docstring); CancelledError passes
+        report_redis_failure(exc)
+        return None
+
+
+def bounded_sync(command: Callable[[redis.Redis], T]) -> T | None:
+    """``bounded()`` for the blocking client: each read is bounded by the socket timeout."""
+    try:
+        client = sync_redis()
+        if client is None:
+            return None
+        return command(client)
+    except Exception as exc:
         report_redis_failure(exc)
         return None
 
@@ -130,7 +160,7 @@ async def close_async_redis() -> None:
     """Close this loop's client (at shutdown)."""
     client = _async_clients.pop(asyncio.get_running_loop(), None)
     if client is not None:
-        await client.aclose()
+        await _close_quietly(client)  # a sick Redis must not hold up or fail the shutdown
 
 
 def redis_options() -> dict[str, Any]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ipaddress
 from typing import Any
 
 from cryptography.fernet import Fernet
@@ -10,6 +11,8 @@ from django.core.checks import CheckMessage, Error, Tags, Warning, register
 
 from apps.billing.spool import MAX_BACKOFF_S
 from edge_project.settings.base import DEV_SECRET_KEY
+
+MIN_HEALTH_TOKEN_LENGTH = 24
 
 
 @register(Tags.security)
@@ -96,5 +99,30 @@ def check_ledger_settings(app_configs: Any = None, **kwargs: Any) -> list[CheckM
             f"EDGE_LEDGER_STUCK_AFTER_S is shorter than the spool's longest retry wait ({MAX_BACKOFF_S:g} s) plus "
             "EDGE_LEDGER_FLUSH_INTERVAL_S: a database blip that the spool rides out reports /health as degraded.",
             id="edge.W060",
+        ))
+    return messages
+
+
+@register()
+def check_degradation_and_exposure(app_configs: Any = None, **kwargs: Any) -> list[CheckMessage]:
+    """Bounds on the database's part in a request, the failed-authentication throttle, trusted proxies."""
+    messages: list[CheckMessage] = []
+    if settings.EDGE_DB_TIMEOUT_S <= 0:
+        messages.append(Error("EDGE_DB_TIMEOUT_S must be a positive number of seconds.", id="edge.E070"))
+    if settings.EDGE_KEY_STALE_S < 0:
+        messages.append(Error("EDGE_KEY_STALE_S must not be negative (0: no stale keys).", id="edge.E071"))
+    for entry in settings.EDGE_TRUSTED_PROXIES:
+        try:
+            ipaddress.ip_network(entry, strict=False)
+        except ValueError:
+            messages.append(Error(f"EDGE_TRUSTED_PROXIES entry {entry!r} is not an IP address or network.",
+                                  hint="e.g. 10.0.0.0/8,192.0.2.7", id="edge.E072"))
+    if settings.EDGE_AUTH_FAILURES_MAX < 0 or settings.EDGE_AUTH_FAILURES_WINDOW_S <= 0:
+        messages.append(Error("EDGE_AUTH_FAILURES_MAX must not be negative (0: no throttle) and "
+                              "EDGE_AUTH_FAILURES_WINDOW_S must be positive.", id="edge.E073"))
+    if settings.EDGE_HEALTH_TOKEN and len(settings.EDGE_HEALTH_TOKEN) < MIN_HEALTH_TOKEN_LENGTH:
+        messages.append(Warning(
+            f"EDGE_HEALTH_TOKEN is shorter than {MIN_HEALTH_TOKEN_LENGTH} characters: it may be guessed.",
+            hint="Generate one with: python -c 'import secrets; print(secrets.token_urlsafe(32))'", id="edge.W070",
         ))
     return messages

@@ -13,8 +13,12 @@ from rest_framework.response import Response
 
 from apps.billing.ledger import new_request_id
 from apps.providers.errors import OpenAIError
+from edge_project.db import DatabaseUnavailable
 
 logger = logging.getLogger(__name__)
+# What a client is told to wait when the database cannot answer: a failing database is asked again
+# (by one request at a time) as soon as the last try ends, so a second is enough to see it come back.
+DATABASE_RETRY_AFTER_S = 1
 
 
 class InvalidRequest(OpenAIError):
@@ -51,14 +55,22 @@ class PayloadTooLarge(OpenAIError):
 
 
 def unexpected(exc: BaseException) -> OpenAIError:
+    # Only a cold key lookup or a process's first routing table reaches the database on this path
+    # (edge_project.db bounds both, and logs an outage once); while it cannot answer, say so with a
+    # status clients retry instead of a 500 that reads like our bug.
+    if isinstance(exc, DatabaseUnavailable):
+        return database_unavailable()
     if isinstance(exc, DatabaseError):
-        # Only a cold key lookup or a config reload reaches the database on this path; while it is
-        # down, say so with a status clients retry instead of a 500 that reads like our bug.
-        logger.warning("database unavailable on the API path: %s", exc)
-        return OpenAIError("The gateway's database is unavailable; retry shortly.", status=503,
-                           type="service_unavailable", code="database_unavailable")
+        logger.warning("database error on the API path: %s", exc)
+        return database_unavailable()
     logger.error("unexpected error on the API path", exc_info=exc)
     return internal_error()
+
+
+def database_unavailable() -> OpenAIError:
+    return OpenAIError("The gateway's database is unavailable; retry shortly.", status=503,
+                       type="service_unavailable", code="database_unavailable",
+                       headers={"Retry-After": str(DATABASE_RETRY_AFTER_S)})
 
 
 def internal_error() -> OpenAIError:

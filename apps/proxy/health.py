@@ -1,8 +1,9 @@
 """Health endpoints for load balancers and operators.
 
 ``/health/live``: the process answers. ``/health/ready``: it can serve (database reachable, ledger
-spool under its disk bound).
-``/health``: the details, per dependency, for humans and dashboards.
+spool under its disk bound). ``/health``: overall status for anyone; the details, per dependency,
+only for operators (``apps.proxy.operators``): providers, deployments and breaker states are no one
+else's business.
 """
 
 from __future__ import annotations
@@ -14,12 +15,14 @@ import orjson
 import redis
 from asgiref.sync import sync_to_async
 from django.conf import settings
-from django.db import close_old_connections, connection
+from django.db import connection
 from django.http import HttpRequest, HttpResponse
 
 from apps.billing.ledger import ledger_health
+from apps.proxy.operators import is_operator
 from apps.routing.shared_state import shared_state
 from apps.routing.table import RoutingTable, routing_tables
+from edge_project.db import DatabaseUnavailable, run_bounded
 from edge_project.redis_clients import redis_options
 
 
@@ -28,33 +31,40 @@ async def live(request: HttpRequest) -> HttpResponse:
 
 
 async def ready(request: HttpRequest) -> HttpResponse:
-    database = await sync_to_async(check_database)()
+    database = await check_database()
     # A full spool still takes rows, but a load balancer should drain this process until they commit.
     status = "error" if ledger_health()["spool_full"] else database["status"]
     return _json({"status": status}, 200 if status == "ok" else 503)
 
 
 async def health(request: HttpRequest) -> HttpResponse:
-    checks: dict[str, Any] = {"database": await sync_to_async(check_database)()}
+    checks: dict[str, Any] = {"database": await check_database()}
     if settings.REDIS_URL:
         checks["redis"] = await sync_to_async(check_redis)()
     checks["providers"] = await describe_providers()
     checks["ledger"] = ledger_health()
     healthy = all(check["status"] == "ok" for check in checks.values())
-    return _json({"status": "ok" if healthy else "degraded", "checks": checks}, 200 if healthy else 503)
+    body: dict[str, Any] = {"status": "ok" if healthy else "degraded"}
+    if await is_operator(request):
+        body["checks"] = checks
+    return _json(body, 200 if healthy else 503)
 
 
-def check_database() -> dict[str, Any]:
+async def check_database() -> dict[str, Any]:
+    """``SELECT 1`` as the request path would ask it: bounded by EDGE_DB_TIMEOUT_S, so a hung database
+    makes the answer "error" within that, not a load balancer's timeout."""
     started = time.perf_counter()
     try:
-        close_old_connections()
-        with connection.cursor() as cursor:
-            cursor.execute("SELECT 1")
+        await run_bounded(_select_one)
     except Exception as exc:
-        return {"status": "error", "error": type(exc).__name__}
-    finally:
-        connection.close()
+        cause = exc.__cause__ if isinstance(exc, DatabaseUnavailable) and exc.__cause__ else exc
+        return {"status": "error", "error": type(cause).__name__}
     return {"status": "ok", "latency_ms": round((time.perf_counter() - started) * 1000, 1)}
+
+
+def _select_one() -> None:
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT 1")
 
 
 def check_redis() -> dict[str, Any]:

@@ -17,13 +17,14 @@ import socket
 from collections.abc import Callable
 
 import orjson
+import redis.asyncio
 from django.conf import settings
 
 from apps.routing.breakers import STATE_TTL_S, BreakerBoard, SharedBreakerState, state_key
 from apps.routing.health import Counters, HealthBook
 from apps.routing.retry_budget import RetryBudget
 from apps.routing.table import DEFAULT_POLICY  # a breaker first met here takes its policy on first use
-from edge_project.redis_clients import async_redis, redis_configured, redis_key, report_redis_failure, sync_redis
+from edge_project.redis_clients import bounded, bounded_sync, redis_configured, redis_key, redis_usable
 
 logger = logging.getLogger(__name__)
 
@@ -63,29 +64,29 @@ class SharedState:
             await asyncio.sleep(settings.EDGE_ROUTING_SYNC_S)
 
     async def refresh(self, deployment_ids: list[int]) -> None:
-        client = async_redis()
-        if client is None or not deployment_ids:
+        if not deployment_ids or not redis_usable():
             return
         unsent = {id_: self.health.local[id_] for id_ in self.health.unsent if id_ in self.health.local}
         self.health.unsent.clear()
-        pipe = client.pipeline(transaction=False)
-        for deployment_id, counters in unsent.items():
-            key = health_key(deployment_id)
-            pipe.hset(key, PROCESS_ID, orjson.dumps(counters.as_list()))
-            pipe.expire(key, HEALTH_TTL_S)
-        pipe.mget([state_key(id_) for id_ in deployment_ids])
-        for deployment_id in deployment_ids:
-            pipe.hgetall(health_key(deployment_id))
-        try:
-            results = await pipe.execute()
-        except Exception as exc:
-            self.health.unsent.update(unsent)
-            report_redis_failure(exc)
-            return
-        results = results[2 * len(unsent):]
-        self._adopt_breakers(deployment_ids, results[0])
-        for deployment_id, entries in zip(deployment_ids, results[1:], strict=True):
-            self.health.remote[deployment_id] = _other_processes(entries)
+
+        async def exchange(client: redis.asyncio.Redis) -> bool:
+            pipe = client.pipeline(transaction=False)
+            for deployment_id, counters in unsent.items():
+                key = health_key(deployment_id)
+                pipe.hset(key, PROCESS_ID, orjson.dumps(counters.as_list()))
+                pipe.expire(key, HEALTH_TTL_S)
+            pipe.mget([state_key(id_) for id_ in deployment_ids])
+            for deployment_id in deployment_ids:
+                pipe.hgetall(health_key(deployment_id))
+            results = (await pipe.execute())[2 * len(unsent):]
+            # Read inside the exchange: a reply of the wrong shape is Redis trouble, like a failed command.
+            self._adopt_breakers(deployment_ids, results[0])
+            for deployment_id, entries in zip(deployment_ids, results[1:], strict=True):
+                self.health.remote[deployment_id] = _other_processes(entries)
+            return True
+
+        if await bounded(exchange) is None:
+            self.health.unsent.update(unsent)  # sent with the next round that gets through
 
     def _adopt_breakers(self, deployment_ids: list[int], states: list[bytes | None]) -> None:
         for deployment_id, raw in zip(deployment_ids, states, strict=True):
@@ -122,22 +123,21 @@ def _parsed(entries: dict[bytes, bytes]) -> list[Counters]:
 
 def read_shared(deployment_ids: list[int]) -> tuple[dict[int, SharedBreakerState], dict[int, list[Counters]]]:
     """Breaker states and every process's health counters, read synchronously (admin)."""
-    client = sync_redis()
-    if client is None or not deployment_ids:
+    if not deployment_ids:
         return {}, {}
-    pipe = client.pipeline(transaction=False)
-    pipe.mget([state_key(id_) for id_ in deployment_ids])
-    for deployment_id in deployment_ids:
-        pipe.hgetall(health_key(deployment_id))
-    try:
+
+    def read(client: redis.Redis) -> tuple[dict[int, SharedBreakerState], dict[int, list[Counters]]]:
+        pipe = client.pipeline(transaction=False)
+        pipe.mget([state_key(id_) for id_ in deployment_ids])
+        for deployment_id in deployment_ids:
+            pipe.hgetall(health_key(deployment_id))
         states, *health = pipe.execute()
-    except Exception as exc:
-        report_redis_failure(exc)
-        return {}, {}
-    breakers = {id_: state for id_, raw in zip(deployment_ids, states, strict=True)
-                if raw and (state := SharedBreakerState.from_json(raw)) is not None}
-    counters = {id_: _parsed(entries) for id_, entries in zip(deployment_ids, health, strict=True)}
-    return breakers, counters
+        breakers = {id_: state for id_, raw in zip(deployment_ids, states, strict=True)
+                    if raw and (state := SharedBreakerState.from_json(raw)) is not None}
+        counters = {id_: _parsed(entries) for id_, entries in zip(deployment_ids, health, strict=True)}
+        return breakers, counters
+
+    return bounded_sync(read) or ({}, {})
 
 
 shared_state = SharedState()
@@ -145,10 +145,4 @@ shared_state = SharedState()
 
 def write_breaker_state(deployment_id: int, state: SharedBreakerState) -> None:
     """Set a breaker's shared state from outside the request path (admin)."""
-    client = sync_redis()
-    if client is None:
-        return
-    try:
-        client.set(state_key(deployment_id), state.to_json(), ex=STATE_TTL_S)
-    except Exception as exc:
-        report_redis_failure(exc)
+    bounded_sync(lambda client: client.set(state_key(deployment_id), state.to_json(), ex=STATE_TTL_S))

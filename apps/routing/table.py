@@ -21,7 +21,6 @@ from decimal import Decimal
 from fnmatch import fnmatchcase
 from typing import Any
 
-from asgiref.sync import sync_to_async
 from django.conf import settings
 
 from apps.providers.contracts import Upstream
@@ -29,7 +28,7 @@ from apps.providers.models import Provider
 from apps.providers.secrets import SecretUnreadable
 from apps.routing.models import BreakerOverride, Deployment, PublicModel, RoutingPolicy
 from apps.routing.prices import Prices
-from edge_project.db import release_connection
+from edge_project.db import DatabaseUnavailable, release_connection, run_bounded
 from edge_project.model_fields import default_of
 
 logger = logging.getLogger(__name__)
@@ -166,12 +165,12 @@ def _specificity(name: str) -> tuple[int, str]:
 
 def load_routing_table() -> RoutingTable:
     try:
-        return _query_routing_table()
+        return query_routing_table()
     finally:
         release_connection()
 
 
-def _query_routing_table() -> RoutingTable:
+def query_routing_table() -> RoutingTable:
     # Models before deployments: each query sees its own snapshot, and a model committed together with
     # its deployments between the two must not be served without them (a 503 until the next reload).
     models = list(PublicModel.objects.filter(enabled=True).select_related("policy"))
@@ -292,7 +291,13 @@ def _or_input_price(price: Decimal | None, deployment: Deployment) -> Decimal:
 
 
 class TableHolder:
-    """The process's current table, reloaded in the background when stale (one reload at a time)."""
+    """The process's current table, reloaded in the background when stale (one reload at a time).
+
+    Loads go through ``edge_project.db.run_bounded()``: a process's first table waits at most
+    EDGE_DB_TIMEOUT_S (then ``DatabaseUnavailable``, and the next request tries again); a failed
+    reload keeps the previous table, and while the database is failing each reload is the probe
+    that finds it back.
+    """
 
     def __init__(self) -> None:
         self._table: RoutingTable | None = None
@@ -301,14 +306,16 @@ class TableHolder:
     async def current(self) -> RoutingTable:
         table = self._table
         if table is None:
-            table = self._table = await sync_to_async(load_routing_table, thread_sensitive=False)()
+            table = self._table = await run_bounded(query_routing_table)
         elif table.is_stale() and self._reloading is None:
             self._reloading = asyncio.create_task(self._reload())
         return table
 
     async def _reload(self) -> None:
         try:
-            self._table = await sync_to_async(load_routing_table, thread_sensitive=False)()
+            self._table = await run_bounded(query_routing_table)
+        except DatabaseUnavailable as exc:
+            logger.debug("routing table reload failed; serving the previous one: %s", exc)
         except Exception:
             logger.warning("routing table reload failed; serving the previous one", exc_info=True)
         finally:

@@ -188,3 +188,10 @@ EDGE_IDEMPOTENCY_TTL_S = env_int("EDGE_IDEMPOTENCY_TTL_S", 24 * 60 * 60)  # how 
 EDGE_IDEMPOTENCY_MAX_BYTES = env_int("EDGE_IDEMPOTENCY_MAX_BYTES", 4 * 1024 * 1024)
 # Per process: the store without Redis, and a copy of this process's responses with it (an LRU by bytes).
 EDGE_IDEMPOTENCY_LOCAL_MAX_BYTES = env_int("EDGE_IDEMPOTENCY_LOCAL_MAX_BYTES", 64 * 1024 * 1024)
+# Degraded service instead of failure, and smaller doors (apps.proxy.auth, apps.proxy.health, edge_project.db).
+EDGE_DB_TIMEOUT_S = env_float("EDGE_DB_TIMEOUT_S", 1.0)  # bound on a request's database work, statements included
+EDGE_KEY_STALE_S = env_float("EDGE_KEY_STALE_S", 300.0)  # database unreachable: key lookups this old are still used
+EDGE_HEALTH_TOKEN = env_str("EDGE_HEALTH_TOKEN", "")  # bearer token for /health's detail (staff sessions see it too)
+EDGE_TRUSTED_PROXIES = env_list("EDGE_TRUSTED_PROXIES", [])  # addresses/CIDRs whose X-Forwarded-For is believed
+EDGE_AUTH_FAILURES_MAX = env_int("EDGE_AUTH_FAILURES_MAX", 20)  # failed key checks per address per window; 0: off
+EDGE_AUTH_FAILURES_WINDOW_S = env_float("EDGE_AUTH_FAILURES_WINDOW_S", 60.0)  # ...the window, from its first failure

@@ -21,6 +21,7 @@ from django.db import connection
 
 ROOT = Path(__file__).resolve().parents[2]
 START_TIMEOUT_S = 30.0
+HEALTH_TOKEN = "test-operator-token-0123456789abcdef"  # EDGE_HEALTH_TOKEN of every test gateway
 
 
 def free_port() -> int:
@@ -29,11 +30,20 @@ def free_port() -> int:
         return int(probe.getsockname()[1])
 
 
-def test_database_url() -> str:
-    """The URL of the database pytest-django created for this session (test_<name>)."""
+def test_database_url(*, port: int | None = None) -> str:
+    """The URL of the database pytest-django created for this session (test_<name>); ``port``: reached
+    through something listening there instead (tests/harness/tcp_proxy.py), on loopback."""
     db = connection.settings_dict
     credentials = db["USER"] + (f":{db['PASSWORD']}" if db["PASSWORD"] else "")
+    if port is not None:
+        return f"postgres://{credentials}@127.0.0.1:{port}/{db['NAME']}"
     return f"postgres://{credentials}@{db['HOST'] or '127.0.0.1'}:{db['PORT'] or 5432}/{db['NAME']}"
+
+
+def database_address() -> tuple[str, int]:
+    """Host and port of the test database's server."""
+    db = connection.settings_dict
+    return db["HOST"] or "127.0.0.1", int(db["PORT"] or 5432)
 
 
 class GatewayProcess:
@@ -53,6 +63,10 @@ class GatewayProcess:
             "EDGE_LEDGER_FLUSH_INTERVAL_S": "0.05",
             "EDGE_CONFIG_TTL_S": "0.1",  # tests change config and wait (briefly) for the gateway to see it
             "EDGE_KEY_CACHE_TTL_S": "0.5",
+            "EDGE_HEALTH_TOKEN": HEALTH_TOKEN,
+            # Every test client is 127.0.0.1: the failed-authentication throttle would count the whole
+            # suite's bad keys as one client's. Its own tests start gateways with it on.
+            "EDGE_AUTH_FAILURES_MAX": "0",
             "DEBUG": "false",
             **(env or {}),
         }
@@ -78,6 +92,8 @@ class GatewayProcess:
             sys.executable, "-m", "uvicorn", "edge_project.asgi:application",
             "--host", "127.0.0.1", "--port", str(self.port), "--no-access-log",
             "--loop", "uvloop", "--http", "httptools", "--workers", str(self.workers),
+            # As README.md says to run it: the gateway alone decides whose X-Forwarded-For to believe.
+            "--no-proxy-headers",
             "--timeout-graceful-shutdown", "10",
         ]
 
@@ -112,6 +128,12 @@ class GatewayProcess:
             return
         os.killpg(self.process.pid, signal.SIGKILL)
         self.process.wait()
+
+    def health_detail(self) -> dict[str, Any]:
+        """``/health`` as an operator reads it (with the health token): the checks, per dependency."""
+        response = httpx.get(f"{self.url}/health", headers={"Authorization": f"Bearer {HEALTH_TOKEN}"}, timeout=10)
+        checks: dict[str, Any] = response.json()["checks"]
+        return checks
 
     def log(self) -> str:
         return self.log_path.read_text(errors="replace")[-5000:] if self.log_path.exists() else ""

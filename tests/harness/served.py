@@ -76,8 +76,7 @@ class Served:
         """Block until the gateway's routing table includes provider ``name`` (config is eventually consistent)."""
         deadline = time.monotonic() + timeout_s
         while time.monotonic() < deadline:
-            health = httpx.get(f"{self.gateway.url}/health").json()
-            if name in health["checks"]["providers"].get("configured", []):
+            if name in self.gateway.health_detail()["providers"].get("configured", []):
                 return
             time.sleep(0.05)
         raise AssertionError(f"the gateway never routed to provider {name}")

@@ -5,6 +5,7 @@ failing a request."""
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import time
 from collections.abc import Iterator
 
@@ -36,10 +37,10 @@ def fresh_redis_clients() -> Iterator[None]:
     redis_clients._unusable_until = 0.0
 
 
-async def fail(board: BreakerBoard, deployment: Target, times: int) -> None:
+async def fail(board: BreakerBoard, deployment: Target, times: int, policy: RoutePolicy = POLICY) -> None:
     for _ in range(times):
-        assert await board.admit(deployment, POLICY, trial_ttl_s=1)
-        await board.record(deployment, POLICY, failed=True)
+        assert await board.admit(deployment, policy, trial_ttl_s=1)
+        await board.record(deployment, policy, failed=True)
 
 
 def test_it_opens_after_five_failures_and_admits_nothing_until_the_reset_timeout(deployment: Target):
@@ -103,10 +104,13 @@ def test_only_one_process_gets_the_trial_of_a_shared_half_open_breaker(deploymen
 
 
 def test_a_process_adopts_another_processes_transition_on_its_next_refresh(deployment: Target):
+    # A reset timeout no machine is slow enough to reach: after POLICY's 0.2 s the adopted breaker reads half-open.
+    policy = dataclasses.replace(POLICY, breaker_reset_s=60)
+
     async def scenario() -> list[str]:
         first, second = SharedState(), SharedState()
-        await second.breakers.admit(deployment, POLICY, trial_ttl_s=1)
-        await fail(first.breakers, deployment, 5)
+        await second.breakers.admit(deployment, policy, trial_ttl_s=1)
+        await fail(first.breakers, deployment, 5, policy)
         before = second.breakers.state_of(deployment)
         await second.refresh([deployment.deployment_id])
         return [before, second.breakers.state_of(deployment)]
@@ -140,8 +144,6 @@ def test_it_keeps_working_on_its_own_view_when_redis_does_not_answer(deployment:
 
 
 def test_forced_states_ignore_the_breaker(deployment: Target):
-    import dataclasses
-
     async def scenario() -> list[bool]:
         board = BreakerBoard()
         await fail(board, deployment, 5)

@@ -121,13 +121,11 @@ def reload_tables(pool: Pool, *others: GatewayProcess) -> None:
 
 
 def test_health_shows_each_deployments_breaker_and_recent_success_rate(pool_with: Callable[..., Pool]):
-    import httpx
-
     pool = pool_with(strategy="failover", same_deployment_retries=0)
     pool.fail(0, fail_status=500)
     pool.send(10, concurrency=1)
 
-    deployments = httpx.get(f"{pool.gateway.url}/health").json()["checks"]["providers"]["deployments"]
+    deployments = pool.gateway.health_detail()["providers"]["deployments"]
 
     dead = deployments[f"{pool.name} → {pool.deployments[0].provider.name}/{pool.upstream(0)}"]
     alive = deployments[f"{pool.name} → {pool.deployments[1].provider.name}/{pool.upstream(1)}"]
@@ -151,15 +149,13 @@ def test_it_answers_503_with_retry_after_while_every_breaker_is_open(pool_with: 
 def test_health_gathered_by_one_process_is_seen_by_another(
     pool_with: Callable[..., Pool], second_gateway: GatewayProcess
 ):
-    import httpx
-
     pool = pool_with(size=1)
     pool.post()  # the first process meets the deployment (and has one success of its own)
     pool.fail(0, latency_ms=30)
     assert statuses(pool.send(9, concurrency=1, via=pool.served_through(second_gateway))) == {200: 9}
     time.sleep(1.0)  # both processes write and read their counters every 0.25 s
 
-    deployments = httpx.get(f"{pool.gateway.url}/health").json()["checks"]["providers"]["deployments"]
+    deployments = pool.gateway.health_detail()["providers"]["deployments"]
 
     seen = deployments[f"{pool.name} → {pool.deployments[0].provider.name}/{pool.upstream(0)}"]
     assert seen["success_rate"] == 1.0

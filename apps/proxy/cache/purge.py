@@ -19,18 +19,19 @@ import weakref
 from typing import Any
 
 import orjson
+import redis
+import redis.asyncio
 from django.conf import settings
-from redis.exceptions import RedisError
 
 from apps.proxy.cache.generations import generations, model_field, tenant_field
 from apps.proxy.cache.lru import local_cache
 from edge_project.redis_clients import (
     async_redis,
     bounded,
+    bounded_sync,
     redis_configured,
     redis_key,
     report_redis_failure,
-    sync_redis,
 )
 
 logger = logging.getLogger(__name__)
@@ -63,17 +64,16 @@ def purge_model(*, model: str) -> bool:
 
 
 def _purge(field: str) -> bool:
-    generation, told = generations.of(field) + 1, False
-    client = sync_redis()
-    if client is not None:
-        try:
-            generation = int(client.hincrby(generations_key(), field, 1))
-            client.publish(channel(), orjson.dumps({"field": field, "generation": generation}))
-            told = True
-        except RedisError as exc:
-            report_redis_failure(exc)
-    apply_bump(field, generation)
-    return told
+    local = generations.of(field) + 1
+
+    def bump(client: redis.Redis) -> int:
+        generation = int(client.hincrby(generations_key(), field, 1))
+        client.publish(channel(), orjson.dumps({"field": field, "generation": generation}))
+        return generation
+
+    shared = bounded_sync(bump)
+    apply_bump(field, local if shared is None else shared)
+    return shared is not None
 
 
 def apply_bump(field: str, generation: int) -> None:
@@ -110,10 +110,8 @@ async def _listen() -> None:
     while True:
         try:
             await _follow_channel()
-        except (RedisError, OSError, TimeoutError) as exc:
+        except Exception as exc:  # the subscription's connection outlives one command: bounded()'s rule, by hand
             report_redis_failure(exc)
-        except Exception:
-            logger.exception("cache purge subscriber failed; restarting it")
         _loaded.set()  # tried: a refusing Redis must not hold a process's first request for the whole wait
         await asyncio.sleep(settings.REDIS_COOLDOWN_S)
 
@@ -135,16 +133,21 @@ async def _follow_channel() -> None:
                 if message is not None:
                     _apply_message(message)
     finally:
-        with contextlib.suppress(RedisError, OSError, TimeoutError):
+        with contextlib.suppress(Exception):
             await pubsub.aclose()  # type: ignore[no-untyped-call]  # redis-py leaves it unannotated
 
 
 async def _reload_generations() -> bool:
     """Take Redis's counters; False when Redis failed to give them."""
-    stored: dict[bytes | str, bytes | str] | None = await bounded(lambda client: client.hgetall(generations_key()))
-    if stored is None:
+
+    async def read(client: redis.asyncio.Redis) -> dict[str, int]:
+        stored: dict[bytes | str, bytes | str] = await client.hgetall(generations_key())
+        return {_text(field): int(value) for field, value in stored.items()}
+
+    values = await bounded(read)
+    if values is None:
         return False
-    if generations.replace({_text(field): int(value) for field, value in stored.items()}):
+    if generations.replace(values):
         local_cache().clear()
     return True
 

@@ -48,13 +48,15 @@ async def fetch(key: str, *, lock: bool) -> Found:
     """The answer, or on a miss (if ``lock``) the flight lock for it: one round trip either way."""
     token = secrets.token_hex(8) if lock else ""
     lock_ms = int(settings.EDGE_CACHE_FLIGHT_WAIT_S * 1000)
-    reply: Any = await bounded(lambda client: client.eval(_FETCH, 2, key, key + LOCK_SUFFIX, token, lock_ms))
-    if not reply:
-        return NOTHING
-    data, ttl_ms, taken = reply
-    if isinstance(data, bytes):
-        return Found(CachedAnswer.from_bytes(data), max(0.0, int(ttl_ms) / 1000), "")
-    return Found(None, 0.0, token if taken else (None if lock else ""))
+
+    async def ask(client: redis.asyncio.Redis) -> Found:
+        reply: Any = await client.eval(_FETCH, 2, key, key + LOCK_SUFFIX, token, lock_ms)
+        data, ttl_ms, taken = reply  # read here: a reply of another shape is Redis trouble, not a 500
+        if isinstance(data, bytes):
+            return Found(CachedAnswer.from_bytes(data), max(0.0, int(ttl_ms) / 1000), "")
+        return Found(None, 0.0, token if taken else (None if lock else ""))
+
+    return await bounded(ask) or NOTHING
 
 
 async def store(key: str, answer: CachedAnswer | None, ttl_s: int, lock_token: str | None) -> None:

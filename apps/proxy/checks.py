@@ -66,3 +66,13 @@ def check_cache_settings(app_configs: Any = None, **kwargs: Any) -> list[CheckMe
     if not settings.EDGE_REDIS_PREFIX.endswith(":"):
         messages.append(Error("EDGE_REDIS_PREFIX must end with ':'.", hint="e.g. edge:", id="edge.E052"))
     return messages
+
+
+@register()
+def check_admission_settings(app_configs: Any = None, **kwargs: Any) -> list[CheckMessage]:
+    messages: list[CheckMessage] = []
+    if settings.EDGE_LEASE_S <= 0:
+        messages.append(Error("EDGE_LEASE_S must be a positive number of seconds.", id="edge.E080"))
+    if settings.EDGE_BUDGET_REBUILD_TIMEOUT_S <= 0:
+        messages.append(Error("EDGE_BUDGET_REBUILD_TIMEOUT_S must be a positive number of seconds.", id="edge.E081"))
+    return messages

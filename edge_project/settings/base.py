@@ -177,3 +177,7 @@ EDGE_CACHE_MAX_ENTRY_BYTES = env_int("EDGE_CACHE_MAX_ENTRY_BYTES", 1024 * 1024) 
 EDGE_CACHE_FLIGHT_WAIT_S = env_float("EDGE_CACHE_FLIGHT_WAIT_S", 30.0)  # most a request waits on an identical one
 # ...and a streaming request, whose client sees nothing while it waits (0: streams never wait).
 EDGE_CACHE_STREAM_FLIGHT_WAIT_S = env_float("EDGE_CACHE_STREAM_FLIGHT_WAIT_S", 1.0)
+# Admission (apps.billing.admission): rate limits, concurrency caps and budgets. A budget period's spend is
+# rebuilt from the ledger when no counter knows it; a rebuild slower than this is abandoned, and that request
+# is not held to that budget (the next one tries again).
+EDGE_BUDGET_REBUILD_TIMEOUT_S = env_float("EDGE_BUDGET_REBUILD_TIMEOUT_S", 2.0)

@@ -17,6 +17,7 @@ from __future__ import annotations
 import dataclasses
 import math
 from decimal import Decimal, InvalidOperation
+from typing import Any
 
 from django.http import HttpRequest
 
@@ -26,7 +27,7 @@ from apps.billing.pricing import worst_case_cost
 from apps.providers.errors import OpenAIError
 from apps.providers.tokens import count_prompt_tokens, media_parts
 from apps.proxy.cache.control import directives_for
-from apps.proxy.endpoint import ClientRequest, Endpoint
+from apps.proxy.endpoint import Endpoint, R
 from apps.proxy.errors import InvalidRequest
 from apps.proxy.exchange import Exchange
 from apps.proxy.headers import quota_headers
@@ -36,8 +37,7 @@ from apps.routing.table import ModelRoute
 MAX_COST_HEADER = "x-edge-max-cost-usd"
 
 
-async def admit(request: HttpRequest, exchange: Exchange, route: ModelRoute, call: ClientRequest,
-                endpoint: Endpoint[ClientRequest]) -> None:
+async def admit(request: HttpRequest, exchange: Exchange, route: ModelRoute, call: R, endpoint: Endpoint[R]) -> None:
     assert exchange.key is not None  # admission follows authentication
     cap = output_cap(endpoint.requested_output(call), route) if endpoint.generates_output else 0
     exchange.bounds = UsageBounds.of(body_bytes=len(request.body), media_parts=media_parts(call.body.get("messages")),
@@ -72,7 +72,7 @@ def insist_on_budget(exchange: Exchange) -> None:
         raise exchange.refused_unless_cached
 
 
-def _may_be_cached(request: HttpRequest, route: ModelRoute, endpoint: Endpoint[ClientRequest]) -> bool:
+def _may_be_cached(request: HttpRequest, route: ModelRoute, endpoint: Endpoint[Any]) -> bool:
     directives = directives_for(request, route) if endpoint.cacheable else None
     return directives is not None and directives.read
 

@@ -80,8 +80,6 @@ def check_idempotency_settings(app_configs: Any = None, **kwargs: Any) -> list[C
     for name in ("EDGE_IDEMPOTENCY_MAX_BYTES", "EDGE_IDEMPOTENCY_LOCAL_MAX_BYTES"):
         if getattr(settings, name) <= 0:
             messages.append(Error(f"{name} must be a positive number of bytes.", id="edge.E091"))
-    if settings.EDGE_LEASE_S <= 0:
-        messages.append(Error("EDGE_LEASE_S must be a positive number of seconds.", id="edge.E092"))
     return messages
 
 
@@ -125,4 +123,14 @@ def check_degradation_and_exposure(app_configs: Any = None, **kwargs: Any) -> li
             f"EDGE_HEALTH_TOKEN is shorter than {MIN_HEALTH_TOKEN_LENGTH} characters: it may be guessed.",
             hint="Generate one with: python -c 'import secrets; print(secrets.token_urlsafe(32))'", id="edge.W070",
         ))
+    return messages
+
+
+@register()
+def check_admission_settings(app_configs: Any = None, **kwargs: Any) -> list[CheckMessage]:
+    messages: list[CheckMessage] = []
+    if settings.EDGE_LEASE_S <= 0:
+        messages.append(Error("EDGE_LEASE_S must be a positive number of seconds.", id="edge.E080"))
+    if settings.EDGE_BUDGET_REBUILD_TIMEOUT_S <= 0:
+        messages.append(Error("EDGE_BUDGET_REBUILD_TIMEOUT_S must be a positive number of seconds.", id="edge.E081"))
     return messages

@@ -195,3 +195,7 @@ EDGE_HEALTH_TOKEN = env_str("EDGE_HEALTH_TOKEN", "")  # bearer token for /health
 EDGE_TRUSTED_PROXIES = env_list("EDGE_TRUSTED_PROXIES", [])  # addresses/CIDRs whose X-Forwarded-For is believed
 EDGE_AUTH_FAILURES_MAX = env_int("EDGE_AUTH_FAILURES_MAX", 20)  # failed key checks per address per window; 0: off
 EDGE_AUTH_FAILURES_WINDOW_S = env_float("EDGE_AUTH_FAILURES_WINDOW_S", 60.0)  # ...the window, from its first failure
+# Admission (apps.billing.admission): rate limits, concurrency caps and budgets. A budget period's spend is
+# rebuilt from the ledger when no counter knows it; a rebuild slower than this is abandoned, and that request
+# is not held to that budget (the next one tries again).
+EDGE_BUDGET_REBUILD_TIMEOUT_S = env_float("EDGE_BUDGET_REBUILD_TIMEOUT_S", 2.0)

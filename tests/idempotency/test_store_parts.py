@@ -48,7 +48,6 @@ def test_the_in_process_store_gives_a_second_claimer_the_flight_in_progress():
     ("EDGE_IDEMPOTENCY_TTL_S", 0, "edge.E090"),
     ("EDGE_IDEMPOTENCY_MAX_BYTES", 0, "edge.E091"),
     ("EDGE_IDEMPOTENCY_LOCAL_MAX_BYTES", -1, "edge.E091"),
-    ("EDGE_LEASE_S", 0, "edge.E092"),
 ])
 def test_misconfigured_idempotency_is_caught_at_start(settings: Any, setting: str, value: object, check_id: str):
     from apps.proxy.checks import check_idempotency_settings

@@ -86,7 +86,7 @@ def test_it_refuses_what_admission_would_read_wrongly_before_calling_a_provider(
     assert len(fake.requests()) == seen_before
 
 
-HOSTILE_USAGE = [
+HOSTILE_USAGE: list[dict[str, Any]] = [
     {"prompt_tokens": -7},
     {"completion_tokens": -1},
     {"prompt_tokens": 2**31},
@@ -119,8 +119,9 @@ def test_usage_a_provider_could_not_have_used_is_billed_on_the_gateways_estimate
     served: Served, fake, usage: dict[str, Any], stream: bool
 ):
     fake.set_rule(served.upstream_model, reported_usage=usage)
-    body = served.chat_body(max_tokens=50, stream=stream, **({"stream_options": {"include_usage": True}}
-                                                             if stream else {}))
+    body = served.chat_body(max_tokens=50, stream=stream)
+    if stream:
+        body["stream_options"] = {"include_usage": True}
 
     response = served.post(body)
 

@@ -1,0 +1,78 @@
+-- Settlement of one admitted request: slots freed, unused tokens given back (or extra charged), the
+-- budget reservation turned into spend. redis_backend.py documents the keys. Modes:
+--   first  the ticket's own settlement (it runs once because its ticket settles once);
+--   once   a settlement that never reached Redis (or a cost spent in the in-process fallback while
+--          Redis was away), sent later: applied at most once per request id (the marker key);
+--   retry  a settlement sent again after a failure that leaves unknown whether it was applied (a
+--          timeout): at most once too, and a reservation found gone means the ledger must decide.
+--
+-- KEYS, four per subject: rate hash, slots zset, budget hash, budget leases zset; then the marker.
+-- ARGV: now ms ('' = Redis' clock), request id, mode, budget idle ms, marker ms, then six per subject:
+--       tpm, token excess (scaled; > 0 reserved beyond use), tokens level after admission,
+--       admission ms, slot ('1' or ''), cost units ('' = no budget).
+local WINDOW = 60000
+local MAX_LEVEL = 4503599627370496 -- 2^52
+
+local function clock(given)
+  local now = tonumber(given)
+  if now then return now end
+  local t = redis.call('TIME')
+  return tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+end
+
+local function drained(level, since, now, limit)
+  if not level then return 0 end
+  local elapsed = now - since
+  if elapsed <= 0 then return level end
+  return math.max(0, level - elapsed * limit)
+end
+
+local now = clock(ARGV[1])
+local id, mode, idle, marker_ms = ARGV[2], ARGV[3], tonumber(ARGV[4]), tonumber(ARGV[5])
+local count = (#KEYS - 1) / 4
+local function key(i, j) return KEYS[4 * (i - 1) + j] end
+local function arg(i, j) return ARGV[5 + 6 * (i - 1) + j] end
+
+if mode ~= 'first' and not redis.call('set', KEYS[#KEYS], '1', 'NX', 'PX', marker_ms) then return 0 end
+
+for i = 1, count do
+  local tpm, excess = tonumber(arg(i, 1)), tonumber(arg(i, 2))
+  if tpm and excess ~= 0 then
+    local r = redis.call('hmget', key(i, 1), 'tl', 'tt')
+    local level = drained(tonumber(r[1]), tonumber(r[2]), now, tpm)
+    if excess > 0 then
+      -- Only what is still in the bucket of this request's tokens goes back (rates.refund).
+      local left = tonumber(arg(i, 3)) - math.max(0, now - tonumber(arg(i, 4))) * tpm
+      level = math.max(0, level - math.max(0, math.min(excess, left)))
+    else
+      level = math.min(MAX_LEVEL, level - excess)
+    end
+    redis.call('hset', key(i, 1), 'tl', level, 'tt', now)
+    local drain = math.ceil(level / tpm) + WINDOW
+    if redis.call('pttl', key(i, 1)) < drain then redis.call('pexpire', key(i, 1), drain) end
+  end
+  if arg(i, 5) == '1' then redis.call('zrem', key(i, 2), id) end
+  local cost = arg(i, 6)
+  if cost ~= '' then
+    local budget = key(i, 3)
+    local amount = redis.call('hget', budget, 'r:' .. id)
+    if amount then
+      redis.call('hdel', budget, 'r:' .. id)
+      if amount ~= '0' then redis.call('hincrby', budget, 'reserved', '-' .. amount) end
+      redis.call('zrem', key(i, 4), id)
+    end
+    if redis.call('hexists', budget, 'spent') == 1 then
+      if amount or mode ~= 'retry' then
+        redis.call('hincrby', budget, 'spent', cost)
+      else
+        -- A replayed settlement whose reservation is gone: applied before its reply was lost, or its
+        -- lease ran out while Redis was away. The ledger knows which: rebuild the spend from it.
+        redis.call('hdel', budget, 'spent')
+      end
+      redis.call('pexpire', budget, idle)
+      redis.call('pexpire', key(i, 4), idle)
+    end
+    -- Without a known spend, the ledger row of this request is counted when the spend is rebuilt.
+  end
+end
+return 1

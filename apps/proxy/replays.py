@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import AsyncIterator
+from typing import Any
 
 from django.conf import settings
 from django.http import HttpRequest, HttpResponse, StreamingHttpResponse
@@ -68,7 +69,8 @@ async def keep(exchange: Exchange, response: HttpResponseBase) -> HttpResponseBa
         release(claimed)
         return response
     if isinstance(response, StreamingHttpResponse):
-        response.streaming_content = _kept_stream(exchange, claimed, response)
+        relayed = response.streaming_content  # taken before it is replaced by what keeps it
+        response.streaming_content = _kept_stream(exchange, claimed, response, relayed)
         return response
     assert isinstance(response, HttpResponse)
     await finish(claimed, StoredResponse(status=response.status_code, headers=_kept_headers(response),
@@ -82,7 +84,9 @@ def let_go(exchange: Exchange) -> None:
         release(exchange.idempotency)
 
 
-async def _kept_stream(exchange: Exchange, claimed: Claim, response: StreamingHttpResponse) -> AsyncIterator[bytes]:
+async def _kept_stream(
+    exchange: Exchange, claimed: Claim, response: StreamingHttpResponse, relayed: Any
+) -> AsyncIterator[bytes]:
     """The stream as the client gets it, kept as it goes (up to EDGE_IDEMPOTENCY_MAX_BYTES: past that a
     repeat is told the first response was too large to replay, never run again)."""
     headers = _kept_headers(response)
@@ -90,7 +94,7 @@ async def _kept_stream(exchange: Exchange, claimed: Claim, response: StreamingHt
     sent, size = [], 0
     completed = False
     try:
-        async for chunk in response.streaming_content:  # type: ignore[union-attr]  # async: our relay
+        async for chunk in relayed:  # our relay: an async iterator
             size += len(chunk)
             if size <= limit:
                 sent.append(bytes(chunk))

@@ -152,7 +152,7 @@ model_names = st.text(st.characters(codec="utf-8"), min_size=0, max_size=260)
 # Usage values: what a JSON number, string, list or null can carry.
 usage_values = st.one_of(st.integers(min_value=-(2**63), max_value=2**63 - 1),
                          st.floats(allow_nan=False, allow_infinity=False), st.text(max_size=5), st.none(),
-                         st.lists(st.integers(), max_size=2))
+                         st.lists(st.integers(min_value=0, max_value=10), max_size=2))
 
 
 @settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])

@@ -10,8 +10,10 @@ import openai
 import pytest
 
 from apps.billing.models import LedgerEntry
+from tests.conftest import wait_until_served
 from tests.factories import unique
 from tests.harness.served import Served, ledger_row, wait_for_rows
+from tests.harness.waiting import wait_until
 
 pytestmark = pytest.mark.slow
 
@@ -32,11 +34,13 @@ def test_a_repeat_gets_the_first_response_again_without_a_provider_call_or_a_cha
     assert calls(fake, served) == 1
     original = ledger_row(first.headers["x-request-id"])
     replays = LedgerEntry.objects.filter(note__contains=first.headers["x-request-id"])
+    wait_until(replays.exists, what="the replay's own ledger row")
     assert original.cost_usd > 0
     assert [(row.cost_usd, row.http_status) for row in replays] == [(Decimal(0), 200)]
 
 
 def test_ten_concurrent_repeats_across_two_gateways_make_one_provider_call(served: Served, fake, second_gateway):
+    wait_until_served(second_gateway.url, served.raw_key, served.model)
     fake.set_rule(served.upstream_model, latency_ms=300)
     key = unique("idem")
     urls = [served.gateway.url, second_gateway.url]

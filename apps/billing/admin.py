@@ -44,7 +44,7 @@ else:
 
 Fieldsets = list[tuple[str | None, "_FieldOpts"]]
 NEW_KEY_FIELDSETS: Fieldsets = [
-    (None, {"fields": ["tenant", "name", "allowed_models", "expires_at"]}), limits_fieldset(),
+    (None, {"fields": ["tenant", "name", "allowed_models", "expires_at"]}), limits_fieldset(live=False),
 ]
 
 
@@ -58,7 +58,7 @@ class TenantAdmin(LimitsAdmin):
     list_display = ("slug", "name", "is_active", "limits", "key_count", "created_at")
     list_filter = ("is_active",)
     search_fields = ("slug", "name")
-    readonly_fields = ("created_at",)
+    readonly_fields = ("created_at", "budget_now")
     fieldsets = (
         (None, {"fields": ("slug", "name", "is_active")}),
         limits_fieldset("timezone"),
@@ -88,7 +88,7 @@ class ApiKeyAdmin(LimitsAdmin):
                            "revoked_at")}),
         limits_fieldset(),
     )
-    readonly_fields = ("tenant", "prefix", "status", "created_at", "revoked_at")
+    readonly_fields = ("tenant", "prefix", "status", "created_at", "revoked_at", "budget_now")
     actions = ("revoke_selected",)
 
     def has_delete_permission(self, request: HttpRequest, obj: ApiKey | None = None) -> bool:

@@ -11,7 +11,7 @@ from decimal import Decimal
 from typing import TYPE_CHECKING, Literal
 
 if TYPE_CHECKING:
-    from apps.billing.models import ApiKey, Limited
+    from apps.billing.models import ApiKey, Limited, Tenant
 
 SubjectKind = Literal["key", "tenant"]
 
@@ -56,11 +56,16 @@ class Subject:
 
 def subjects_of(key: ApiKey) -> tuple[Subject, ...]:
     """The key's and its tenant's limits (the tenant must be loaded with the key)."""
+    return key_subject(key), tenant_subject(key.tenant)
+
+
+def key_subject(key: ApiKey) -> Subject:
     tenant = key.tenant
-    return (
-        Subject("key", key.pk, tenant.pk, _rate_limits(key), _budget(key, tenant.timezone)),
-        Subject("tenant", tenant.pk, tenant.pk, _rate_limits(tenant), _budget(tenant, tenant.timezone)),
-    )
+    return Subject("key", key.pk, tenant.pk, _rate_limits(key), _budget(key, tenant.timezone))
+
+
+def tenant_subject(tenant: Tenant) -> Subject:
+    return Subject("tenant", tenant.pk, tenant.pk, _rate_limits(tenant), _budget(tenant, tenant.timezone))
 
 
 def _rate_limits(row: Limited) -> RateLimits:

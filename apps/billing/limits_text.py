@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from decimal import Decimal
 
+from apps.billing.admission import BudgetStatus
 from apps.billing.models import BudgetPeriod, Limited
 
 
@@ -24,6 +25,18 @@ def budget_text(row: Limited) -> str | None:
     return f"{amount} total" if row.budget_period == BudgetPeriod.TOTAL else f"{amount}/{row.budget_period}"
 
 
+def budget_status_text(status: BudgetStatus) -> str:
+    """A budget's current period as admission counts it: "2026-12-01 00:00 – 2027-01-01 00:00 (Europe/Berlin):
+    spent $1.20 · reserved $0.05 · remaining $98.75"."""
+    if status.start is None or status.end is None:
+        period = "all time"
+    else:
+        period = f"{status.start:%Y-%m-%d %H:%M} – {status.end:%Y-%m-%d %H:%M} ({status.start.tzinfo})"
+    remaining = usd_text(status.remaining_usd) if status.remaining_usd is not None else "unlimited"
+    return (f"{period}: spent {usd_text(status.spent_usd)} · reserved {usd_text(status.reserved_usd)} · "
+            f"remaining {remaining}")
+
+
 def count_text(count: int) -> str:
     """Exact, and short when it can be: 100000 → "100k", 2000000 → "2M", 1500 → "1,500"."""
     for size, suffix in ((1_000_000, "M"), (1_000, "k")):
@@ -33,8 +46,8 @@ def count_text(count: int) -> str:
 
 
 def usd_text(amount: Decimal) -> str:
-    """Exact, without the column's padding: 100.0000000000 → "$100", 12.5 → "$12.50"."""
-    whole, _, fraction = f"{amount:f}".partition(".")
+    """Exact, without the column's padding: 100.0000000000 → "$100", 12.5 → "$12.50", -0.5 → "-$0.50"."""
+    whole, _, fraction = f"{abs(amount):f}".partition(".")
     fraction = fraction.rstrip("0")
     cents = f".{fraction.ljust(2, '0')}" if fraction else ""
-    return f"${int(whole):,}{cents}"
+    return f"{'-' if amount < 0 else ''}${int(whole):,}{cents}"

@@ -18,16 +18,21 @@ import openai
 import pytest
 import redis
 from django.conf import settings
+from django.contrib.auth.models import User
+from django.test import Client
+from django.urls import reverse
 
 from apps.billing.admission import budget_status
 from apps.billing.keys import hash_key as key_hash
 from apps.billing.keys import load_key_info
-from apps.billing.models import LedgerEntry
+from apps.billing.limits_text import usd_text
+from apps.billing.models import ApiKey, LedgerEntry
 from apps.billing.pricing import worst_case_cost
 from apps.billing.services import create_api_key, record_adjustment
 from apps.providers.tokens import count_prompt_tokens
 from apps.routing.prices import Prices
 from tests.conftest import wait_until_served
+from tests.factories import unique
 from tests.harness.gateway import GatewayProcess
 from tests.harness.served import Served, ledger_row, wait_for_rows
 from tests.harness.waiting import wait_until
@@ -290,3 +295,18 @@ def test_a_request_may_cap_its_own_cost(served: Served, gateway):
     assert refused.status_code == 400
     assert refused.json()["error"]["code"] == "max_cost_exceeded" and f"{worst:f}" in refused.json()["error"]["message"]
     assert allowed.status_code == 200
+
+
+def test_the_key_page_shows_what_the_ledger_says_was_spent(served: Served, gateway):
+    raw = issue(served, budget_usd=BUDGET)
+    responses = [post(gateway, raw, served.chat_body()) for _ in range(3)]
+    key_budget_settles(served, raw, BUDGET)
+    spent = sum((row.cost_usd for row in wait_for_rows(r.headers["x-request-id"] for r in responses).values()),
+                Decimal(0))
+    staff = Client()
+    staff.force_login(User.objects.create_superuser(unique("admin"), password="x"))
+
+    key_id = ApiKey.objects.get(key_hash=key_hash(raw)).pk
+    page = staff.get(reverse("admin:billing_apikey_change", args=[key_id])).content
+
+    assert f"spent {usd_text(spent)} · reserved $0 · remaining {usd_text(BUDGET - spent)}".encode() in page

@@ -15,7 +15,7 @@ from apps.billing.ledger import ledger_health
 from apps.billing.rows import Insert, Refusal, Row
 from apps.billing.spool import LedgerSpool
 from apps.proxy.checks import check_ledger_settings
-from tests.harness.gateway import GatewayProcess
+from tests.harness.gateway import HEALTH_TOKEN, GatewayProcess
 from tests.harness.gateway import test_database_url as database_url  # not test_*: pytest would collect it
 from tests.harness.served import serve, wait_for_rows
 from tests.harness.waiting import wait_until
@@ -49,9 +49,9 @@ def test_it_reports_a_stuck_backlog_and_drains_at_its_bound_while_every_row_stay
             assert len(answered) < 50, "the spool never reached its bound"
 
         assert httpx.get(f"{gateway.url}/health/ready").json() == {"status": "error"}
-        wait_until(lambda: httpx.get(f"{gateway.url}/health").json()["checks"]["ledger"]["oldest_uncommitted_s"] > 1,
+        wait_until(lambda: gateway.health_detail()["ledger"]["oldest_uncommitted_s"] > 1,
                    what="a row uncommitted past EDGE_LEDGER_STUCK_AFTER_S")
-        health = httpx.get(f"{gateway.url}/health")
+        health = httpx.get(f"{gateway.url}/health", headers={"Authorization": f"Bearer {HEALTH_TOKEN}"})
         ledger_check = health.json()["checks"]["ledger"]
         assert health.status_code == 503 and health.json()["checks"]["database"]["status"] == "ok"
         assert ledger_check["status"] == "degraded"

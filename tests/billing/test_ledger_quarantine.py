@@ -10,7 +10,6 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import httpx
 import orjson
 import pytest
 from django.db import OperationalError, connection
@@ -219,4 +218,4 @@ def test_a_live_gateway_quarantines_what_postgres_refuses_and_records_every_requ
 
 
 def health(gateway: GatewayProcess) -> dict[str, Any]:
-    return dict(httpx.get(f"{gateway.url}/health").json()["checks"]["ledger"])
+    return dict(gateway.health_detail()["ledger"])

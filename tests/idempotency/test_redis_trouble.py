@@ -56,7 +56,7 @@ def test_with_redis_raising_what_redis_py_does_not_name_claims_hold_within_the_p
 
     monkeypatch.setattr(redis.asyncio.Redis, "eval", broken_eval)
 
-    with caplog.at_level(logging.ERROR, logger="apps.proxy.idempotency.redis_store"):
+    with caplog.at_level(logging.WARNING, logger="edge_project.redis_clients"):
         results = run(concurrent_repeats(new_tenant()))
 
     assert_one_owner_in_process(results)

@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
 
 from apps.providers.adapters.anthropic import AnthropicAdapter
 from apps.providers.adapters.azure import AzureOpenAIAdapter
 from apps.providers.adapters.base import ProviderAdapter
 from apps.providers.adapters.gemini import GeminiAdapter
-from apps.providers.contracts import ChatRequest
+from apps.providers.contracts import ChatRequest, ChatResponse
 from apps.providers.errors import ProviderError
 from tests.providers.replay import Replay, drain, upstream
 
@@ -102,13 +104,14 @@ def test_kinds_without_embeddings_or_legacy_completions_fail_over_rather_than_fa
     assert replay.sent == []
 
 
-# Answers that parse as JSON but hold a value of the wrong shape (a word for a count, a string for an object).
-WRONG_SHAPES = ["anthropic/message_wrong_types.json", "gemini/generate_wrong_types.json", "azure/chat_wrong_types.json",
-                "anthropic/stream_wrong_types.sse", "gemini/stream_wrong_types.sse", "azure/stream_wrong_types.sse"]
+# Answers that parse as JSON but hold a value of the wrong shape (a string for an object, a word for a count).
+WRONG_SHAPES = ["gemini/generate_wrong_types.json", "anthropic/stream_wrong_types.sse", "gemini/stream_wrong_types.sse"]
+# Answers whose only fault is their usage: the answer is the client's; the usage is never believed.
+WRONG_USAGE = {"anthropic/message_wrong_types.json": (-1, 2), "azure/chat_wrong_types.json": (-1, 2),
+               "azure/stream_wrong_types.sse": (9, 0)}
 
 
-@pytest.mark.parametrize("name", WRONG_SHAPES)
-def test_it_calls_an_answer_of_the_wrong_shape_malformed_so_another_deployment_is_tried(name):
+def answer_of(name: str) -> Any:
     adapter = ADAPTERS[name.split("/")[0]]
     streamed = ChatRequest(model="m", body={**CHAT.body, "stream": True}, stream=True, include_usage=False)
 
@@ -117,7 +120,21 @@ def test_it_calls_an_answer_of_the_wrong_shape_malformed_so_another_deployment_i
             return await adapter.chat(CHAT, upstream_model="m")
         return await drain(await adapter.open_stream(streamed, upstream_model="m"))
 
+    return Replay(name).run(call)
+
+
+@pytest.mark.parametrize("name", WRONG_SHAPES)
+def test_it_calls_an_answer_of_the_wrong_shape_malformed_so_another_deployment_is_tried(name):
     with pytest.raises(ProviderError) as caught:
-        Replay(name).run(call)
+        answer_of(name)
 
     assert (caught.value.code, caught.value.retryable) == ("upstream_malformed_response", True)
+
+
+@pytest.mark.parametrize("name", WRONG_USAGE)
+def test_it_passes_on_an_answer_whose_usage_is_garbage_with_counts_that_are_never_believed(name):
+    answer = answer_of(name)
+
+    usage = answer.usage if isinstance(answer, ChatResponse) else next(e.usage for e in answer if e.usage)
+    # A count that is not a whole number arrives as -1: apps.proxy.usage_bounds never believes it.
+    assert (usage.prompt_tokens, usage.completion_tokens) == WRONG_USAGE[name]

@@ -14,8 +14,6 @@ caller falls back to the in-process store. Nothing here raises.
 from __future__ import annotations
 
 import hashlib
-import logging
-from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
@@ -23,9 +21,8 @@ import redis.asyncio
 from django.conf import settings
 
 from apps.proxy.idempotency.stored import Completed, StoredResponse
-from edge_project.redis_clients import bounded, redis_key, report_redis_failure
+from edge_project.redis_clients import bounded, redis_key
 
-logger = logging.getLogger(__name__)
 T = TypeVar("T")
 
 CLAIMED, DONE, REUSED, BUSY = 1, 2, 3, 4
@@ -82,7 +79,7 @@ async def claim(record: str, fingerprint: str, token: str) -> Found | None:
         outcome = int(reply[0])
         return Found(outcome, StoredResponse.from_bytes(reply[1]) if outcome == DONE else None)
 
-    return await _ask(command)
+    return await bounded(command)
 
 
 async def save(record: str, token: str, completed: Completed) -> bool | None:
@@ -94,26 +91,16 @@ async def save(record: str, token: str, completed: Completed) -> bool | None:
         reply: Any = await client.eval(_FINISH, 1, record, token, completed.fingerprint, wire, ttl_ms)
         return bool(reply)
 
-    return await _ask(command)
+    return await bounded(command)
 
 
 async def release(record: str, token: str) -> None:
     async def command(client: redis.asyncio.Redis) -> None:
         await client.eval(_RELEASE, 1, record, token)
 
-    await _ask(command)
+    await bounded(command)
 
 
 def queue_renewal(pipe: redis.asyncio.client.Pipeline, record: str, token: str, lease_ms: int) -> None:
     pipe.eval(_RENEW, 1, record, token, lease_ms)
 
-
-async def _ask(command: Callable[[redis.asyncio.Redis], Awaitable[T]]) -> T | None:
-    try:
-        return await bounded(command)
-    except Exception as exc:
-        # bounded() answers Redis's own failures with None; this is anything else (an unreadable reply,
-        # a client in a state nobody expected). Treated alike, so a request never fails for it.
-        logger.exception("idempotency record in Redis unusable; using in-process state")
-        report_redis_failure(exc)
-        return None

@@ -21,7 +21,7 @@ import redis.asyncio
 from redis.exceptions import NoScriptError
 
 from edge_project.background import run_in_background
-from edge_project.redis_clients import bounded
+from edge_project.redis_clients import bounded, report_redis_failure
 
 logger = logging.getLogger(__name__)
 
@@ -66,6 +66,9 @@ async def _send(batch: list[_Call]) -> None:
     replies: list[Any] | None = None
     try:
         replies = await bounded(lambda client: _execute(client, batch))
+    except Exception as exc:  # not a Redis error (bounded() takes those): a client bug, a reply it could not read
+        logger.exception("admission scripts failed in the Redis client")
+        report_redis_failure(exc)  # skipped like a failing Redis: callers fall back meanwhile
     finally:  # every caller hears back, even if this is cancelled at shutdown
         for index, call in enumerate(batch):
             if not call.reply.done():

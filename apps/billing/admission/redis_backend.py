@@ -5,10 +5,10 @@ key's and its tenant's counters on Redis Cluster:
 - ``adm:{t<tenant>}:<key|tenant>:<id>:rate``: hash ``rl``/``rt``, ``tl``/``tt``: the rpm and tpm
   buckets' levels and when they were set; it expires once drained (a missing bucket is empty).
 - ``…:slots``: zset request id → lease expiry: concurrency slots in use.
-- ``…:budget:<period key>``: hash ``spent`` (seeded from the ledger), ``reserved`` (the sum of live
-  reservations) and ``r:<request id>`` (each reservation); ``…:budget:<period key>:leases``: zset
-  request id → lease expiry of each reservation. Both expire after a day without use, after which
-  the spend is rebuilt from the ledger.
+- ``…:budget:<period key>``: hash ``spent`` (rebuilt from the ledger) and ``seeded`` (when),
+  ``reserved`` (the sum of live reservations) and ``r:<request id>`` (each reservation);
+  ``…:budget:<period key>:leases``: zset request id → lease expiry of each reservation. Both expire
+  after a day without use, after which the spend is rebuilt from the ledger again.
 - ``adm:{t<tenant>}:settled:<request id>``: a replayed settlement's marker (at most once).
 - ``adm:processes``: zset process id → heartbeat expiry: the gateway processes alive.
 
@@ -41,6 +41,7 @@ Call = tuple[tuple[str, ...], tuple[str | int, ...]]  # a settle.lua call: keys,
 
 
 ADMIT = Script("admit.lua")
+SEED = Script("seed.lua")
 SETTLE = Script("settle.lua")
 
 
@@ -127,29 +128,23 @@ class RedisBackend(AdmissionBackend):
         return Outcome(True, now, states, RedisHold(self, plan, now, levels, keys))
 
     async def seed(self, check: Check, spent_units: int) -> bool:
-        """Set the budget period's spend unless another process has (SET-if-absent)."""
+        """Set the budget period's spend unless another process has (SET-if-absent), noting when."""
         _, _, budget, leases = subject_keys(check)
-
-        async def write(client: redis.asyncio.Redis) -> bool:
-            pipe = client.pipeline(transaction=False)
-            pipe.hsetnx(budget, "spent", spent_units)
-            pipe.pexpire(budget, IDLE_MS)
-            pipe.pexpire(leases, IDLE_MS)
-            await pipe.execute()
-            return True
-
-        return bool(await bounded(write))
+        return await self._scripts.call(SEED, (budget, leases), (self._given_now(), spent_units, IDLE_MS)) is not None
 
     async def settle(self, hold: Hold, *, tokens: int, cost_units: int) -> bool:
         assert isinstance(hold, RedisHold)
         keys, args = self.settle_call(hold, tokens=tokens, cost_units=cost_units, mode="first")
         return await self._scripts.call(SETTLE, keys, args) is not None
 
-    def settle_call(self, hold: RedisHold, *, tokens: int, cost_units: int, mode: str) -> Call:
+    def settle_call(
+        self, hold: RedisHold, *, tokens: int, cost_units: int, mode: str, spent_at: str | int = ""
+    ) -> Call:
+        """settle.lua's call; ``spent_at`` (Redis' clock): when the request ended, for a call sent later."""
         plan = hold.plan
         keys = [key for four in hold.keys for key in four]
         keys.append(marker_key(plan.checks[0].subject.tenant_id, plan.request_id))
-        args: list[str | int] = [self._given_now(), plan.request_id, mode, IDLE_MS, MARKER_MS]
+        args: list[str | int] = [self._given_now(), plan.request_id, mode, IDLE_MS, MARKER_MS, spent_at]
         for index, check in enumerate(plan.checks):
             excess = (plan.tokens - tokens) * rates.WINDOW_MS if check.tpm is not None else 0
             args += [_or_blank(check.tpm), excess, hold.token_levels[index], hold.admitted_ms,
@@ -157,9 +152,9 @@ class RedisBackend(AdmissionBackend):
         return tuple(keys), tuple(args)
 
     def spend_call(self, plan: Plan, cost_units: int) -> Call:
-        """A cost spent in the in-process fallback, to add to each budget's period in Redis (at most once)."""
+        """A cost spent now in the in-process fallback, to add to each budget's period in Redis (at most once)."""
         keys: list[str] = []
-        args: list[str | int] = [self._given_now(), plan.request_id, "once", IDLE_MS, MARKER_MS]
+        args: list[str | int] = [self._given_now(), plan.request_id, "once", IDLE_MS, MARKER_MS, self.now_ms()]
         for check in plan.checks:
             keys += subject_keys(check)
             args += ["", 0, 0, 0, "", cost_units if check.period is not None else ""]

@@ -161,7 +161,8 @@ class AdmissionService:
             except Exception as exc:
                 report_redis_failure(exc)
             mode = "retry"  # sent, and perhaps applied before the reply was lost
-        self.fallback.keep(self.shared.settle_call(hold, tokens=tokens, cost_units=cost, mode=mode))
+        self.fallback.keep(self.shared.settle_call(hold, tokens=tokens, cost_units=cost, mode=mode,
+                                                   spent_at=self.shared.now_ms()))
 
     def settle_later(self, ticket: Ticket, *, tokens: int, cost_usd: Decimal) -> None:
         """``settle()`` in the background, on the event loop that admitted the ticket (callable from any thread)."""

@@ -5,9 +5,12 @@
 --          Redis was away), sent later: applied at most once per request id (the marker key);
 --   retry  a settlement sent again after a failure that leaves unknown whether it was applied (a
 --          timeout): at most once too, and a reservation found gone means the ledger must decide.
+-- A cost is added to a period's spend unless that spend was rebuilt from the ledger after the cost
+-- was spent: the ledger had it then (its row is written as the request ends).
 --
 -- KEYS, four per subject: rate hash, slots zset, budget hash, budget leases zset; then the marker.
--- ARGV: now ms ('' = Redis' clock), request id, mode, budget idle ms, marker ms, then six per subject:
+-- ARGV: now ms ('' = Redis' clock), request id, mode, budget idle ms, marker ms, when the cost was
+--       spent (ms, '' = now), then six per subject:
 --       tpm, token excess (scaled; > 0 reserved beyond use), tokens level after admission,
 --       admission ms, slot ('1' or ''), cost units ('' = no budget).
 local WINDOW = 60000
@@ -29,9 +32,10 @@ end
 
 local now = clock(ARGV[1])
 local id, mode, idle, marker_ms = ARGV[2], ARGV[3], tonumber(ARGV[4]), tonumber(ARGV[5])
+local spent_at = tonumber(ARGV[6]) or now
 local count = (#KEYS - 1) / 4
 local function key(i, j) return KEYS[4 * (i - 1) + j] end
-local function arg(i, j) return ARGV[5 + 6 * (i - 1) + j] end
+local function arg(i, j) return ARGV[6 + 6 * (i - 1) + j] end
 
 if mode ~= 'first' and not redis.call('set', KEYS[#KEYS], '1', 'NX', 'PX', marker_ms) then return 0 end
 
@@ -61,18 +65,21 @@ for i = 1, count do
       if amount ~= '0' then redis.call('hincrby', budget, 'reserved', '-' .. amount) end
       redis.call('zrem', key(i, 4), id)
     end
-    if redis.call('hexists', budget, 'spent') == 1 then
-      if amount or mode ~= 'retry' then
-        redis.call('hincrby', budget, 'spent', cost)
-      else
-        -- A replayed settlement whose reservation is gone: applied before its reply was lost, or its
-        -- lease ran out while Redis was away. The ledger knows which: rebuild the spend from it.
-        redis.call('hdel', budget, 'spent')
+    local head = redis.call('hmget', budget, 'spent', 'seeded')
+    if head[1] then
+      if amount or tonumber(head[2] or 0) <= spent_at then
+        if amount or mode ~= 'retry' then
+          redis.call('hincrby', budget, 'spent', cost)
+        else
+          -- Sent again and its reservation is gone: applied before its reply was lost, or its lease
+          -- ran out while Redis was away. The ledger knows which: rebuild the spend from it.
+          redis.call('hdel', budget, 'spent', 'seeded')
+        end
       end
       redis.call('pexpire', budget, idle)
       redis.call('pexpire', key(i, 4), idle)
     end
-    -- Without a known spend, the ledger row of this request is counted when the spend is rebuilt.
+    -- Without a known spend, this request's ledger row is counted when the spend is rebuilt.
   end
 end
 return 1

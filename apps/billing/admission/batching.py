@@ -76,6 +76,8 @@ async def _send(batch: list[_Call]) -> None:
 
 
 async def _execute(client: redis.asyncio.Redis, batch: list[_Call]) -> list[Any]:
+    if len(batch) == 1:  # alone: redis-py's pipeline would cost more than the command
+        return [await _alone(client, batch[0])]
     replies = await _pipelined(client, batch, load=())
     unknown = [index for index, reply in enumerate(replies) if isinstance(reply, NoScriptError)]
     if unknown:
@@ -88,6 +90,14 @@ async def _execute(client: redis.asyncio.Redis, batch: list[_Call]) -> list[Any]
             logger.error("admission script %s refused by Redis: %r", batch[index].script.name, reply)
             replies[index] = None
     return replies
+
+
+async def _alone(client: redis.asyncio.Redis, call: _Call) -> Any:
+    try:
+        return await client.evalsha(call.script.sha, len(call.keys), *call.keys, *call.args)
+    except NoScriptError:
+        await client.script_load(call.script.text)
+        return await client.evalsha(call.script.sha, len(call.keys), *call.keys, *call.args)
 
 
 async def _pipelined(client: redis.asyncio.Redis, calls: list[_Call], *, load: tuple[Script, ...]) -> list[Any]:

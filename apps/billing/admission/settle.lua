@@ -10,9 +10,9 @@
 --
 -- KEYS, four per subject: rate hash, slots zset, budget hash, budget leases zset; then the marker.
 -- ARGV: now ms ('' = Redis' clock), request id, mode, budget idle ms, marker ms, when the cost was
---       spent (ms, '' = now), then six per subject:
---       tpm, token excess (scaled; > 0 reserved beyond use), tokens level after admission,
---       admission ms, slot ('1' or ''), cost units ('' = no budget).
+--       spent (ms, '' = now), then one per subject: 'tpm,token excess,tokens level after admission,
+--       admission ms,slot,cost units': token excess scaled (> 0: reserved beyond use), slot '1' or
+--       blank, a blank tpm or cost: no such limit or budget.
 local WINDOW = 60000
 local MAX_LEVEL = 4503599627370496 -- 2^52
 
@@ -35,18 +35,19 @@ local id, mode, idle, marker_ms = ARGV[2], ARGV[3], tonumber(ARGV[4]), tonumber(
 local spent_at = tonumber(ARGV[6]) or now
 local count = (#KEYS - 1) / 4
 local function key(i, j) return KEYS[4 * (i - 1) + j] end
-local function arg(i, j) return ARGV[6 + 6 * (i - 1) + j] end
 
 if mode ~= 'first' and not redis.call('set', KEYS[#KEYS], '1', 'NX', 'PX', marker_ms) then return 0 end
 
 for i = 1, count do
-  local tpm, excess = tonumber(arg(i, 1)), tonumber(arg(i, 2))
+  local tpm_text, excess_text, level_after, admitted, slot, cost =
+    string.match(ARGV[6 + i], '^([^,]*),([^,]*),([^,]*),([^,]*),([^,]*),([^,]*)$')
+  local tpm, excess = tonumber(tpm_text), tonumber(excess_text)
   if tpm and excess ~= 0 then
     local r = redis.call('hmget', key(i, 1), 'tl', 'tt')
     local level = drained(tonumber(r[1]), tonumber(r[2]), now, tpm)
     if excess > 0 then
       -- Only what is still in the bucket of this request's tokens goes back (rates.refund).
-      local left = tonumber(arg(i, 3)) - math.max(0, now - tonumber(arg(i, 4))) * tpm
+      local left = tonumber(level_after) - math.max(0, now - tonumber(admitted)) * tpm
       level = math.max(0, level - math.max(0, math.min(excess, left)))
     else
       level = math.min(MAX_LEVEL, level - excess)
@@ -55,8 +56,7 @@ for i = 1, count do
     local drain = math.ceil(level / tpm) + WINDOW
     if redis.call('pttl', key(i, 1)) < drain then redis.call('pexpire', key(i, 1), drain) end
   end
-  if arg(i, 5) == '1' then redis.call('zrem', key(i, 2), id) end
-  local cost = arg(i, 6)
+  if slot == '1' then redis.call('zrem', key(i, 2), id) end
   if cost ~= '' then
     local budget = key(i, 3)
     local amount = redis.call('hget', budget, 'r:' .. id)

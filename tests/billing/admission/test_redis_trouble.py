@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Awaitable, Callable, Iterator
+from dataclasses import replace
 from datetime import datetime
 from decimal import Decimal
 from pathlib import Path
@@ -16,7 +17,7 @@ import redis.asyncio.client
 
 from apps.billing.admission import AdmissionRefused, Ticket, budget_status
 from apps.billing.admission.periods import instant
-from apps.billing.admission.redis_backend import RedisHold
+from apps.billing.admission.redis_backend import Call, RedisHold
 from apps.billing.admission.service import AdmissionService
 from apps.billing.limits import Subject
 from edge_project import leases
@@ -237,6 +238,37 @@ def test_it_rebuilds_from_the_ledger_after_a_redis_restart_without_counting_the_
     assert total == Decimal("4")
 
 
+def test_it_counts_settlements_sent_again_once_and_lets_the_ledger_decide_an_ambiguous_one(
+    clock: Clock, steady_redis: None
+):
+    tenant, key = billed_key()
+    limited = subject(id=key.pk, tenant_id=tenant.pk, budget="10")
+    service = engine(clock)
+
+    async def send_twice(call: Call) -> Decimal:
+        service.fallback.keep(call)
+        service.fallback.keep(call)
+        await service.fallback.send_kept()
+        await outcome(service, demand(limited, cost="0"))  # rebuilds the period if the spend was dropped
+        return await spent(service, limited)
+
+    async def scenario() -> list[Decimal]:
+        ticket = await service.admit(demand(limited, cost="2"))
+        await service.settle(ticket, tokens=1, cost_usd=Decimal("1.50"))
+        await asyncio.to_thread(ledger_row, tenant, key, "1.50", clock_time(clock))
+        assert isinstance(ticket._hold, RedisHold)
+        elsewhere = replace(ticket._hold.plan, request_id="req_elsewhere")  # a dollar spent while Redis was away
+        await asyncio.to_thread(ledger_row, tenant, key, "1.00", clock_time(clock))
+        after_spend = await send_twice(service.shared.spend_call(elsewhere, 10_000_000_000))
+        # The first settlement was applied, but its reply was lost: it is sent again.
+        lost_reply = service.shared.settle_call(ticket._hold, tokens=1, cost_units=15_000_000_000, mode="retry",
+                                                spent_at=clock.ms)
+        return [after_spend, await send_twice(lost_reply)]
+
+    # The dollar spent elsewhere counts once; the ambiguous settlement is left to the ledger ($2.50), not added.
+    assert asyncio.run(scenario()) == [Decimal("2.50"), Decimal("2.50")]
+
+
 def test_it_falls_back_when_the_redis_client_raises_something_else_and_no_exception_escapes(
     own_redis: RedisServer, clock: Clock, monkeypatch: pytest.MonkeyPatch
 ):
@@ -248,7 +280,8 @@ def test_it_falls_back_when_the_redis_client_raises_something_else_and_no_except
 
     async def scenario() -> list[Result]:
         ticket = await service.admit(demand(limited, cost="0.5"))
-        monkeypatch.setattr(redis.asyncio.client.Pipeline, "execute", broken)
+        monkeypatch.setattr(redis.asyncio.client.Redis, "execute_command", broken)  # a script call alone
+        monkeypatch.setattr(redis.asyncio.client.Pipeline, "execute", broken)  # and several together
         await service.settle(ticket, tokens=1, cost_usd=Decimal("0.5"))
         return [await outcome(service, demand(limited, cost="0.1")), await outcome(service, demand(limited))]
 

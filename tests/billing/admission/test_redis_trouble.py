@@ -33,7 +33,6 @@ from tests.billing.admission.helpers import (
     ledger_row,
     outcome,
     outcomes,
-    refused,
     subject,
 )
 from tests.harness.redis_server import RedisServer
@@ -150,30 +149,39 @@ def test_it_keeps_the_slot_of_a_ticket_whose_lease_is_renewed(clock: Clock, stea
 
 
 def test_it_enforces_each_engines_share_of_every_limit_while_redis_is_down(own_redis: RedisServer, clock: Clock):
-    rate, parallel, budget, fresh = subject(rpm=10), subject(max_parallel=4), subject(budget="10"), subject(rpm=10)
+    rate, parallel, budget = subject(rpm=10), subject(max_parallel=4), subject(budget="10")
+    tiny, switching, fresh = subject(rpm=1), subject(rpm=10), subject(rpm=10)
     first, second, newcomer = engine(clock), engine(clock), engine(clock)
 
-    async def scenario() -> list[list[Result]]:
+    async def scenario() -> dict[str, list[int]]:
         await announced(first, second)
         for each in (first, second):
             await pay(each, "1", budget)
         for each in (first, second):
             await each.admit(demand(budget, cost="0"))  # each last saw $8 remaining
+        before = len(admitted(await outcomes(first, [demand(switching) for _ in range(10)])))
         own_redis.stop()
-        results = []
+        seen: dict[str, list[int]] = {"rate": [], "parallel": [], "budget": [], "tiny": [], "switching": [before]}
         for each in (first, second):
-            results.append(await outcomes(each, [demand(rate) for _ in range(10)]))
-            results.append(await outcomes(each, [demand(parallel) for _ in range(10)]))
-            results.append([await pay(each, "1", budget) for _ in range(10)])
-        results.append(await outcomes(newcomer, [demand(fresh) for _ in range(20)]))
-        return results
+            seen["rate"].append(len(admitted(await outcomes(each, [demand(rate) for _ in range(10)]))))
+            seen["parallel"].append(len(admitted(await outcomes(each, [demand(parallel) for _ in range(10)]))))
+            seen["budget"].append(len(admitted([await pay(each, "1", budget) for _ in range(10)])))
+            seen["tiny"].append(len(admitted(await outcomes(each, [demand(tiny) for _ in range(3)]))))
+            seen["switching"].append(len(admitted(await outcomes(each, [demand(switching) for _ in range(10)]))))
+            refusal = await outcome(each, demand(rate))
+            assert isinstance(refusal, AdmissionRefused) and refusal.retry_after_s == 12.0  # 5 per minute each
+        seen["newcomer"] = [len(admitted(await outcomes(newcomer, [demand(fresh) for _ in range(20)])))]
+        return seen
 
-    rate_1, parallel_1, budget_1, rate_2, parallel_2, budget_2, newcomer_rate = asyncio.run(scenario())
-    assert [len(admitted(each)) for each in (rate_1, rate_2)] == [5, 5]  # rpm 10 between two processes
-    assert {refusal.retry_after_s for refusal in refused(rate_1 + rate_2)} == {12.0}  # 5 per minute each
-    assert [len(admitted(each)) for each in (parallel_1, parallel_2)] == [2, 2]
-    assert [len(admitted(each)) for each in (budget_1, budget_2)] == [4, 4]  # half of the $8 each
-    assert len(admitted(newcomer_rate)) == 10  # a process that never saw Redis counts itself alone
+    # The README's sentence: 1/N of each limit per process, N = 2 processes announced.
+    assert asyncio.run(scenario()) == {
+        "rate": [5, 5],  # rpm 10 between two processes
+        "parallel": [2, 2],  # max_parallel 4
+        "budget": [4, 4],  # half each of the $8 that remained
+        "tiny": [1, 1],  # a limit below N: one request each
+        "switching": [10, 5, 5],  # the minute Redis is lost: twice the limit at most
+        "newcomer": [10],  # a process that never reached Redis counts itself alone
+    }
 
 
 def test_it_returns_to_redis_by_itself_and_counts_what_was_spent_while_it_was_away(

@@ -17,7 +17,7 @@ import redis.asyncio.client
 
 from apps.billing.admission import AdmissionRefused, Ticket, budget_status
 from apps.billing.admission.periods import instant
-from apps.billing.admission.redis_backend import Call, RedisHold
+from apps.billing.admission.redis_backend import Call, RedisHold, subject_keys
 from apps.billing.admission.service import AdmissionService
 from apps.billing.limits import Subject
 from edge_project import leases
@@ -311,3 +311,19 @@ def test_it_loads_its_scripts_again_after_redis_forgot_them(own_redis: RedisServ
     assert isinstance(first, Ticket) and isinstance(second, Ticket)
     assert isinstance(third, AdmissionRefused) and third.limit == "rpm"
     assert redis_usable()
+
+
+def test_it_falls_back_for_a_request_whose_script_fails_without_taking_redis_away_from_the_others(
+    own_redis: RedisServer, clock: Clock
+):
+    broken, healthy = subject(rpm=1), subject(rpm=1)
+    service = engine(clock)
+    redis.Redis.from_url(own_redis.url).set(subject_keys(service.planner.check(broken, clock.ms))[0], "not a hash")
+
+    async def scenario() -> list[Result]:
+        return [await outcome(service, demand(broken)), await outcome(service, demand(healthy)),
+                await outcome(service, demand(healthy))]
+
+    fell_back, shared, refused_by_redis = asyncio.run(scenario())
+    assert isinstance(fell_back, Ticket) and isinstance(shared, Ticket)
+    assert isinstance(refused_by_redis, AdmissionRefused) and redis_usable()

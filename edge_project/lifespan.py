@@ -8,6 +8,7 @@ from django.conf import settings
 from django.contrib.staticfiles.handlers import ASGIStaticFilesHandler
 from django.core.handlers.asgi import ASGIHandler
 
+from apps.billing.admission import admission
 from apps.billing.ledger import start_ledger, stop_ledger
 from apps.providers.http import close_clients
 from apps.proxy.body_limit import BodySizeLimit
@@ -46,11 +47,13 @@ class EdgeApplication:
                     logger.exception("gateway start-up failed")
                     await send({"type": "lifespan.startup.failed", "message": str(exc)})
                     return
+                admission.start()  # counted among the processes that share the limits while Redis is down
                 await send({"type": "lifespan.startup.complete"})
             elif message["type"] == "lifespan.shutdown":
                 await close_clients()
                 await finish_background_work(settings.REDIS_TIMEOUT_S * 4)  # L2 writes, before Redis clients close
                 await stop_cache()
+                await admission.stop()  # leaves the processes Redis counts
                 await close_async_redis()
                 await asyncio.to_thread(stop_ledger)  # commits what it can; the rest stays spooled
                 await send({"type": "lifespan.shutdown.complete"})

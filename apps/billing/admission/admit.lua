@@ -4,10 +4,12 @@
 --
 -- KEYS, four per subject: rate hash, slots zset, budget hash, budget leases zset (one hash slot).
 -- ARGV: now ms ('' = Redis' clock), request id, lease ms, tokens, cost units, budget idle ms, then
---       four per subject: rpm, tpm, max_parallel, budget units ('' = none).
--- Reply: {verdict, now, then six per subject: refused bits, requests level, tokens level, slots in
---        use, spent, reserved}, verdict 'ok' (states after) or 'refused' (states as they stood,
---        nothing taken); or {'unseeded', now, {subject numbers}} when a budget's spend is unknown.
+--       one per subject: 'rpm,tpm,max_parallel,budget units' (a blank field: no such limit).
+-- Reply, one string (redis-py parses one bulk string far faster than an array of them):
+--   'ok <now> <subject> <subject>…' (states after) or 'refused <now> <subject>…' (states as they
+--   stood, nothing taken), each subject 'refused bits,requests level,tokens level,slots in use,
+--   spent,reserved' (-1 or blank: not limited); or 'unseeded <now> <subject numbers, comma-separated>'
+--   when a budget period's spend is unknown (nothing taken).
 local WINDOW = 60000
 local MAX_LEVEL = 4503599627370496 -- 2^52
 local BASE = 1000000000
@@ -75,17 +77,21 @@ local now = clock(ARGV[1])
 local id, lease, tokens, cost, idle = ARGV[2], tonumber(ARGV[3]), tonumber(ARGV[4]), ARGV[5], tonumber(ARGV[6])
 local count = #KEYS / 4
 local function key(i, j) return KEYS[4 * (i - 1) + j] end
-local function arg(i, j) return ARGV[6 + 4 * (i - 1) + j] end
+local limits = {}
+for i = 1, count do
+  local rpm, tpm, parallel, budget = string.match(ARGV[6 + i], '^([^,]*),([^,]*),([^,]*),([^,]*)$')
+  limits[i] = {rpm = tonumber(rpm), tpm = tonumber(tpm), parallel = tonumber(parallel), budget = budget}
+end
 
 local unseeded = {}
 for i = 1, count do
-  if arg(i, 4) ~= '' and redis.call('hexists', key(i, 3), 'spent') == 0 then unseeded[#unseeded + 1] = i end
+  if limits[i].budget ~= '' and redis.call('hexists', key(i, 3), 'spent') == 0 then unseeded[#unseeded + 1] = i end
 end
-if #unseeded > 0 then return {'unseeded', now, unseeded} end
+if #unseeded > 0 then return 'unseeded ' .. string.format('%.0f', now) .. ' ' .. table.concat(unseeded, ',') end
 
 local states, refused = {}, false
 for i = 1, count do
-  local rpm, tpm, parallel, budget = tonumber(arg(i, 1)), tonumber(arg(i, 2)), tonumber(arg(i, 3)), arg(i, 4)
+  local rpm, tpm, parallel, budget = limits[i].rpm, limits[i].tpm, limits[i].parallel, limits[i].budget
   local s = {bits = 0, requests = -1, tokens = -1, slots = -1, spent = '', reserved = ''}
   if rpm or tpm then
     local r = redis.call('hmget', key(i, 1), 'rl', 'rt', 'tl', 'tt')
@@ -115,7 +121,7 @@ end
 
 if not refused then
   for i = 1, count do
-    local rpm, tpm, parallel, budget = tonumber(arg(i, 1)), tonumber(arg(i, 2)), tonumber(arg(i, 3)), arg(i, 4)
+    local rpm, tpm, parallel, budget = limits[i].rpm, limits[i].tpm, limits[i].parallel, limits[i].budget
     local s = states[i]
     if rpm or tpm then
       local drain = 0
@@ -149,11 +155,11 @@ if not refused then
   end
 end
 
-local reply = {refused and 'refused' or 'ok', now}
+-- Integers as text without an exponent: levels stay below 2^53, so '%.0f' is exact.
+local reply = {refused and 'refused' or 'ok', string.format('%.0f', now)}
 for i = 1, count do
   local s = states[i]
-  for _, value in ipairs({s.bits, s.requests, s.tokens, s.slots, s.spent or '', s.reserved}) do
-    reply[#reply + 1] = value
-  end
+  reply[#reply + 1] = string.format('%d,%.0f,%.0f,%d,%s,%s', s.bits, s.requests, s.tokens, s.slots, s.spent or '',
+                                    s.reserved)
 end
-return reply
+return table.concat(reply, ' ')

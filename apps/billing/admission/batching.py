@@ -1,4 +1,4 @@
-"""Script calls made in the same turn of an event loop go to Redis together: one pipeline, one round trip.
+"""Script calls made in the same turn of an event loop go to Redis together: one round trip (a pipeline).
 
 Each call stays one atomic script run; only the trip is shared. Under concurrency this costs fewer
 system calls per admission, and a burst of admissions needs one connection rather than one each
@@ -18,10 +18,10 @@ from pathlib import Path
 from typing import Any
 
 import redis.asyncio
-from redis.exceptions import NoScriptError
+from redis.exceptions import NoScriptError, ResponseError
 
 from edge_project.background import run_in_background
-from edge_project.redis_clients import bounded
+from edge_project.redis_clients import bounded, report_redis_failure
 
 logger = logging.getLogger(__name__)
 
@@ -66,6 +66,9 @@ async def _send(batch: list[_Call]) -> None:
     replies: list[Any] | None = None
     try:
         replies = await bounded(lambda client: _execute(client, batch))
+    except Exception as exc:  # not a Redis error (bounded() takes those): a client bug, a reply it could not read
+        logger.exception("admission scripts failed in the Redis client")
+        report_redis_failure(exc)  # skipped like a failing Redis: callers fall back meanwhile
     finally:  # every caller hears back, even if this is cancelled at shutdown
         for index, call in enumerate(batch):
             if not call.reply.done():
@@ -73,18 +76,32 @@ async def _send(batch: list[_Call]) -> None:
 
 
 async def _execute(client: redis.asyncio.Redis, batch: list[_Call]) -> list[Any]:
-    replies = await _pipelined(client, batch, load=())
-    unknown = [index for index, reply in enumerate(replies) if isinstance(reply, NoScriptError)]
-    if unknown:
-        scripts = tuple({batch[index].script.sha: batch[index].script for index in unknown}.values())
-        for index, reply in zip(unknown, await _pipelined(client, [batch[i] for i in unknown], load=scripts),
-                                strict=True):
-            replies[index] = reply
+    if len(batch) == 1:  # alone: redis-py's pipeline would cost more than the command
+        replies = [await _alone(client, batch[0])]
+    else:
+        replies = await _pipelined(client, batch, load=())
+        unknown = [index for index, reply in enumerate(replies) if isinstance(reply, NoScriptError)]
+        if unknown:
+            scripts = tuple({batch[index].script.sha: batch[index].script for index in unknown}.values())
+            again = await _pipelined(client, [batch[index] for index in unknown], load=scripts)
+            for index, reply in zip(unknown, again, strict=True):
+                replies[index] = reply
     for index, reply in enumerate(replies):
         if isinstance(reply, Exception):
             logger.error("admission script %s refused by Redis: %r", batch[index].script.name, reply)
             replies[index] = None
     return replies
+
+
+async def _alone(client: redis.asyncio.Redis, call: _Call) -> Any:
+    try:
+        try:
+            return await client.evalsha(call.script.sha, len(call.keys), *call.keys, *call.args)
+        except NoScriptError:
+            await client.script_load(call.script.text)
+            return await client.evalsha(call.script.sha, len(call.keys), *call.keys, *call.args)
+    except ResponseError as error:  # the script failed, not Redis: answered like a failed call in a pipeline
+        return error
 
 
 async def _pipelined(client: redis.asyncio.Redis, calls: list[_Call], *, load: tuple[Script, ...]) -> list[Any]:

@@ -5,33 +5,26 @@ spend its limit at once, then as fast as it refills, continuously, so no window 
 admits a second burst, and the moment a refused demand fits is known exactly.
 
 A bucket's ``level`` counts units in flight scaled by WINDOW_MS, and drains by ``limit`` per
-millisecond; it holds ``WINDOW_MS × limit``. One unit (a request for rpm, a token for tpm) costs
-``WINDOW_MS × divisor``: divisor 1 normally, the number of gateway processes when each enforces its
-share while Redis is unreachable (so N processes admit the limit between them, and a share smaller
-than one demand still admits that demand into an empty bucket). Every figure is an integer below
-2^53, so admit.lua, where numbers are doubles, computes exactly what this module does.
+millisecond; it holds ``capacity(limit) = WINDOW_MS × limit``. One unit (a request for rpm, a token
+for tpm) costs ``unit(divisor) = WINDOW_MS × divisor``: divisor 1 normally, the number of gateway
+processes when each enforces its share while Redis is unreachable (so N processes admit the limit
+between them, and a share smaller than one demand still admits that demand into an empty bucket).
+Every figure is an integer below 2^53, so admit.lua, where numbers are doubles, computes exactly
+what this module does.
 """
 
 from __future__ import annotations
-
-from dataclasses import dataclass
 
 WINDOW_MS = 60_000
 MAX_LEVEL = 2**52  # what charges beyond a reservation may pile up to (admit.lua and settle.lua alike)
 
 
-@dataclass(frozen=True, slots=True)
-class Rate:
-    limit: int  # per minute
-    divisor: int = 1
+def capacity(limit: int) -> int:
+    return WINDOW_MS * limit
 
-    @property
-    def capacity(self) -> int:
-        return WINDOW_MS * self.limit
 
-    @property
-    def unit(self) -> int:
-        return WINDOW_MS * self.divisor
+def unit(divisor: int) -> int:
+    return WINDOW_MS * divisor
 
 
 def drained(level: int, since_ms: int, now_ms: int, limit: int) -> int:
@@ -42,20 +35,20 @@ def drained(level: int, since_ms: int, now_ms: int, limit: int) -> int:
     return max(0, level - elapsed * limit)
 
 
-def fits(level: int, cost: int, capacity: int) -> bool:
+def fits(level: int, cost: int, limit: int) -> bool:
     """A demand fits when the bucket has room for it, or is empty (see the module docstring)."""
-    return level == 0 or level + cost <= capacity
+    return level == 0 or level + cost <= WINDOW_MS * limit
 
 
-def retry_ms(level: int, cost: int, capacity: int, limit: int) -> int:
-    """The milliseconds until ``fits(level', cost, capacity)`` holds, if nothing else is admitted."""
-    room_needed = level - max(0, capacity - cost)
+def retry_ms(level: int, cost: int, limit: int) -> int:
+    """The milliseconds until ``fits(level', cost, limit)`` holds, if nothing else is admitted."""
+    room_needed = level - max(0, WINDOW_MS * limit - cost)
     return max(0, -(-room_needed // limit))
 
 
-def remaining(level: int, rate: Rate) -> int:
+def remaining(level: int, limit: int, divisor: int) -> int:
     """Whole units that would be admitted now."""
-    return max(0, rate.capacity - level) // rate.unit
+    return max(0, WINDOW_MS * limit - level) // (WINDOW_MS * divisor)
 
 
 def reset_ms(level: int, limit: int) -> int:

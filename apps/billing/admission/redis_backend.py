@@ -5,10 +5,10 @@ key's and its tenant's counters on Redis Cluster:
 - ``adm:{t<tenant>}:<key|tenant>:<id>:rate``: hash ``rl``/``rt``, ``tl``/``tt``: the rpm and tpm
   buckets' levels and when they were set; it expires once drained (a missing bucket is empty).
 - ``…:slots``: zset request id → lease expiry: concurrency slots in use.
-- ``…:budget:<period key>``: hash ``spent`` (seeded from the ledger), ``reserved`` (the sum of live
-  reservations) and ``r:<request id>`` (each reservation); ``…:budget:<period key>:leases``: zset
-  request id → lease expiry of each reservation. Both expire after a day without use, after which
-  the spend is rebuilt from the ledger.
+- ``…:budget:<period key>``: hash ``spent`` (rebuilt from the ledger) and ``seeded`` (when),
+  ``reserved`` (the sum of live reservations) and ``r:<request id>`` (each reservation);
+  ``…:budget:<period key>:leases``: zset request id → lease expiry of each reservation. Both expire
+  after a day without use, after which the spend is rebuilt from the ledger again.
 - ``adm:{t<tenant>}:settled:<request id>``: a replayed settlement's marker (at most once).
 - ``adm:processes``: zset process id → heartbeat expiry: the gateway processes alive.
 
@@ -22,7 +22,6 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable
-from typing import Any
 
 import redis.asyncio
 from django.conf import settings
@@ -41,6 +40,7 @@ Call = tuple[tuple[str, ...], tuple[str | int, ...]]  # a settle.lua call: keys,
 
 
 ADMIT = Script("admit.lua")
+SEED = Script("seed.lua")
 SETTLE = Script("settle.lua")
 
 
@@ -76,6 +76,12 @@ class RedisHold(Hold):
         return any(check.max_parallel is not None or (check.period is not None and plan.cost_units > 0)
                    for check in plan.checks)
 
+    def changes(self, tokens: int, cost_units: int) -> bool:
+        """Whether settling with these figures changes anything in Redis (an rpm-only ticket never does)."""
+        plan = self.plan
+        return any(check.max_parallel is not None or (check.tpm is not None and tokens != plan.tokens)
+                   or (check.period is not None and (cost_units or plan.cost_units)) for check in plan.checks)
+
     def renew(self, pipe: redis.asyncio.client.Pipeline, lease_ms: int) -> None:
         """edge_project.leases: push this admission's slots and reservation ``lease_ms`` ahead."""
         assert isinstance(self.backend, RedisBackend)
@@ -105,19 +111,18 @@ class RedisBackend(AdmissionBackend):
     async def admit(self, plan: Plan) -> Outcome | Unseeded | None:
         keys = tuple(subject_keys(check) for check in plan.checks)
         args: list[str | int] = [self._given_now(), plan.request_id, _lease_ms(), plan.tokens, plan.cost_units, IDLE_MS]
-        for check in plan.checks:
-            args += [_or_blank(check.rpm), _or_blank(check.tpm), _or_blank(check.max_parallel),
-                     _or_blank(check.budget_units)]
-        flat = [key for four in keys for key in four]
-        reply = await self._scripts.call(ADMIT, flat, args)
+        args += [f"{_or_blank(check.rpm)},{_or_blank(check.tpm)},{_or_blank(check.max_parallel)},"
+                 f"{_or_blank(check.budget_units)}" for check in plan.checks]
+        reply = await self._scripts.call(ADMIT, [key for four in keys for key in four], args)
         if reply is None:
             return None
-        verdict, now = reply[0].decode(), int(reply[1])
+        verdict, now_text, *subjects = reply.decode().split(" ")
+        now = int(now_text)
         if self._clock is None:
             self._offset_ms = now - _host_ms()
         if verdict == "unseeded":
-            return Unseeded(tuple(int(number) - 1 for number in reply[2]))
-        states = tuple(_state(reply[2 + 6 * index: 8 + 6 * index]) for index in range(len(plan.checks)))
+            return Unseeded(tuple(int(number) - 1 for number in subjects[0].split(",")))
+        states = tuple(_state(subject) for subject in subjects)
         if verdict != "ok":
             return Outcome(False, now, states)
         for check, state in zip(plan.checks, states, strict=True):
@@ -127,42 +132,37 @@ class RedisBackend(AdmissionBackend):
         return Outcome(True, now, states, RedisHold(self, plan, now, levels, keys))
 
     async def seed(self, check: Check, spent_units: int) -> bool:
-        """Set the budget period's spend unless another process has (SET-if-absent)."""
+        """Set the budget period's spend unless another process has (SET-if-absent), noting when."""
         _, _, budget, leases = subject_keys(check)
-
-        async def write(client: redis.asyncio.Redis) -> bool:
-            pipe = client.pipeline(transaction=False)
-            pipe.hsetnx(budget, "spent", spent_units)
-            pipe.pexpire(budget, IDLE_MS)
-            pipe.pexpire(leases, IDLE_MS)
-            await pipe.execute()
-            return True
-
-        return bool(await bounded(write))
+        return await self._scripts.call(SEED, (budget, leases), (self._given_now(), spent_units, IDLE_MS)) is not None
 
     async def settle(self, hold: Hold, *, tokens: int, cost_units: int) -> bool:
         assert isinstance(hold, RedisHold)
         keys, args = self.settle_call(hold, tokens=tokens, cost_units=cost_units, mode="first")
         return await self._scripts.call(SETTLE, keys, args) is not None
 
-    def settle_call(self, hold: RedisHold, *, tokens: int, cost_units: int, mode: str) -> Call:
+    def settle_call(
+        self, hold: RedisHold, *, tokens: int, cost_units: int, mode: str, spent_at: str | int = ""
+    ) -> Call:
+        """settle.lua's call; ``spent_at`` (Redis' clock): when the request ended, for a call sent later."""
         plan = hold.plan
         keys = [key for four in hold.keys for key in four]
         keys.append(marker_key(plan.checks[0].subject.tenant_id, plan.request_id))
-        args: list[str | int] = [self._given_now(), plan.request_id, mode, IDLE_MS, MARKER_MS]
+        args: list[str | int] = [self._given_now(), plan.request_id, mode, IDLE_MS, MARKER_MS, spent_at]
         for index, check in enumerate(plan.checks):
             excess = (plan.tokens - tokens) * rates.WINDOW_MS if check.tpm is not None else 0
-            args += [_or_blank(check.tpm), excess, hold.token_levels[index], hold.admitted_ms,
-                     "1" if check.max_parallel is not None else "", cost_units if check.period is not None else ""]
+            slot = "1" if check.max_parallel is not None else ""
+            cost = cost_units if check.period is not None else ""
+            args.append(f"{_or_blank(check.tpm)},{excess},{hold.token_levels[index]},{hold.admitted_ms},{slot},{cost}")
         return tuple(keys), tuple(args)
 
     def spend_call(self, plan: Plan, cost_units: int) -> Call:
-        """A cost spent in the in-process fallback, to add to each budget's period in Redis (at most once)."""
+        """A cost spent now in the in-process fallback, to add to each budget's period in Redis (at most once)."""
         keys: list[str] = []
-        args: list[str | int] = [self._given_now(), plan.request_id, "once", IDLE_MS, MARKER_MS]
+        args: list[str | int] = [self._given_now(), plan.request_id, "once", IDLE_MS, MARKER_MS, self.now_ms()]
         for check in plan.checks:
             keys += subject_keys(check)
-            args += ["", 0, 0, 0, "", cost_units if check.period is not None else ""]
+            args.append(f",0,0,0,,{cost_units if check.period is not None else ''}")
         keys.append(marker_key(plan.checks[0].subject.tenant_id, plan.request_id))
         return tuple(keys), tuple(args)
 
@@ -200,13 +200,14 @@ class RedisBackend(AdmissionBackend):
         await bounded(lambda client: client.zrem(processes_key(), process_id))
 
 
-def _state(values: list[Any]) -> CheckState:
-    bits, requests, tokens, slots, spent, reserved = values
+def _state(text: str) -> CheckState:
+    """One subject's part of admit.lua's reply: 'bits,requests level,tokens level,slots,spent,reserved'."""
+    bits, requests, tokens, slots, spent, reserved = text.split(",")
     return CheckState(
         refused=int(bits),
-        requests_level=int(requests) if int(requests) >= 0 else None,
-        tokens_level=int(tokens) if int(tokens) >= 0 else None,
-        in_flight=int(slots) if int(slots) >= 0 else None,
+        requests_level=int(requests) if requests != "-1" else None,
+        tokens_level=int(tokens) if tokens != "-1" else None,
+        in_flight=int(slots) if slots != "-1" else None,
         spent_units=int(spent) if spent else None,
         reserved_units=int(reserved) if reserved else None,
     )

@@ -40,8 +40,7 @@ from apps.billing.admission.fallback import Fallback
 from apps.billing.admission.ledger_spend import SpendLoader
 from apps.billing.admission.local_backend import LocalBackend
 from apps.billing.admission.money import ledger_units, spend_units
-from apps.billing.admission.periods import PeriodCache
-from apps.billing.admission.plan import Check, Plan, make_plan
+from apps.billing.admission.plan import Check, Plan, Planner
 from apps.billing.admission.redis_backend import RedisBackend, RedisHold
 from edge_project.background import run_in_background
 from edge_project.leases import lease_keeper
@@ -61,7 +60,7 @@ class AdmissionService:
 
     def __init__(self, *, clock: Callable[[], int] | None = None, process_id: str | None = None) -> None:
         self.clock = clock or wall_ms  # ms since the epoch: budget periods, and the in-process backends' time
-        self.periods = PeriodCache()
+        self.planner = Planner()
         self.spend = SpendLoader()
         self.shared = RedisBackend(clock=clock)  # no clock given: Redis' own
         self.local = LocalBackend(clock=self.clock, seed=self._ledger_spend)
@@ -79,7 +78,7 @@ class AdmissionService:
         else:
             return Ticket(demand.request_id, None, None, None)
         self.start()
-        plan = make_plan(demand, self.clock(), self.periods)
+        plan = self.planner.plan(demand, self.clock())
         if (check := plan.too_large()) is not None:
             raise verdicts.too_large(check, plan.tokens)
         outcome = await self._decide(plan)
@@ -153,6 +152,8 @@ class AdmissionService:
 
     async def _settle_shared(self, hold: RedisHold, tokens: int, cost: int) -> None:
         lease_keeper.drop(hold)
+        if not hold.changes(tokens, cost):
+            return
         mode = "once"  # never sent: applying it later is safe whatever happened meanwhile
         if redis_usable():
             try:
@@ -161,7 +162,8 @@ class AdmissionService:
             except Exception as exc:
                 report_redis_failure(exc)
             mode = "retry"  # sent, and perhaps applied before the reply was lost
-        self.fallback.keep(self.shared.settle_call(hold, tokens=tokens, cost_units=cost, mode=mode))
+        self.fallback.keep(self.shared.settle_call(hold, tokens=tokens, cost_units=cost, mode=mode,
+                                                   spent_at=self.shared.now_ms()))
 
     def settle_later(self, ticket: Ticket, *, tokens: int, cost_usd: Decimal) -> None:
         """``settle()`` in the background, on the event loop that admitted the ticket (callable from any thread)."""

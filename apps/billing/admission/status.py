@@ -8,7 +8,7 @@ from typing import Literal
 from apps.billing.admission.contract import BudgetStatus
 from apps.billing.admission.ledger_spend import period_spend
 from apps.billing.admission.money import ledger_units, to_usd
-from apps.billing.admission.plan import Check, check_of
+from apps.billing.admission.plan import Check
 from apps.billing.admission.redis_backend import subject_keys
 from apps.billing.admission.service import AdmissionService, admission
 from apps.billing.limits import Subject
@@ -23,7 +23,7 @@ def budget_status(subject: Subject, *, service: AdmissionService | None = None) 
     service = service or admission
     if subject.budget is None:
         return BudgetStatus(None, None, None, None, Decimal(0), Decimal(0), None, "none")
-    check = check_of(subject, service.clock(), service.periods)
+    check = service.planner.check(subject, service.clock())
     assert check.period is not None and check.budget_units is not None
     spent, reserved, source = _counted(service, check) or _ledger(check)
     return BudgetStatus(

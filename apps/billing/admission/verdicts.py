@@ -18,6 +18,7 @@ from apps.billing.limits import Subject
 # No moment is known at which a slot frees up; clients are told to try again after this.
 MAX_PARALLEL_RETRY_MS = 1000
 _PER_PERIOD = {"day": "per day", "week": "per week", "month": "per month", "total": "in total"}
+_Tightest = tuple[int, int, int]  # (remaining, -reset ms, limit): the least is the tightest
 
 
 def ticket(plan: Plan, outcome: Outcome) -> Ticket:
@@ -26,30 +27,31 @@ def ticket(plan: Plan, outcome: Outcome) -> Ticket:
 
 
 def quotas(plan: Plan, states: tuple[CheckState, ...]) -> tuple[Quota | None, Quota | None, Decimal | None]:
-    """The tightest rpm and tpm (least remaining) and the least budget remaining, across the plan's subjects."""
-    requests: Quota | None = None
-    tokens: Quota | None = None
+    """The tightest rpm and tpm (least remaining, then latest reset) and the least budget remaining."""
+    requests: _Tightest | None = None
+    tokens: _Tightest | None = None
     budget: int | None = None
     for check, state in zip(plan.checks, states, strict=True):
         if check.rpm is not None and state.requests_level is not None:
-            requests = _tighter(requests, _quota(check.rpm, plan.divisor, state.requests_level))
+            requests = _tighter(requests, check.rpm, plan.divisor, state.requests_level)
         if check.tpm is not None and state.tokens_level is not None:
-            tokens = _tighter(tokens, _quota(check.tpm, plan.divisor, state.tokens_level))
+            tokens = _tighter(tokens, check.tpm, plan.divisor, state.tokens_level)
         left = _budget_left(check, state)
         if left is not None and (budget is None or left < budget):
             budget = left
-    return requests, tokens, to_usd(budget) if budget is not None else None
+    return _quota(requests), _quota(tokens), to_usd(budget) if budget is not None else None
 
 
-def _quota(limit: int, divisor: int, level: int) -> Quota:
-    rate = rates.Rate(limit, divisor)
-    return Quota(limit, rates.remaining(level, rate), rates.reset_ms(level, limit) / 1000)
+def _tighter(current: _Tightest | None, limit: int, divisor: int, level: int) -> _Tightest:
+    candidate = (rates.remaining(level, limit, divisor), -rates.reset_ms(level, limit), limit)
+    return candidate if current is None or candidate < current else current
 
 
-def _tighter(current: Quota | None, candidate: Quota) -> Quota:
-    if current is None or (candidate.remaining, -candidate.reset_s) < (current.remaining, -current.reset_s):
-        return candidate
-    return current
+def _quota(tightest: _Tightest | None) -> Quota | None:
+    if tightest is None:
+        return None
+    remaining, reset, limit = tightest
+    return Quota(limit, remaining, -reset / 1000)
 
 
 def _budget_left(check: Check, state: CheckState) -> int | None:
@@ -80,13 +82,11 @@ def refusal(plan: Plan, outcome: Outcome) -> AdmissionRefused:
 
 def _waits(plan: Plan, check: Check, state: CheckState) -> list[tuple[int, LimitName, Check]]:
     waits: list[tuple[int, LimitName, Check]] = []
+    unit = rates.unit(plan.divisor)
     if state.refused & RPM and check.rpm is not None and state.requests_level is not None:
-        rate = rates.Rate(check.rpm, plan.divisor)
-        waits.append((rates.retry_ms(state.requests_level, rate.unit, rate.capacity, rate.limit), "rpm", check))
+        waits.append((rates.retry_ms(state.requests_level, unit, check.rpm), "rpm", check))
     if state.refused & TPM and check.tpm is not None and state.tokens_level is not None:
-        rate = rates.Rate(check.tpm, plan.divisor)
-        cost = plan.tokens * rate.unit
-        waits.append((rates.retry_ms(state.tokens_level, cost, rate.capacity, rate.limit), "tpm", check))
+        waits.append((rates.retry_ms(state.tokens_level, plan.tokens * unit, check.tpm), "tpm", check))
     if state.refused & MAX_PARALLEL:
         waits.append((MAX_PARALLEL_RETRY_MS, "max_parallel", check))
     return waits

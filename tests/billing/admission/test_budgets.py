@@ -196,3 +196,17 @@ def test_it_rebuilds_a_period_from_the_ledger_so_a_restart_resets_nobody(backend
     assert isinstance(too_much, AdmissionRefused) and too_much.subject == tenant_subject
     assert too_much.budget_remaining_usd == Decimal("1")
     assert isinstance(fits, Ticket) and fits.budget_remaining_usd == Decimal("0")
+
+
+def test_it_decides_budgets_beyond_what_a_double_holds_exactly(backend: str, clock: Clock):
+    # 10^16 units of 10^-10 USD: past 2^53, where a double cannot tell the demand below from the budget.
+    limited = subject(budget="1000000")
+    service = engine(clock)
+
+    async def scenario() -> tuple[Result, Result]:
+        return (await outcome(service, demand(limited, cost="1000000.0000000001")),
+                await outcome(service, demand(limited, cost="1000000")))
+
+    over, exact = asyncio.run(scenario())
+    assert isinstance(over, AdmissionRefused) and over.reason == "budget"
+    assert isinstance(exact, Ticket) and exact.budget_remaining_usd == 0

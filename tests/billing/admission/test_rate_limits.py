@@ -67,6 +67,22 @@ def test_it_admits_exactly_rpm_of_40_concurrent_demands_and_the_retry_time_is_ex
     assert isinstance(on_time, Ticket)
 
 
+def test_it_rounds_a_retry_time_up_to_the_first_millisecond_at_which_the_demand_fits(backend: str, clock: Clock):
+    limited = subject(rpm=7)  # one request every 8571.43 ms
+    service = engine(clock)
+
+    async def scenario() -> list[Result]:
+        full = await outcomes(service, [demand(limited) for _ in range(8)])
+        clock.advance(8.571)
+        early = await outcome(service, demand(limited))
+        clock.advance(0.001)
+        return [full[-1], early, await outcome(service, demand(limited))]
+
+    refusal, early, on_time = asyncio.run(scenario())
+    assert isinstance(refusal, AdmissionRefused) and refusal.retry_after_s == 8.572
+    assert isinstance(early, AdmissionRefused) and isinstance(on_time, Ticket)
+
+
 def test_it_admits_exactly_rpm_across_two_engines_with_their_own_redis_connections(clock: Clock, steady_redis: None):
     limited = subject(rpm=10)
 

@@ -8,8 +8,10 @@ from decimal import Decimal
 from django.db import transaction
 from django.utils import timezone
 
+from apps.billing.admission import admission
 from apps.billing.keys import issue_key
 from apps.billing.ledger import new_request_id
+from apps.billing.limits import Subject, key_subject, tenant_subject
 from apps.billing.models import LIMITED_FIELDS, ApiKey, LedgerEntry, Tenant
 
 
@@ -46,10 +48,11 @@ def revoke_api_key(*, key: ApiKey) -> ApiKey:
 
 @transaction.atomic
 def record_adjustment(*, entry: LedgerEntry, cost_delta_usd: Decimal, note: str) -> LedgerEntry:
-    """Correct a request's cost with a new entry; the original row is never changed."""
+    """Correct a request's cost with a new entry; the original row is never changed. Once committed, the
+    difference counts against the budgets of the request's key and tenant in their current periods."""
     if not note.strip():
         raise ValueError("an adjustment needs a note saying why")
-    return LedgerEntry.objects.create(
+    adjustment = LedgerEntry.objects.create(
         request_id=new_request_id().replace("req_", "adj_"),
         kind=LedgerEntry.Kind.ADJUSTMENT,
         adjusts=entry,
@@ -66,3 +69,9 @@ def record_adjustment(*, entry: LedgerEntry, cost_delta_usd: Decimal, note: str)
         cost_usd=cost_delta_usd,
         created_at=timezone.now(),
     )
+    subjects: tuple[Subject, ...] = (tenant_subject(Tenant.objects.get(pk=entry.tenant_id)),)
+    if entry.api_key_id is not None:
+        subjects += (key_subject(ApiKey.objects.select_related("tenant").get(pk=entry.api_key_id)),)
+    transaction.on_commit(lambda: admission.count_spend(request_id=adjustment.request_id, subjects=subjects,
+                                                        cost_usd=cost_delta_usd))
+    return adjustment

@@ -310,3 +310,15 @@ def test_the_key_page_shows_what_the_ledger_says_was_spent(served: Served, gatew
     page = staff.get(reverse("admin:billing_apikey_change", args=[key_id])).content
 
     assert f"spent {usd_text(spent)} · reserved $0 · remaining {usd_text(BUDGET - spent)}".encode() in page
+
+
+@pytest.mark.parametrize("delta", [Decimal("0.25"), Decimal("-0.0000001")], ids=["charge", "refund"])
+def test_an_adjustment_counts_against_the_budget_at_once(served: Served, gateway, delta: Decimal):
+    raw = issue(served, budget_usd=BUDGET)
+    answered = post(gateway, raw, served.chat_body())
+    key_budget_settles(served, raw, BUDGET)
+
+    record_adjustment(entry=ledger_row(answered.headers["x-request-id"]), cost_delta_usd=delta, note="correction")
+
+    key_budget_settles(served, raw, BUDGET)  # remaining = budget − ledger spend, the adjustment included
+    assert Decimal(post(gateway, raw, served.chat_body()).headers["x-edge-budget-remaining-usd"]) < BUDGET - delta

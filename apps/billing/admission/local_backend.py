@@ -154,6 +154,15 @@ class LocalBackend(AdmissionBackend):
             state = self._budgets.get(check.budget_key) if check.budget_key is not None else None
             return (state.spent, state.reserved) if state is not None else None
 
+    def add_spend(self, plan: Plan, cost_units: int) -> None:
+        """Spend made outside a request (a ledger adjustment), in each budget period this process counts;
+        a period it does not count yet reads the ledger, which has it, when first used."""
+        with self._lock:
+            for check in plan.checks:
+                state = self._budgets.get(check.budget_key) if check.budget_key is not None else None
+                if state is not None:
+                    state.spent += cost_units
+
     def forget_budgets(self) -> None:
         """Start every budget afresh at its next use (tickets in flight keep the states they reserved on)."""
         with self._lock:

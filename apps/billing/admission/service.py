@@ -41,10 +41,11 @@ from apps.billing.admission.ledger_spend import SpendLoader
 from apps.billing.admission.local_backend import LocalBackend
 from apps.billing.admission.money import ledger_units, spend_units
 from apps.billing.admission.plan import Check, Plan, Planner
-from apps.billing.admission.redis_backend import RedisBackend, RedisHold
+from apps.billing.admission.redis_backend import SETTLE, RedisBackend, RedisHold
+from apps.billing.limits import Subject
 from edge_project.background import run_in_background
 from edge_project.leases import lease_keeper
-from edge_project.redis_clients import redis_configured, redis_usable, report_redis_failure
+from edge_project.redis_clients import bounded_sync, redis_configured, redis_usable, report_redis_failure
 
 logger = logging.getLogger(__name__)
 
@@ -182,6 +183,21 @@ class AdmissionService:
         else:  # its loop is gone: Redis leases expire by themselves, and in-process counters went with the loop
             work.close()
             logger.warning("admission ticket %s could not be settled: its event loop is closed", ticket.request_id)
+
+    def count_spend(self, *, request_id: str, subjects: tuple[Subject, ...], cost_usd: Decimal) -> None:
+        """Spend the ledger gained outside a request (an adjustment, made now): added to each budget's
+        current period at once, as the period's next rebuild from the ledger would count it, so budgets and
+        the ledger agree. Blocking (admin, commands). Where it cannot be counted now (Redis unreachable,
+        or another process's memory without Redis), the period's next rebuild counts it."""
+        demand = Demand(request_id, tuple(subject for subject in subjects if subject.budget is not None), 0, Decimal(0))
+        if not demand.subjects or not cost_usd:
+            return
+        plan, cost = self.planner.plan(demand, self.clock()), ledger_units(cost_usd)
+        if not redis_configured():
+            self.local.add_spend(plan, cost)
+            return
+        keys, args = self.shared.spend_call(plan, cost)
+        bounded_sync(lambda client: client.eval(SETTLE.text, len(keys), *keys, *args))
 
     def start(self) -> None:
         """Run this loop's upkeep (heartbeat, sending what Redis missed, pruning); cheap when it runs already."""

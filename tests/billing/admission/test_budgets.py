@@ -210,3 +210,22 @@ def test_it_decides_budgets_beyond_what_a_double_holds_exactly(backend: str, clo
     over, exact = asyncio.run(scenario())
     assert isinstance(over, AdmissionRefused) and over.reason == "budget"
     assert isinstance(exact, Ticket) and exact.budget_remaining_usd == 0
+
+
+def test_spend_counted_outside_a_request_reaches_the_period_at_once(backend: str, clock: Clock):
+    limited = subject(budget="1.00")
+    service = engine(clock)
+
+    async def scenario() -> list[Decimal | None]:
+        ticket = await service.admit(demand(limited, cost="0.10"))
+        await service.settle(ticket, tokens=0, cost_usd=Decimal("0.10"))
+        seen = [await remaining(service, limited)]
+        await asyncio.to_thread(service.count_spend, request_id="adj_1", subjects=(limited,),
+                                cost_usd=Decimal("0.35"))
+        seen.append(await remaining(service, limited))
+        await asyncio.to_thread(service.count_spend, request_id="adj_2", subjects=(limited,),
+                                cost_usd=Decimal("-0.05"))
+        seen.append(await remaining(service, limited))
+        return seen
+
+    assert asyncio.run(scenario()) == [Decimal("0.90"), Decimal("0.55"), Decimal("0.60")]

@@ -10,23 +10,7 @@
 --   stood, nothing taken), each subject 'refused bits,requests level,tokens level,slots in use,
 --   spent,reserved' (-1 or blank: not limited); or 'unseeded <now> <subject numbers, comma-separated>'
 --   when a budget period's spend is unknown (nothing taken).
-local WINDOW = 60000
-local MAX_LEVEL = 4503599627370496 -- 2^52
 local BASE = 1000000000
-
-local function clock(given)
-  local now = tonumber(given)
-  if now then return now end
-  local t = redis.call('TIME')
-  return tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
-end
-
-local function drained(level, since, now, limit)
-  if not level then return 0 end
-  local elapsed = now - since
-  if elapsed <= 0 then return level end
-  return math.max(0, level - elapsed * limit)
-end
 
 local function fits(level, cost, capacity)
   return level == 0 or level + cost <= capacity

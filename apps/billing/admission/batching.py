@@ -31,7 +31,8 @@ class Script:
 
     def __init__(self, name: str) -> None:
         self.name = name
-        self.text = (Path(__file__).parent / name).read_text()
+        here = Path(__file__).parent
+        self.text = (here / "lib.lua").read_text() + (here / name).read_text()
         self.sha = hashlib.sha1(self.text.encode()).hexdigest()  # Redis names scripts by SHA-1
 
 

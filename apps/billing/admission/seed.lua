@@ -2,11 +2,7 @@
 -- moment it was set is kept with it, so a cost spent before that moment (the ledger counted it) is not
 -- added again when its settlement arrives late (settle.lua).
 -- KEYS: budget hash, budget leases zset. ARGV: now ms ('' = Redis' clock), spent units, idle ms.
-local now = tonumber(ARGV[1])
-if not now then
-  local t = redis.call('TIME')
-  now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
-end
+local now = clock(ARGV[1])
 if redis.call('hsetnx', KEYS[1], 'spent', ARGV[2]) == 1 then redis.call('hset', KEYS[1], 'seeded', now) end
 redis.call('pexpire', KEYS[1], ARGV[3])
 redis.call('pexpire', KEYS[2], ARGV[3])

@@ -13,22 +13,6 @@
 --       spent (ms, '' = now), then one per subject: 'tpm,token excess,tokens level after admission,
 --       admission ms,slot,cost units': token excess scaled (> 0: reserved beyond use), slot '1' or
 --       blank, a blank tpm or cost: no such limit or budget.
-local WINDOW = 60000
-local MAX_LEVEL = 4503599627370496 -- 2^52
-
-local function clock(given)
-  local now = tonumber(given)
-  if now then return now end
-  local t = redis.call('TIME')
-  return tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
-end
-
-local function drained(level, since, now, limit)
-  if not level then return 0 end
-  local elapsed = now - since
-  if elapsed <= 0 then return level end
-  return math.max(0, level - elapsed * limit)
-end
 
 local now = clock(ARGV[1])
 local id, mode, idle, marker_ms = ARGV[2], ARGV[3], tonumber(ARGV[4]), tonumber(ARGV[5])

@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 from collections.abc import Callable
 from decimal import Decimal
+from typing import Any
 
 import orjson
 import pytest
@@ -16,6 +17,7 @@ from tests.conftest import wait_until_served
 from tests.factories import make_key, make_tenant
 from tests.harness.gateway import GatewayProcess
 from tests.harness.served import Served, ledger_row
+from tests.harness.waiting import wait_until
 
 pytestmark = pytest.mark.usefixtures("live_db")
 
@@ -106,8 +108,10 @@ def test_tenants_a_policy_opts_into_a_shared_namespace_share_answers(cached: Ser
     _, partner_key = make_key(partner)
     outsider = make_tenant()
     _, outsider_key = make_key(outsider)
+    probe = cached.chat_body("probe for the shared namespace")
+    cached.post(probe)  # cached in the tenant's own namespace, before it moves
     RoutingPolicy.objects.get(models=cached.route.model).cache_shared_tenants.set([cached.tenant, partner])
-    wait_for_shared_namespace(cached, gateway)
+    wait_for_shared_namespace(cached, probe)
     before = upstream_calls(fake, cached)
 
     cached.post(cached.chat_body())
@@ -119,19 +123,11 @@ def test_tenants_a_policy_opts_into_a_shared_namespace_share_answers(cached: Ser
     assert upstream_calls(fake, cached) - before == 2
 
 
-def wait_for_shared_namespace(served: Served, gateway: GatewayProcess) -> None:
-    # Routing changes reach the gateway within EDGE_CONFIG_TTL_S (0.1 s here): a throwaway request
-    # whose key moves namespaces shows when it has.
-    import time
-
-    probe = served.chat_body("probe for the shared namespace")
-    served.post(probe)
-    deadline = time.monotonic() + 5
-    while time.monotonic() < deadline:
-        time.sleep(0.15)
-        if served.post(probe).headers["x-edge-cache"] == "miss":
-            return
-    raise AssertionError("the gateway never put the tenant in the shared namespace")
+def wait_for_shared_namespace(served: Served, probe: dict[str, Any]) -> None:
+    """Routing changes reach the gateway within EDGE_CONFIG_TTL_S (0.1 s here): ``probe``, cached before
+    the change, misses once the tenant's key has moved namespaces."""
+    wait_until(lambda: served.post(probe).headers["x-edge-cache"] == "miss", timeout_s=10,
+               what="the tenant in the shared namespace")
 
 
 def test_an_l2_hit_in_another_process_fills_its_l1(cached: Served, fake, second_gateway: GatewayProcess):

@@ -21,6 +21,7 @@ from django.conf import settings
 from django.contrib.auth.models import User
 from django.test import Client
 from django.urls import reverse
+from openai.types.chat import ChatCompletionMessageParam
 
 from apps.billing.admission import budget_status
 from apps.billing.keys import hash_key as key_hash
@@ -263,7 +264,7 @@ def test_the_openai_sdk_reads_the_headers_waits_out_a_rate_limit_and_gives_up_on
     assert LedgerEntry.objects.filter(api_key__key_hash=key_hash(broke)).count() == 2  # the SDK did not retry
 
 
-HI = [{"role": "user", "content": "hi"}]
+HI: list[ChatCompletionMessageParam] = [{"role": "user", "content": "hi"}]
 
 
 @pytest.mark.parametrize(("path", "body"), [

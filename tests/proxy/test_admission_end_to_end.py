@@ -331,3 +331,18 @@ def test_an_adjustment_counts_against_the_budget_at_once(served: Served, gateway
 
     key_budget_settles(served, raw, BUDGET)  # remaining = budget − ledger spend, the adjustment included
     assert Decimal(post(gateway, raw, served.chat_body()).headers["x-edge-budget-remaining-usd"]) < BUDGET - delta
+
+
+def test_a_spent_budget_still_gets_answers_from_the_cache_which_cost_nothing(serve_with, gateway):
+    cached = serve_with(cache_ttl_s=60)
+    body = cached.chat_body(max_tokens=40)
+    raw = issue(cached, budget_usd=worst_case(cached, body, 40))  # one worst case: after one request, not two
+    assert post(gateway, raw, body).status_code == 200
+    key_budget_settles(cached, raw, worst_case(cached, body, 40))
+
+    repeated = post(gateway, raw, body)
+    other = post(gateway, raw, cached.chat_body("something else", max_tokens=40))
+
+    assert (repeated.status_code, repeated.headers["x-edge-cache"]) == (200, "hit-l1")
+    assert other.status_code == 429 and other.json()["error"]["code"] == "insufficient_quota"
+    assert ledger_row(repeated.headers["x-request-id"]).cost_usd == 0

@@ -1,10 +1,12 @@
 """Step 3: admit a request against its key's and tenant's rate limits and budgets.
 
-What a request may cost at most is known before any provider is called: its prompt, counted here,
-plus the output it may generate (its own cap times its choices, else the most its deployments
-allow), priced on the most expensive deployment it may reach, fallback models included. Admission
+What a request may cost at most is known before any provider is called: its prompt plus the output
+it may generate (its own cap times its choices, else the most its deployments allow), priced on the
+most expensive deployment it may reach, fallback models included. Admission
 (``apps.billing.admission``) takes that much from every limit that applies, all or nothing, and
-settlement (``Exchange.finish``) gives back what the request did not use.
+settlement (``Exchange.finish``) gives back what the request did not use. The prompt is first sized
+by a bound that needs no tokenizer (its UTF-8 length); only a request that bound does not fit is
+counted exactly and asked again (``Sizer``), so most requests never load a tokenizer.
 
 A refusal is OpenAI's 429: ``rate_limit_exceeded`` with the exact time to retry, or
 ``insufficient_quota`` with ``x-should-retry: false`` (SDKs do not retry an exhausted budget). A
@@ -21,13 +23,14 @@ from typing import Any
 
 from django.http import HttpRequest
 
-from apps.billing.admission import AdmissionRefused, Demand
+from apps.billing.admission import AdmissionRefused, Demand, Ticket
 from apps.billing.admission import admit as admit_demand
+from apps.billing.limits import Subject
 from apps.billing.pricing import worst_case_cost
 from apps.providers.errors import OpenAIError
-from apps.providers.tokens import count_prompt_tokens, media_parts
+from apps.providers.tokens import bound_prompt_tokens, count_prompt_tokens, media_parts
 from apps.proxy.cache.control import directives_for
-from apps.proxy.endpoint import Endpoint, R
+from apps.proxy.endpoint import ClientRequest, Endpoint, R
 from apps.proxy.errors import InvalidRequest
 from apps.proxy.exchange import Exchange
 from apps.proxy.headers import quota_headers
@@ -35,6 +38,7 @@ from apps.proxy.usage_bounds import UsageBounds, output_cap
 from apps.routing.table import ModelRoute
 
 MAX_COST_HEADER = "x-edge-max-cost-usd"
+COUNTING_HELPS = {"tpm", "too_large", "budget"}  # refusals an exact count (smaller than the bound) may turn
 
 
 async def admit(request: HttpRequest, exchange: Exchange, route: ModelRoute, call: R, endpoint: Endpoint[R]) -> None:
@@ -46,24 +50,62 @@ async def admit(request: HttpRequest, exchange: Exchange, route: ModelRoute, cal
     subjects = tuple(subject for subject in exchange.key.subjects if subject.limited)
     if not subjects and max_cost is None:
         return  # nothing to count against: no token counting, no round trip
-    prompt = count_prompt_tokens(call.body)
-    worst = worst_case_cost(prompt, cap, (target.prices for target in route.reachable_targets()))
-    if max_cost is not None and worst > max_cost:
+    sized = Sizer(exchange.request_id, subjects, call, cap, route)
+    demand = sized.bound()
+    if max_cost is not None and demand.cost_usd > max_cost and (demand := sized.counted()).cost_usd > max_cost:
         raise InvalidRequest(
-            f"This request could cost up to {worst:f} USD ({prompt} prompt tokens and up to {cap} output tokens on "
-            f"the most expensive deployment it may reach), above its {MAX_COST_HEADER} of {max_cost:f}.",
-            param=MAX_COST_HEADER, code="max_cost_exceeded",
+            f"This request could cost up to {demand.cost_usd:f} USD ({demand.tokens - cap} prompt tokens and up to "
+            f"{cap} output tokens on the most expensive deployment it may reach), above its {MAX_COST_HEADER} of "
+            f"{max_cost:f}.", param=MAX_COST_HEADER, code="max_cost_exceeded",
         )
     if not subjects:
         return
-    demand = Demand(request_id=exchange.request_id, subjects=subjects, tokens=prompt + cap, cost_usd=worst)
     try:
-        exchange.ticket = await admit_demand(demand)
+        exchange.ticket = await _admit(demand, sized)
     except AdmissionRefused as refused:
         if refused.reason != "budget" or not _may_be_cached(request, route, endpoint):
             raise refusal(refused) from None
-        exchange.ticket = await admit_demand(dataclasses.replace(demand, cost_usd=Decimal(0)))
+        try:  # a cache hit costs nothing: admitted by everything but the budget
+            exchange.ticket = await admit_demand(dataclasses.replace(sized.exact or demand, cost_usd=Decimal(0)))
+        except AdmissionRefused as also:
+            raise refusal(also) from None
         exchange.refused_unless_cached = refusal(refused)
+
+
+class Sizer:
+    """A request's demand, sized two ways: by a bound that needs no tokenizer (its texts' UTF-8 length),
+    and by an exact count (o200k), which costs a tokenizer's memory and time: only asked for when the
+    bound does not fit."""
+
+    def __init__(self, request_id: str, subjects: tuple[Subject, ...], call: ClientRequest, cap: int,
+                 route: ModelRoute) -> None:
+        self.request_id, self.subjects, self.call, self.cap, self.route = request_id, subjects, call, cap, route
+        self.exact: Demand | None = None
+
+    def bound(self) -> Demand:
+        return self._demand(bound_prompt_tokens(self.call.body))
+
+    def counted(self) -> Demand:
+        if self.exact is None:
+            self.exact = self._demand(count_prompt_tokens(self.call.body))
+        return self.exact
+
+    def _demand(self, prompt: int) -> Demand:
+        worst = worst_case_cost(prompt, self.cap, (target.prices for target in self.route.reachable_targets()))
+        return Demand(request_id=self.request_id, subjects=self.subjects, tokens=prompt + self.cap, cost_usd=worst)
+
+
+async def _admit(demand: Demand, sized: Sizer) -> Ticket:
+    """Admit the demand; one the bound made too large for tokens or budget is counted and asked again."""
+    try:
+        return await admit_demand(demand)
+    except AdmissionRefused as refused:
+        if sized.exact is not None or refused.limit not in COUNTING_HELPS:
+            raise
+        counted = sized.counted()
+        if counted.tokens >= demand.tokens:
+            raise
+        return await admit_demand(counted)
 
 
 def insist_on_budget(exchange: Exchange) -> None:

@@ -30,7 +30,7 @@ from apps.billing.limits_text import usd_text
 from apps.billing.models import ApiKey, LedgerEntry
 from apps.billing.pricing import worst_case_cost
 from apps.billing.services import create_api_key, record_adjustment
-from apps.providers.tokens import count_prompt_tokens
+from apps.providers.tokens import bound_prompt_tokens, count_prompt_tokens
 from apps.routing.prices import Prices
 from tests.conftest import wait_until_served
 from tests.factories import unique
@@ -60,12 +60,15 @@ def both_at_once(gateways: list[GatewayProcess], count: int, send: Callable[[Gat
         return list(pool.map(lambda index: send(gateways[index % len(gateways)]), range(count)))
 
 
-def worst_case(served: Served, body: dict[str, Any], output_tokens: int) -> Decimal:
+def worst_case(served: Served, body: dict[str, Any], output_tokens: int, *, counted: bool = True) -> Decimal:
+    """What the gateway reserves for ``body``: its prompt counted exactly, or (``counted=False``) bounded
+    by its length, as admission first asks (apps.proxy.admission.Sizer)."""
     deployment = served.route.deployment
     price = deployment.input_usd_per_mtok
     prices = Prices(price, deployment.output_usd_per_mtok, deployment.cached_input_usd_per_mtok or price,
                     deployment.cache_write_usd_per_mtok or price)
-    return worst_case_cost(count_prompt_tokens(body), output_tokens, [prices])
+    prompt = count_prompt_tokens(body) if counted else bound_prompt_tokens(body)
+    return worst_case_cost(prompt, output_tokens, [prices])
 
 
 @pytest.fixture
@@ -117,7 +120,7 @@ def test_max_parallel_never_lets_more_requests_reach_the_provider_at_once(served
 
 def test_a_budget_admits_only_the_requests_whose_worst_case_it_covers(served: Served, fake, gateways):
     body = served.chat_body(max_tokens=40)
-    budget = 5 * worst_case(served, body, 40)
+    budget = 5 * worst_case(served, body, 40, counted=False)
     raw = issue(served, budget_usd=budget, budget_period="day")
     fake.set_rule(served.upstream_model, latency_ms=3000)  # none settles (frees what it did not spend) before all ask
 
@@ -346,3 +349,15 @@ def test_a_spent_budget_still_gets_answers_from_the_cache_which_cost_nothing(ser
     assert (repeated.status_code, repeated.headers["x-edge-cache"]) == (200, "hit-l1")
     assert other.status_code == 429 and other.json()["error"]["code"] == "insufficient_quota"
     assert ledger_row(repeated.headers["x-request-id"]).cost_usd == 0
+
+
+def test_a_prompt_its_length_makes_too_large_is_counted_and_admitted_when_it_fits(served: Served, gateway):
+    body = served.chat_body("hello " * 200, max_tokens=10)  # 1,200 bytes, about 200 tokens
+    counted = count_prompt_tokens(body) + 10
+    assert bound_prompt_tokens(body) + 10 > 500 >= counted
+    raw = issue(served, tpm=500)
+
+    admitted = post(gateway, raw, body)
+
+    assert admitted.status_code == 200
+    assert int(admitted.headers["x-ratelimit-remaining-tokens"]) == 500 - counted

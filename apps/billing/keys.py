@@ -49,7 +49,7 @@ class KeyInfo:
     tenant_slug: str
     allowed_models: frozenset[str]  # empty: every model
     expires_at: datetime | None
-    subjects: tuple[Subject, ...] = ()  # the key's and its tenant's limits and budgets (apps.billing.limits)
+    subjects: tuple[Subject, ...] = ()  # the key's and its tenant's, if they limit anything (apps.billing.limits)
 
     def may_use(self, model: str) -> bool:
         return not self.allowed_models or model in self.allowed_models

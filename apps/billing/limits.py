@@ -55,8 +55,9 @@ class Subject:
 
 
 def subjects_of(key: ApiKey) -> tuple[Subject, ...]:
-    """The key's and its tenant's limits (the tenant must be loaded with the key)."""
-    return key_subject(key), tenant_subject(key.tenant)
+    """The key's and its tenant's limits, those that have any (the tenant must be loaded with the key): a
+    request of a key without limits, whose tenant has none either, asks admission nothing."""
+    return tuple(subject for subject in (key_subject(key), tenant_subject(key.tenant)) if subject.limited)
 
 
 def key_subject(key: ApiKey) -> Subject:

@@ -47,7 +47,7 @@ async def admit(request: HttpRequest, exchange: Exchange, route: ModelRoute, cal
     exchange.bounds = UsageBounds.of(body_bytes=len(request.body), media_parts=media_parts(call.body.get("messages")),
                                      output_tokens=cap)
     max_cost = _max_cost(request)
-    subjects = tuple(subject for subject in exchange.key.subjects if subject.limited)
+    subjects = exchange.key.subjects
     if not subjects and max_cost is None:
         return  # nothing to count against: no token counting, no round trip
     sized = Sizer(exchange.request_id, subjects, call, cap, route)

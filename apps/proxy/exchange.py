@@ -39,7 +39,6 @@ class Exchange:
     bounds: UsageBounds | None = None  # what usage is believable for this request, once it is known
     ttft_ms: int | None = None
     cost_usd: Decimal | None = None
-    recorded: bool = False
     cache_status: str = ""  # hit-l1, hit-l2, miss or bypass (apps.proxy.cache); "" where nothing is cached
     cost_avoided_usd: Decimal = Decimal(0)  # on a cache hit: what the cached answer cost when it was made
     flight_wait_ms: float = 0.0  # time spent waiting for an identical request's provider call (cache)
@@ -48,7 +47,7 @@ class Exchange:
     ticket: Ticket | None = None  # what admission took (apps.proxy.admission); settled by finish()
     idempotency: Claim | None = None  # the Idempotency-Key this request claimed (apps.proxy.replays)
     replayed: bool = False  # answered with an earlier request's stored response
-    status: str = ""  # the ledger's status, once finished
+    status: str = ""  # the ledger's status, once finished ("": the row is not written yet)
     refused_unless_cached: OpenAIError | None = None  # a budget's refusal, held while the cache is asked
 
     def elapsed_ms(self) -> int:
@@ -66,9 +65,9 @@ class Exchange:
     def finish(self, *, status: str, http_status: int, error_type: str = "") -> None:
         """Step 6, once per request, whatever ended it: price the usage, write the ledger row, and give
         back what admission took beyond what was used (requests that failed authentication have none)."""
-        if self.recorded or self.key is None:
+        if self.status or self.key is None:
             return
-        self.recorded, self.status = True, status
+        self.status = status
         target = self.attempts[-1].target if self.attempts else None  # none for a cache hit: nothing was spent
         self.cost_usd = cost_of(self.usage, target.prices) if target else Decimal(0)
         record_request(

@@ -92,17 +92,18 @@ async def _kept_stream(
     headers = _kept_headers(response)
     limit: int = settings.EDGE_IDEMPOTENCY_MAX_BYTES
     sent, size = [], 0
-    completed = False
     try:
         async for chunk in relayed:  # our relay: an async iterator
             size += len(chunk)
             if size <= limit:
                 sent.append(bytes(chunk))
             yield chunk
-        completed = exchange.status == LedgerEntry.Status.OK
-    finally:
-        if not completed:
-            release(claimed)
+    except BaseException:  # the client left (the generator closed) or the relay broke
+        release(claimed)
+        raise
+    if exchange.status != LedgerEntry.Status.OK:  # ended with an error event: a retry should run
+        release(claimed)
+        return
     await finish(claimed, StoredResponse(status=response.status_code, headers=headers, body=b"".join(sent),
                                          stream=True, truncated=size > limit))
 

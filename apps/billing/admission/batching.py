@@ -21,7 +21,7 @@ import redis.asyncio
 from redis.exceptions import NoScriptError, ResponseError
 
 from edge_project.background import run_in_background
-from edge_project.redis_clients import bounded, report_redis_failure
+from edge_project.redis_clients import bounded
 
 logger = logging.getLogger(__name__)
 
@@ -65,11 +65,8 @@ class ScriptBatcher:
 
 async def _send(batch: list[_Call]) -> None:
     replies: list[Any] | None = None
-    try:
+    try:  # bounded() reports whatever the client raises, and answers None: callers fall back meanwhile
         replies = await bounded(lambda client: _execute(client, batch))
-    except Exception as exc:  # not a Redis error (bounded() takes those): a client bug, a reply it could not read
-        logger.exception("admission scripts failed in the Redis client")
-        report_redis_failure(exc)  # skipped like a failing Redis: callers fall back meanwhile
     finally:  # every caller hears back, even if this is cancelled at shutdown
         for index, call in enumerate(batch):
             if not call.reply.done():

@@ -12,7 +12,7 @@ from apps.billing.admission.plan import Check
 from apps.billing.admission.redis_backend import subject_keys
 from apps.billing.admission.service import AdmissionService, admission
 from apps.billing.limits import Subject
-from edge_project.redis_clients import redis_configured, report_redis_failure, sync_redis
+from edge_project.redis_clients import bounded_sync, redis_configured
 
 Source = Literal["redis", "process", "ledger"]
 
@@ -42,14 +42,8 @@ def _counted(service: AdmissionService, check: Check) -> tuple[int, int, Source]
     if not redis_configured():
         found = service.local.budget(check)
         return (found[0], found[1], "process") if found is not None else None
-    client = sync_redis()
-    if client is None:
-        return None
-    try:
-        spent, reserved = client.hmget(subject_keys(check)[2], ["spent", "reserved"])
-    except Exception as exc:
-        report_redis_failure(exc)
-        return None
-    if spent is None:
+    counted = bounded_sync(lambda client: client.hmget(subject_keys(check)[2], ["spent", "reserved"]))
+    spent, reserved = counted or (None, None)
+    if spent is None:  # Redis unusable, or the period unknown to it
         return None
     return int(spent), int(reserved or 0), "redis"

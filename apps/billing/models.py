@@ -202,6 +202,9 @@ class LedgerEntry(models.Model):
     # Why the usage is the gateway's estimate rather than the provider's report, when the provider's
     # was not believed (out of bounds, negative, malformed); blank otherwise.
     usage_note = models.CharField(max_length=300, blank=True, db_default="")
+    # The deployment's price version the row was costed with (routing's PriceVersion; no FK, like
+    # deployment_id). The prices themselves are copied above, so the row stands on its own.
+    price_version_id = models.BigIntegerField(null=True, blank=True)
 
     class Meta:
         ordering = ["-created_at"]
@@ -212,3 +215,65 @@ class LedgerEntry(models.Model):
 
     def __str__(self) -> str:
         return self.request_id
+
+
+class Rollup(models.Model):
+    """The ledger summed per time bucket and dimension, so reports never read the ledger itself.
+
+    Every ledger row is added to exactly one hourly and one daily row (UTC buckets), in the transaction
+    that inserts it, so a committed ledger row is always in the rollups and the two sum alike. The
+    dimensions are plain ids and copied names, like the ledger's; 0 stands for "none" in the id
+    columns so that the unique key has no nulls. Costs are USD to 10 places, as in the ledger:
+    ``cost_usd`` sums request rows, ``adjustment_usd`` adjustment rows; spend is their sum. The four
+    ``*_cost_usd`` meters split each request row's ``cost_usd`` exactly (they sum to it per row).
+    """
+
+    bucket = models.DateTimeField(help_text="Start of the hour or day (UTC).")
+    tenant_id = models.BigIntegerField()
+    api_key_id = models.BigIntegerField(default=0)
+    endpoint = models.CharField(max_length=32, default="")
+    public_model = models.CharField(max_length=200, default="")
+    provider = models.CharField(max_length=64, default="")
+    deployment_id = models.BigIntegerField(default=0)
+    price_version_id = models.BigIntegerField(default=0)
+
+    requests_ok = models.BigIntegerField(default=0)
+    requests_error = models.BigIntegerField(default=0)
+    requests_cancelled = models.BigIntegerField(default=0)
+    adjustments = models.BigIntegerField(default=0, help_text="Adjustment rows.")
+    cache_hits = models.BigIntegerField(default=0)
+    prompt_tokens = models.BigIntegerField(default=0)
+    completion_tokens = models.BigIntegerField(default=0)
+    cached_tokens = models.BigIntegerField(default=0)
+    cache_write_tokens = models.BigIntegerField(default=0)
+    cost_usd = models.DecimalField(max_digits=24, decimal_places=10, default=0)
+    adjustment_usd = models.DecimalField(max_digits=24, decimal_places=10, default=0)
+    input_cost_usd = models.DecimalField(max_digits=24, decimal_places=10, default=0)
+    cached_input_cost_usd = models.DecimalField(max_digits=24, decimal_places=10, default=0)
+    cache_write_cost_usd = models.DecimalField(max_digits=24, decimal_places=10, default=0)
+    output_cost_usd = models.DecimalField(max_digits=24, decimal_places=10, default=0)
+    cost_avoided_usd = models.DecimalField(max_digits=24, decimal_places=10, default=0)
+    latency_ms_sum = models.BigIntegerField(default=0)
+    latency_count = models.BigIntegerField(default=0)
+    ttft_ms_sum = models.BigIntegerField(default=0)
+    ttft_count = models.BigIntegerField(default=0)
+
+    DIMENSIONS = (
+        "bucket", "tenant_id", "api_key_id", "endpoint", "public_model", "provider", "deployment_id",
+        "price_version_id",
+    )
+
+    class Meta:
+        abstract = True
+
+
+class HourlyRollup(Rollup):
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=Rollup.DIMENSIONS, name="hourly_rollup_dimensions")]
+        indexes = [models.Index(fields=["tenant_id", "bucket"], name="hourly_rollup_tenant")]
+
+
+class DailyRollup(Rollup):
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=Rollup.DIMENSIONS, name="daily_rollup_dimensions")]
+        indexes = [models.Index(fields=["tenant_id", "bucket"], name="daily_rollup_tenant")]

@@ -44,7 +44,8 @@ else:
 
 Fieldsets = list[tuple[str | None, "_FieldOpts"]]
 NEW_KEY_FIELDSETS: Fieldsets = [
-    (None, {"fields": ["tenant", "name", "allowed_models", "expires_at"]}), limits_fieldset(live=False),
+    (None, {"fields": ["tenant", "name", "allowed_models", "expires_at", "reports_scope"]}),
+    limits_fieldset(live=False),
 ]
 
 
@@ -84,8 +85,8 @@ class ApiKeyAdmin(LimitsAdmin):
     search_fields = ("prefix", "name", "tenant__slug")
     # key_hash is never listed anywhere: it is editable=False, so no form offers it either.
     fieldsets = (
-        (None, {"fields": ("tenant", "prefix", "status", "name", "allowed_models", "expires_at", "created_at",
-                           "revoked_at")}),
+        (None, {"fields": ("tenant", "prefix", "status", "name", "allowed_models", "expires_at", "reports_scope",
+                           "created_at", "revoked_at")}),
         limits_fieldset(),
     )
     readonly_fields = ("tenant", "prefix", "status", "created_at", "revoked_at", "budget_now")
@@ -145,7 +146,7 @@ class ApiKeyAdmin(LimitsAdmin):
             return services.create_api_key(
                 tenant=form.cleaned_data["tenant"], name=form.cleaned_data["name"],
                 allowed_models=form.cleaned_data["allowed_models"], expires_at=form.cleaned_data["expires_at"],
-                **form.limits(),
+                reports_scope=form.cleaned_data["reports_scope"], **form.limits(),
             )
         except ValidationError as exc:  # a check only the model makes (a negative budget): shown on its field
             form.add_error(None, exc)

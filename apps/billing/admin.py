@@ -34,6 +34,7 @@ from apps.billing.csv_export import ledger_csv_response
 from apps.billing.forms import AdjustmentForm, ApiKeyChangeForm, ApiKeyCreateForm
 from apps.billing.limits_text import limits_text
 from apps.billing.models import ApiKey, LedgerEntry, Tenant
+from apps.billing.reports.admin_views import report_urls
 
 if TYPE_CHECKING:  # django-stubs makes ModelAdmin generic; Django itself cannot subscript it
     from django.contrib.admin.options import _FieldOpts
@@ -56,12 +57,12 @@ def admin_form(form: forms.Form, fieldsets: Fieldsets, model_admin: admin.ModelA
 
 @admin.register(Tenant)
 class TenantAdmin(LimitsAdmin):
-    list_display = ("slug", "name", "is_active", "limits", "key_count", "created_at")
+    list_display = ("slug", "name", "is_active", "limits", "key_count", "costs", "created_at")
     list_filter = ("is_active",)
     search_fields = ("slug", "name")
-    readonly_fields = ("created_at", "budget_now")
+    readonly_fields = ("created_at", "budget_now", "costs")
     fieldsets = (
-        (None, {"fields": ("slug", "name", "is_active")}),
+        (None, {"fields": ("slug", "name", "is_active", "costs")}),
         limits_fieldset("timezone"),
         ("History", {"fields": ("created_at",)}),
     )
@@ -69,6 +70,16 @@ class TenantAdmin(LimitsAdmin):
     def get_queryset(self, request: HttpRequest) -> QuerySet[Tenant]:
         tenants: QuerySet[Tenant] = super().get_queryset(request).annotate(key_count=Count("api_keys"))
         return tenants
+
+    def get_urls(self) -> list[URLPattern]:
+        return [*report_urls(self), *super().get_urls()]
+
+    @admin.display(description="costs")
+    def costs(self, tenant: Any) -> str:  # unsaved (no pk) on the add page
+        if tenant.pk is None:
+            return "-"
+        return format_html('<a href="{}">Report and FOCUS export</a>',
+                           reverse("admin:billing_tenant_report", args=[tenant.pk]))
 
     @admin.display(description="keys", ordering="key_count")
     def key_count(self, tenant: Any) -> str:

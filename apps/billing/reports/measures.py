@@ -41,7 +41,7 @@ class Measures:
     @classmethod
     def from_values(cls, values: dict[str, Any]) -> Measures:
         """From a ``.values(...).annotate(**sums())`` row (a Sum of no rows is None)."""
-        return cls(**{name: values[name] or _zero_of(name) for name in SUMMED})
+        return cls(**{name: values[name] or _zero_of(name) for name in SUMMED})  # type: ignore[arg-type]
 
     def add(self, other: Measures) -> None:
         for field in fields(self):

@@ -18,7 +18,7 @@ from zoneinfo import ZoneInfo
 from django.db.models import DateField, QuerySet
 from django.db.models.functions import Trunc
 
-from apps.billing.models import ApiKey, DailyRollup, HourlyRollup, Rollup, Tenant
+from apps.billing.models import ApiKey, DailyRollup, HourlyRollup, Tenant
 from apps.billing.reports.measures import Measures, sums, total
 
 Period = Literal["day", "week", "month"]
@@ -92,9 +92,9 @@ def top_keys(query: ReportQuery) -> list[ReportRow]:
 
 def rollups(query: ReportQuery) -> QuerySet[Any]:
     """The rollup rows of the range (daily ones when the zone's days are UTC days)."""
-    model: type[Rollup] = DailyRollup if is_utc(query.zone) else HourlyRollup
+    model: type[DailyRollup] | type[HourlyRollup] = DailyRollup if is_utc(query.zone) else HourlyRollup
     start, end = query.window()
-    rows = model.objects.filter(bucket__gte=start, bucket__lt=end)
+    rows: QuerySet[Any] = model.objects.filter(bucket__gte=start, bucket__lt=end)
     return rows.filter(tenant_id=query.tenant_id) if query.tenant_id is not None else rows
 
 

@@ -17,10 +17,11 @@ from django.http import HttpRequest, HttpResponse
 from django.http.response import HttpResponseBase
 
 from apps.billing.keys import REPORTS_SCOPE, KeyInfo
-from apps.billing.reports.openai_usage import parse_query, usage_page
+from apps.billing.reports.openai_usage import UsageQuery, parse_query, usage_page
 from apps.providers.errors import OpenAIError
 from apps.proxy.exchange import Exchange
 from apps.proxy.views import GatewayView
+from edge_project.db import release_connection
 
 
 class MissingScope(OpenAIError):
@@ -40,10 +41,19 @@ class OrganizationUsageView(GatewayView):
         if REPORTS_SCOPE not in key.scopes:
             raise MissingScope("You have insufficient permissions for this operation: the key needs the "
                                f"'{REPORTS_SCOPE}' scope to read usage and costs.")
-        query = parse_query(self.kind, key.tenant_id, request.GET)
-        page = await sync_to_async(usage_page)(query)
+        query = parse_query(self.kind, key.tenant_id, dict(request.GET.lists()))
+        page = await sync_to_async(_read, thread_sensitive=False)(query)
         exchange.finish(status="ok", http_status=200)
         return HttpResponse(orjson.dumps(page, default=_exact), content_type="application/json")
+
+
+def _read(query: UsageQuery) -> dict[str, Any]:
+    """On a worker thread: a report may take longer than request-path lookups are allowed (run_bounded), and
+    must not mark the database failing when it does. The thread's connection goes back to the pool after."""
+    try:
+        return usage_page(query)
+    finally:
+        release_connection()
 
 
 def _exact(value: object) -> orjson.Fragment:

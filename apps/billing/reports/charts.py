@@ -64,13 +64,13 @@ def bars_and_rate(title: str, periods: Sequence[str], counts: Sequence[int], rat
     points = [(_slot(i, len(periods))[0] + _slot(i, len(periods))[1] / 2, _rate_y(rate, rate_top))
               for i, rate in enumerate(rates) if rate is not None]
     line = format_html('<polyline class="rate" fill="none" stroke="{}" stroke-width="2" points="{}"/>', RATE_COLOUR,
-                       " ".join(f"{x:.1f},{y:.1f}" for x, y in points)) if points else ""
-    dots = format_html_join("", '<circle cx="{:.1f}" cy="{:.1f}" r="3" fill="{}"><title>{}</title></circle>',
-                            ((x, y, RATE_COLOUR, f"{rate_name}: {rate:.2%}") for (x, y), rate in
+                       " ".join(f"{_n(x)},{_n(y)}" for x, y in points)) if points else ""
+    dots = format_html_join("", '<circle cx="{}" cy="{}" r="3" fill="{}"><title>{}</title></circle>',
+                            ((_n(x), _n(y), RATE_COLOUR, f"{rate_name}: {rate:.2%}") for (x, y), rate in
                              zip(points, [r for r in rates if r is not None], strict=True)))
-    right_axis = format_html_join("", '<text x="{}" y="{:.1f}" class="tick" text-anchor="start">{:.1%}</text>',
-                                  ((WIDTH - RIGHT + 6, _rate_y(rate_top * k / 4, rate_top) + 4, rate_top * k / 4)
-                                   for k in range(5)))
+    right_axis = format_html_join("", '<text x="{}" y="{}" class="tick" text-anchor="start">{}</text>',
+                                  ((WIDTH - RIGHT + 6, _n(_rate_y(rate_top * k / 4, rate_top) + 4),
+                                    f"{rate_top * k / 4:.1%}") for k in range(5)))
     legend = [(count_name, PALETTE[0]), (rate_name + " (right axis)", RATE_COLOUR)]
     return _svg(title, scale, lambda v: f"{v:,.0f}", periods, bars + line + dots + right_axis, legend)
 
@@ -82,10 +82,10 @@ def ranked_bars(title: str, names: Sequence[str], values: Sequence[Number], fmt:
     span = WIDTH - 360 - RIGHT
     bars = format_html_join("", (
         '<text x="{}" y="{}" class="label" text-anchor="end">{}</text>'
-        '<rect x="{}" y="{}" width="{:.1f}" height="16" fill="{}"><title>{}: {}</title></rect>'
-        '<text x="{:.1f}" y="{}" class="tick">{}</text>'),
-        ((350, TOP + i * row + 12, _clip(name, 48), 356, TOP + i * row, max(float(v), 0) / top * span, PALETTE[0],
-          name, fmt(float(v)), 360 + max(float(v), 0) / top * span, TOP + i * row + 12, fmt(float(v)))
+        '<rect x="{}" y="{}" width="{}" height="16" fill="{}"><title>{}: {}</title></rect>'
+        '<text x="{}" y="{}" class="tick">{}</text>'),
+        ((350, TOP + i * row + 12, _clip(name, 48), 356, TOP + i * row, _n(max(float(v), 0) / top * span), PALETTE[0],
+          name, fmt(float(v)), _n(360 + max(float(v), 0) / top * span), TOP + i * row + 12, fmt(float(v)))
          for i, (name, v) in enumerate(zip(names, values, strict=True))))
     return format_html('<svg class="chart" role="img" viewBox="0 0 {} {}" width="100%" aria-label="{}">'
                        '<title>{}</title>{}{}</svg>', WIDTH, height, title, title, _style(), bars)
@@ -107,12 +107,13 @@ class _Scale:
 def _svg(title: str, scale: _Scale, fmt: Format, periods: Sequence[str], body: str,
          legend: Sequence[tuple[str, str]]) -> SafeString:
     grid = format_html_join("", (
-        '<line x1="{}" x2="{}" y1="{:.1f}" y2="{:.1f}" class="grid"/>'
-        '<text x="{}" y="{:.1f}" class="tick" text-anchor="end">{}</text>'),
-        ((LEFT, WIDTH - RIGHT, scale.y(t), scale.y(t), LEFT - 6, scale.y(t) + 4, fmt(t)) for t in scale.ticks()))
+        '<line x1="{}" x2="{}" y1="{}" y2="{}" class="grid"/>'
+        '<text x="{}" y="{}" class="tick" text-anchor="end">{}</text>'),
+        ((LEFT, WIDTH - RIGHT, _n(scale.y(t)), _n(scale.y(t)), LEFT - 6, _n(scale.y(t) + 4), fmt(t))
+         for t in scale.ticks()))
     every = max(1, math.ceil(len(periods) / 16))  # at most 16 labels fit under the axis
-    labels = format_html_join("", '<text x="{:.1f}" y="{}" class="tick" text-anchor="middle">{}</text>', (
-        (_slot(i, len(periods))[0] + _slot(i, len(periods))[1] / 2, HEIGHT - BOTTOM + 16, label)
+    labels = format_html_join("", '<text x="{}" y="{}" class="tick" text-anchor="middle">{}</text>', (
+        (_n(_slot(i, len(periods))[0] + _slot(i, len(periods))[1] / 2), HEIGHT - BOTTOM + 16, label)
         for i, label in enumerate(periods) if i % every == 0))
     keys = format_html_join("", '<rect x="{}" y="{}" width="10" height="10" fill="{}"/>'
                                 '<text x="{}" y="{}" class="label">{}</text>',
@@ -134,8 +135,13 @@ def _style() -> SafeString:
 
 def _bar(slot: tuple[float, float], y_top: float, y_bottom: float, colour: str, tip: str) -> str:
     x, width = slot
-    return format_html('<rect x="{:.1f}" y="{:.1f}" width="{:.1f}" height="{:.1f}" fill="{}"><title>{}</title></rect>',
-                       x + width * 0.1, y_top, width * 0.8, max(y_bottom - y_top, 0), colour, tip)
+    return format_html('<rect x="{}" y="{}" width="{}" height="{}" fill="{}"><title>{}</title></rect>',
+                       _n(x + width * 0.1), _n(y_top), _n(width * 0.8), _n(max(y_bottom - y_top, 0)), colour, tip)
+
+
+def _n(value: float) -> str:
+    """A coordinate, to a tenth of a pixel (format_html would escape a float before formatting it)."""
+    return f"{value:.1f}"
 
 
 def _slot(index: int, count: int) -> tuple[float, float]:

@@ -41,7 +41,7 @@ def record(
             "cached_tokens": cached, "cache_write_tokens": cache_write, "cost_usd": sum(meters.values()),
             "cost_avoided_usd": avoided_usd, **meters,
         }
-    dimensions = {
+    dimensions: dict[str, Any] = {
         "tenant_id": tenant.pk, "api_key_id": key.pk if key else 0, "endpoint": endpoint, "public_model": model,
         "provider": provider, "deployment_id": deployment_id, "price_version_id": price_version_id,
     }

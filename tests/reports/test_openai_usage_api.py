@@ -4,15 +4,24 @@ from __future__ import annotations
 
 import json
 from decimal import Decimal
+from typing import Any, TypeVar
 
 import httpx
 import openai
 import pytest
+from openai.types.admin.organization.usage_completions_response import (
+    DataResultOrganizationUsageCompletionsResult as CompletionsResult,
+)
+from openai.types.admin.organization.usage_costs_response import DataResultOrganizationCostsResult as CostsResult
+from openai.types.admin.organization.usage_embeddings_response import (
+    DataResultOrganizationUsageEmbeddingsResult as EmbeddingsResult,
+)
 
 from apps.billing.models import DailyRollup, HourlyRollup
 from tests.reports.conftest import DAY_1, DAY_2, END, START, Costs, sdk, spend
 
 pytestmark = pytest.mark.usefixtures("live_db")
+T = TypeVar("T")
 
 
 def get(gateway, raw_key: str, path: str, **params) -> httpx.Response:
@@ -20,9 +29,15 @@ def get(gateway, raw_key: str, path: str, **params) -> httpx.Response:
                      headers={"Authorization": f"Bearer {raw_key}"}, timeout=10)
 
 
-def exact(response: httpx.Response) -> dict:
+def exact(response: httpx.Response) -> Any:
     """The body with every number as a Decimal: how a client keeps the amounts' digits."""
     return json.loads(response.text, parse_float=Decimal)
+
+
+def typed(results: list[Any], kind: type[T]) -> list[T]:
+    """The SDK's results, which it types as a union of every usage kind, as the one this endpoint returns."""
+    assert all(isinstance(result, kind) for result in results)
+    return results
 
 
 def test_costs_equal_the_rollups_to_the_last_digit(gateway, costs: Costs):
@@ -43,7 +58,8 @@ def test_the_sdk_reads_costs_in_openais_shape(gateway, costs: Costs):
     assert page.object == "page" and page.has_more is False and page.next_page is None
     assert [(b.object, b.start_time, b.end_time) for b in page.data] == [
         ("bucket", START, START + 86400), ("bucket", START + 86400, END)]
-    result = page.data[0].results[0]
+    (result,) = typed(page.data[0].results, CostsResult)
+    assert result.amount is not None
     assert result.object == "organization.costs.result" and result.line_item is None and result.project_id is None
     assert result.amount.value == pytest.approx(float(spend(costs.tenant, DailyRollup, bucket=DAY_1)))
 
@@ -74,12 +90,12 @@ def test_usage_of_completions_matches_openais_documented_result(gateway, costs: 
                   "project_id", "user_id", "api_key_id", "model", "batch"}  # OpenAI's example result
     raw = exact(get(gateway, costs.reader_raw, "usage/completions", start_time=START, end_time=END))
     assert documented <= set(raw["data"][0]["results"][0])
-    day_1 = {(r.model, r.api_key_id): r for r in page.data[0].results}
+    day_1 = {(r.model, r.api_key_id): r for r in typed(page.data[0].results, CompletionsResult)}
     assert set(day_1) == {("gpt-test", costs.reader.prefix), ("gpt-big", costs.reader.prefix)}  # no embeddings
     gpt_test = day_1[("gpt-test", costs.reader.prefix)]
     assert (gpt_test.input_tokens, gpt_test.output_tokens, gpt_test.input_cached_tokens) == (1234, 321, 200)
     assert gpt_test.num_model_requests == 1 and gpt_test.object == "organization.usage.completions.result"
-    day_2 = page.data[1].results
+    day_2 = typed(page.data[1].results, CompletionsResult)
     assert sum(r.num_model_requests for r in day_2) == 3  # the error, the cache hit and a /v1/messages request
 
 
@@ -87,7 +103,7 @@ def test_usage_of_embeddings_counts_only_embeddings(gateway, costs: Costs):
     page = sdk(gateway.url, costs.reader_raw).admin.organization.usage.embeddings(
         start_time=START, end_time=END, group_by=["model"])
 
-    (result,) = page.data[0].results
+    (result,) = typed(page.data[0].results, EmbeddingsResult)
     assert (result.object, result.model, result.input_tokens, result.num_model_requests) == (
         "organization.usage.embeddings.result", "embed-small", 5003, 1)
     assert page.data[1].results == []
@@ -97,11 +113,12 @@ def test_hourly_buckets_page_with_a_cursor(gateway, costs: Costs):
     client = sdk(gateway.url, costs.reader_raw)
     first = client.admin.organization.usage.completions(start_time=START, end_time=END, bucket_width="1h", limit=24)
     second = client.admin.organization.usage.completions(start_time=START, end_time=END, bucket_width="1h",
-                                                         limit=24, page=first.next_page)
+                                                         limit=24, page=first.next_page or "")
 
     assert first.has_more is True and second.has_more is False
     assert second.data[0].start_time == first.data[-1].end_time == int(DAY_2.timestamp())
-    requests = sum(r.num_model_requests for page in (first, second) for b in page.data for r in b.results)
+    requests = sum(r.num_model_requests for page in (first, second) for b in page.data
+                   for r in typed(b.results, CompletionsResult))
     rows = HourlyRollup.objects.filter(tenant_id=costs.tenant.pk).exclude(endpoint="embeddings")
     assert requests == sum(row.requests_ok + row.requests_error + row.requests_cancelled for row in rows)
 

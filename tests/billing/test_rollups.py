@@ -148,7 +148,8 @@ def test_a_rebuild_brings_in_rows_written_past_the_rollups_and_verify_finds_them
             f"INSERT INTO {LedgerEntry._meta.db_table} (request_id, kind, tenant_id, api_key_id, endpoint, "
             "public_model, provider, upstream_model, stream, status, http_status, error_type, prompt_tokens, "
             "completion_tokens, cached_tokens, usage_source, cost_usd, latency_ms, created_at, note) "
-            "VALUES (%s, 'request', %s, %s, '', '', '', '', false, 'ok', 200, '', 5, 6, 0, 'provider', 0.25, 9, %s, '')",
+            "VALUES (%s, 'request', %s, %s, '', '', '', '', false, 'ok', 200, '', 5, 6, 0, 'provider', 0.25, 9, %s, "
+            "'')",
             [row["request_id"], row["tenant_id"], row["api_key_id"], START + timedelta(minutes=10)],
         )
 

@@ -127,7 +127,7 @@ def test_an_adjustment_adds_to_adjustment_usd_of_its_hour_and_leaves_cost_usd_al
 
     rollup = HourlyRollup.objects.get(tenant_id=owner[0].pk, bucket=adjustment.created_at.replace(
         minute=0, second=0, microsecond=0))
-    assert (rollup.adjustments, rollup.adjustment_usd, rollup.cost_usd) == (1, Decimal("-0.0000001234"), 0)
+    assert (rollup.adjustments, rollup.adjustment_usd, rollup.cost_usd) == (1, Decimal("-0.0000001234"), Decimal(0))
     now = datetime.now(UTC)
     assert [d for d in verify_rollups(start=now - timedelta(hours=1), end=now) if d.tenant_id == owner[0].pk] == []
 

@@ -21,6 +21,7 @@ from apps.billing.models import LedgerEntry
 from apps.billing.rerate import rerate
 from apps.billing.rollups import HOUR, hour_of
 from apps.routing.models import Deployment, PriceVersion
+from apps.routing.price_schedule import or_input_price
 from apps.routing.prices import Prices
 
 if TYPE_CHECKING:
@@ -66,13 +67,9 @@ class RerateForm(forms.Form):
         given = data["input_usd_per_mtok"]
         return Prices(
             input_usd_per_mtok=given, output_usd_per_mtok=data["output_usd_per_mtok"],
-            cached_input_usd_per_mtok=_or(data["cached_input_usd_per_mtok"], given),
-            cache_write_usd_per_mtok=_or(data["cache_write_usd_per_mtok"], given),
+            cached_input_usd_per_mtok=or_input_price(data["cached_input_usd_per_mtok"], given),
+            cache_write_usd_per_mtok=or_input_price(data["cache_write_usd_per_mtok"], given),
         )
-
-
-def _or(price: Decimal | None, input_price: Decimal) -> Decimal:
-    return price if price is not None else input_price
 
 
 def rerate_initial(queryset: QuerySet[LedgerEntry]) -> dict[str, str]:

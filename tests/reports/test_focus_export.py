@@ -72,7 +72,7 @@ def test_each_row_is_an_hour_of_one_deployment_and_one_token_meter(tenant):
     assert (first["BillingAccountId"], first["BillingCurrency"], first["ServiceCategory"]) == (
         tenant.slug, "USD", "AI and Machine Learning")
     assert (first["BillingPeriodStart"], first["BillingPeriodEnd"]) == ("2026-11-01T00:00:00Z", "2026-12-01T00:00:00Z")
-    assert "price-version/7" in first["SkuPriceId"] and '"PriceVersionId": 7' in first["SkuPriceDetails"]
+    assert first["SkuPriceId"].endswith("/price-version/7")
 
 
 def test_a_month_without_usage_is_just_the_header(tenant):

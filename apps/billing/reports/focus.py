@@ -26,7 +26,7 @@ from django.http import HttpResponse
 
 from apps.billing.models import HourlyRollup, Tenant
 from apps.billing.reports.money import exact
-from apps.routing.models import Deployment
+from apps.routing.models import Deployment, PriceVersion
 
 MILLION = Decimal(1_000_000)
 HOUR = timedelta(hours=1)
@@ -47,13 +47,15 @@ class Meter:
     slug: str  # in ids
     quantity: str  # the rollup's token sum for it, after the subtraction below
     cost: str  # its rollup cost column
+    price: str  # its PriceVersion column (blank ones cost the input price)
 
 
 METERS = (
-    Meter("Input Tokens", "input", "input_tokens", "input_cost_usd"),
-    Meter("Cached Input Tokens", "cached-input", "cached_tokens", "cached_input_cost_usd"),
-    Meter("Cache Write Tokens", "cache-write", "cache_write_tokens", "cache_write_cost_usd"),
-    Meter("Output Tokens", "output", "completion_tokens", "output_cost_usd"),
+    Meter("Input Tokens", "input", "input_tokens", "input_cost_usd", "input_usd_per_mtok"),
+    Meter("Cached Input Tokens", "cached-input", "cached_tokens", "cached_input_cost_usd", "cached_input_usd_per_mtok"),
+    Meter("Cache Write Tokens", "cache-write", "cache_write_tokens", "cache_write_cost_usd",
+          "cache_write_usd_per_mtok"),
+    Meter("Output Tokens", "output", "completion_tokens", "output_cost_usd", "output_usd_per_mtok"),
 )
 GROUPED = ("bucket", "deployment_id", "provider", "public_model", "price_version_id")
 SUMMED = ("prompt_tokens", "cached_tokens", "cache_write_tokens", "completion_tokens", "adjustments",
@@ -85,6 +87,7 @@ def focus_rows(tenant: Tenant, month: date) -> Iterator[dict[str, Any]]:
             .values(*GROUPED).annotate(**{name: Sum(name) for name in SUMMED}).order_by(*GROUPED))
     groups = list(sums)
     names = _deployment_names({group["deployment_id"] for group in groups})
+    versions = PriceVersion.objects.in_bulk({group["price_version_id"] for group in groups})
     account = {"BillingAccountId": tenant.slug, "BillingAccountName": tenant.name, "BillingCurrency": "USD",
                "BillingPeriodStart": _when(start), "BillingPeriodEnd": _when(end),
                # The tenant buys from the gateway's operator, who bills it; the LLM provider publishes the service.
@@ -95,7 +98,7 @@ def focus_rows(tenant: Tenant, month: date) -> Iterator[dict[str, Any]]:
         common = {**account, **_common(group, names)}
         for meter in METERS:
             if group[meter.quantity] or group[meter.cost]:
-                yield {**common, **_usage(group, meter)}
+                yield {**common, **_usage(group, meter, versions.get(group["price_version_id"]))}
         if group["adjustments"]:
             yield {**common, **_adjustment(group)}
 
@@ -116,11 +119,13 @@ def _common(group: dict[str, Any], names: dict[int, str]) -> dict[str, Any]:
     }
 
 
-def _usage(group: dict[str, Any], meter: Meter) -> dict[str, Any]:
+def _usage(group: dict[str, Any], meter: Meter, version: PriceVersion | None) -> dict[str, Any]:
     tokens, cost = group[meter.quantity], group[meter.cost]
-    version = group["price_version_id"]
-    unit_price = exact(cost / tokens * MILLION) if tokens else None  # the period's mean, exact to 10 places
+    unit_price = _unit_price(meter, version, tokens, cost)
     sku = f"{group['deployment_id']}/{meter.slug}"
+    details = {"Meter": meter.name, "PriceVersionId": version.pk if version else None,
+               "EffectiveFrom": _when(version.effective_from) if version else None,
+               "UnitPriceUSDPer1000000Tokens": unit_price}
     return {
         "ChargeCategory": "Usage", "ChargeClass": None,
         "ChargeDescription": f"{meter.name} of {group['public_model']} via {group['provider']}",
@@ -129,8 +134,9 @@ def _usage(group: dict[str, Any], meter: Meter) -> dict[str, Any]:
         "PricingCategory": "Standard", "PricingQuantity": _plain(Decimal(tokens) / MILLION),
         # ConsumedQuantity is a Decimal in FOCUS: "600" would be read as an integer column.
         "PricingUnit": "1000000 Tokens", "ConsumedQuantity": f"{tokens}.0", "ConsumedUnit": "Tokens",
-        "SkuId": sku, "SkuMeter": meter.name, "SkuPriceId": f"{sku}/price-version/{version}" if version else sku,
-        "SkuPriceDetails": json.dumps({"PriceVersionId": version or None, "Meter": meter.name}, sort_keys=True),
+        "SkuId": sku, "SkuMeter": meter.name,
+        "SkuPriceId": f"{sku}/price-version/{group['price_version_id']}" if group["price_version_id"] else sku,
+        "SkuPriceDetails": json.dumps(details, sort_keys=True),
     }
 
 
@@ -142,6 +148,15 @@ def _adjustment(group: dict[str, Any]) -> dict[str, Any]:
         "BilledCost": amount, "EffectiveCost": amount, "ListCost": amount, "ContractedCost": amount,
         "PricingCategory": None, "PricingQuantity": None, "PricingUnit": None,
     }
+
+
+def _unit_price(meter: Meter, version: PriceVersion | None, tokens: int, cost: Decimal) -> str | None:
+    """The version's price of the meter (blank cached and cache-write prices are the input price); without
+    a version (rows from before versions, or one deleted), the hour's mean price, exact to 10 places."""
+    if version is not None:
+        price = getattr(version, meter.price)
+        return exact(price if price is not None else version.input_usd_per_mtok)
+    return exact(cost / tokens * MILLION) if tokens else None
 
 
 def _deployment_names(ids: set[int]) -> dict[int, str]:

@@ -42,6 +42,9 @@ def test_the_report_draws_its_charts_and_shows_the_apis_figures(admin_page, gate
     admin_page.click("input[value=Show]")
     admin_page.locator("#table-rows").wait_for()
     admin_page.screenshot(path="/tmp/report-page.png", full_page=True)
+    for index in range(5):
+        admin_page.locator("svg.chart").nth(index).screenshot(path=f"/tmp/report-chart-{index}.png")
+    admin_page.locator("#table-periods").screenshot(path="/tmp/report-table.png")
 
     charts = admin_page.locator("svg.chart")
     assert charts.count() == 5

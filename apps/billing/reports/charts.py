@@ -54,13 +54,13 @@ def stacked_bars(title: str, periods: Sequence[str], series: Sequence[Series], f
 
 def bars_and_rate(title: str, periods: Sequence[str], counts: Sequence[int], rates: Sequence[float | None],
                   count_name: str, rate_name: str) -> SafeString:
-    scale = _Scale(max(counts, default=0))
+    scale = _Scale(max(max(counts, default=0), 4), whole=True)  # whole-number ticks
     bars = "".join(
         _bar(_slot(i, len(periods)), scale.y(count), scale.y(0), PALETTE[0], f"{periods[i]} · {count_name}: {count:,}")
         for i, count in enumerate(counts)
     )
     top_rate = max((rate for rate in rates if rate is not None), default=0.0) or 1.0
-    rate_top = _nice(top_rate)
+    rate_top = min(1.0, _step(top_rate / 4) * 4)
     points = [(_slot(i, len(periods))[0] + _slot(i, len(periods))[1] / 2, _rate_y(rate, rate_top))
               for i, rate in enumerate(rates) if rate is not None]
     line = format_html('<polyline class="rate" fill="none" stroke="{}" stroke-width="2" points="{}"/>', RATE_COLOUR,
@@ -94,14 +94,23 @@ def ranked_bars(title: str, names: Sequence[str], values: Sequence[Number], fmt:
 class _Scale:
     """Values 0..top onto the plot's height, top rounded up to a readable number."""
 
-    def __init__(self, top: Number) -> None:
-        self.top = _nice(float(top)) or 1.0
+    def __init__(self, top: Number, *, whole: bool = False) -> None:
+        self.step = _step(float(top) / 4, whole=whole)
+        self.top = self.step * 4
 
     def y(self, value: Number) -> float:
         return TOP + (1 - float(value) / self.top) * (HEIGHT - TOP - BOTTOM)
 
     def ticks(self) -> list[float]:
-        return [self.top * k / 4 for k in range(5)]
+        return [self.step * k for k in range(5)]
+
+    def label(self, tick: float, fmt: Format) -> str:
+        """A tick's text: ``fmt``'s, unless that rounds away the digits the step needs (cents of $0.005)."""
+        places = max(0, -Decimal(repr(self.step)).normalize().as_tuple().exponent)  # type: ignore[operator]
+        text = fmt(tick)
+        if fmt(self.step) == fmt(self.step * 2) or (places > 2 and text.startswith("$")):
+            return f"${tick:,.{max(places, 2)}f}" if text.startswith("$") else f"{tick:,.{places}f}"
+        return text
 
 
 def _svg(title: str, scale: _Scale, fmt: Format, periods: Sequence[str], body: str,
@@ -109,16 +118,20 @@ def _svg(title: str, scale: _Scale, fmt: Format, periods: Sequence[str], body: s
     grid = format_html_join("", (
         '<line x1="{}" x2="{}" y1="{}" y2="{}" class="grid"/>'
         '<text x="{}" y="{}" class="tick" text-anchor="end">{}</text>'),
-        ((LEFT, WIDTH - RIGHT, _n(scale.y(t)), _n(scale.y(t)), LEFT - 6, _n(scale.y(t) + 4), fmt(t))
+        ((LEFT, WIDTH - RIGHT, _n(scale.y(t)), _n(scale.y(t)), LEFT - 6, _n(scale.y(t) + 4), scale.label(t, fmt))
          for t in scale.ticks()))
-    every = max(1, math.ceil(len(periods) / 16))  # at most 16 labels fit under the axis
+    # Every label that fits side by side (about 6.5 px a character at 11 px), starting with the first.
+    widest = max((len(label) for label in periods), default=1) * 6.5 + 10
+    every = max(1, math.ceil(len(periods) * widest / (WIDTH - LEFT - RIGHT)))
     labels = format_html_join("", '<text x="{}" y="{}" class="tick" text-anchor="middle">{}</text>', (
         (_n(_slot(i, len(periods))[0] + _slot(i, len(periods))[1] / 2), HEIGHT - BOTTOM + 16, label)
         for i, label in enumerate(periods) if i % every == 0))
+    names = [_clip(name, 32) for name, _ in legend]
+    starts = [LEFT + sum(len(name) * 7 + 34 for name in names[:i]) for i in range(len(names))]  # one after another
     keys = format_html_join("", '<rect x="{}" y="{}" width="10" height="10" fill="{}"/>'
                                 '<text x="{}" y="{}" class="label">{}</text>',
-                            ((LEFT + i * 150, HEIGHT - 16, colour, LEFT + i * 150 + 14, HEIGHT - 7, _clip(name, 20))
-                             for i, (name, colour) in enumerate(legend)))
+                            ((x, HEIGHT - 16, colour, x + 14, HEIGHT - 7, name)
+                             for x, name, (_, colour) in zip(starts, names, legend, strict=True)))
     return format_html(
         '<svg class="chart" role="img" viewBox="0 0 {} {}" width="100%" aria-label="{}"><title>{}</title>'
         '{}{}{}{}{}</svg>', WIDTH, HEIGHT, title, title, _style(), grid,
@@ -153,12 +166,14 @@ def _rate_y(rate: float, top: float) -> float:
     return TOP + (1 - rate / top) * (HEIGHT - TOP - BOTTOM)
 
 
-def _nice(value: float) -> float:
-    """The smallest of 1, 2, 2.5, 5 × 10^n at or above ``value``, so ticks at quarters read well."""
+def _step(value: float, *, whole: bool = False) -> float:
+    """The smallest of 1, 2, 2.5, 5 × 10^n at or above ``value``: a tick step that reads well (``whole``:
+    never 2.5 itself, for counts). Nothing to show still gets a step, so the axis is drawn."""
     if value <= 0:
-        return 0.0
-    power = 10 ** math.floor(math.log10(value))
-    return float(next(step * power for step in (1, 2, 2.5, 4, 5, 10) if step * power >= value * 0.999999))
+        return 1.0
+    power = 10.0 ** math.floor(math.log10(value))
+    steps = [round(step * power, 12) for step in (1, 2, 2.5, 5, 10)]
+    return float(next(step for step in steps if step >= value * 0.999999 and not (whole and step == 2.5)))
 
 
 def _fold_other(series: Sequence[Series]) -> list[Series]:

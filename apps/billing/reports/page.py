@@ -144,7 +144,8 @@ def _csv_cell(column: Column, measures: Any) -> str:
 
 
 def _usd_tick(value: float) -> str:
-    return cents(Decimal(str(value))) if value >= 0.01 or value == 0 else f"${value:.4g}"
+    """Cents, or four significant digits below a cent (a chart's label; the tables have the exact value)."""
+    return cents(Decimal(str(value))) if abs(value) >= 0.01 or value == 0 else f"${value:.4g}"
 
 
 def _count_tick(value: float) -> str:

@@ -105,7 +105,7 @@ def _grouped(query: ReportQuery, column: str) -> list[ReportRow]:
     rows = [(row["period"], row[column], Measures.from_values(row)) for row in values]
     group = next(name for name, col in GROUPS.items() if col == column)
     labels = _labels(group, {key for _, key, _ in rows})
-    found = [ReportRow(_as_date(day), key, labels.get(key, str(key) or NONE_LABEL), m) for day, key, m in rows]
+    found = [ReportRow(_as_date(day), key, labels.get(key) or _plain_label(key), m) for day, key, m in rows]
     found.sort(key=lambda row: (row.period, -row.measures.spend_usd, row.label))
     return found
 
@@ -118,6 +118,10 @@ def _labels(group: str, keys: set[Any]) -> dict[Any, str]:
     if group == "tenant":
         return dict(Tenant.objects.filter(pk__in=keys).values_list("pk", "slug"))
     return {"": NONE_LABEL}
+
+
+def _plain_label(key: Any) -> str:
+    return NONE_LABEL if key in ("", 0, None) else str(key)  # 0: no key (the rollups' "none")
 
 
 def period_start(day: date, period: Period) -> date:

@@ -2,11 +2,11 @@
 
 ``record_request()`` maps what happened to a request onto its ledger row and appends it to this
 process's spool (apps.billing.spool) and returns; the spool's thread commits rows to the ledger
-table with ``insert_rows()``, which hands back the rows the database refused so that the spool
-quarantines them (apps.billing.quarantine) instead of stopping. ``start_ledger()``/``stop_ledger()``
-bracket a serving process's life: the ASGI application starts the spool when it is built
-(edge_project.lifespan), under every server; the first record starts it too, for anything else that
-records. ``ledger_health()`` is what /health reports.
+table, and adds them to the rollups, with ``insert_rows()``, which hands back the rows the database
+refused so that the spool quarantines them (apps.billing.quarantine) instead of stopping.
+``start_ledger()``/``stop_ledger()`` bracket a serving process's life: the ASGI application starts the
+spool when it is built (edge_project.lifespan), under every server; the first record starts it too,
+for anything else that records. ``ledger_health()`` is what /health reports.
 """
 
 from __future__ import annotations
@@ -136,11 +136,12 @@ def close_connection() -> None:
 
 
 def insert_rows(rows: list[Row]) -> list[Refusal]:
-    """Commit rows, skipping request ids already in the ledger (replays are idempotent); returns the rows
-    the database refused, each with its reason, for the quarantine.
+    """Commit rows, and add them to the rollups, skipping request ids already in the ledger (replays are
+    idempotent); returns the rows the database refused, each with its reason, for the quarantine.
 
-    One prepared INSERT for the batch: the ORM's bulk_create builds a model and compiles SQL per row,
-    on a thread that shares the request path's core. A batch the database refuses is split in halves
+    Rows go through ``apps.billing.ledger_write.write_rows``: multi-row INSERTs in one transaction with
+    the rollups' upserts, not the ORM's bulk_create, which builds a model and compiles SQL per row on a
+    thread that shares the request path's core. A batch the database refuses is split in halves
     until the refused rows stand alone, so k bad rows among n cost about 2k·log2(n) small transactions
     and every other row is committed. Raises, committing nothing more, when the database cannot take
     any row now (``_cannot_take_rows``): the caller keeps the rows and tries again later.

@@ -99,3 +99,23 @@ def test_the_rerate_form_refuses_prices_and_a_version_at_once(admin_client):
         "price_version": version.pk, "input_usd_per_mtok": "1", "output_usd_per_mtok": "1", "note": "x"})
 
     assert page.status_code == 200 and "not both" in page.content.decode()
+
+
+def test_a_price_edited_in_a_models_deployment_list_is_a_new_version_too(admin_client):
+    route = make_route("https://a.example.com/v1", input_price="0.15", output_price="0.60")
+    deployment = route.deployment
+    row = {"id": deployment.pk, "model": route.model.pk, "provider": deployment.provider_id,
+           "upstream_model": deployment.upstream_model, "input_usd_per_mtok": "0.15", "output_usd_per_mtok": "0.9",
+           "cached_input_usd_per_mtok": "", "cache_write_usd_per_mtok": "", "max_output_tokens": "",
+           "priority": "1", "weight": "1", "enabled": "on"}
+
+    response = admin_client.post(reverse("admin:routing_publicmodel_change", args=[route.model.pk]), {
+        "name": route.model.name, "policy": route.model.policy_id, "enabled": "on",
+        "deployments-TOTAL_FORMS": "1", "deployments-INITIAL_FORMS": "1", "deployments-MIN_NUM_FORMS": "0",
+        "deployments-MAX_NUM_FORMS": "1000", **{f"deployments-0-{name}": value for name, value in row.items()},
+    })
+
+    assert response.status_code == 302
+    assert [v.output_usd_per_mtok for v in deployment.price_versions.order_by("effective_from")] == [
+        Decimal("0.60"), Decimal("0.9")]
+    assert current_prices(deployment) == (Decimal("0.15"), Decimal("0.9"))

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import csv
+import io
 import json
 from datetime import UTC, datetime
 from decimal import Decimal
+from pathlib import Path
 
 import httpx
 import pytest
@@ -61,6 +64,12 @@ def test_the_report_draws_its_charts_and_shows_the_apis_figures(admin_page, gate
     assert page_total == sum(r["amount"]["value"] for b in buckets for r in b["results"])
     first_day = admin_page.locator("#table-periods tbody tr").first.locator(".money").nth(2)  # spend
     assert Decimal(first_day.get_attribute("data-exact")) == sum(r["amount"]["value"] for r in buckets[0]["results"])
+
+    admin_page.fill("#section-focus input[name=month]", "2026-11")
+    with admin_page.expect_download() as download:
+        admin_page.click("#focus-download")
+    focus = list(csv.DictReader(io.StringIO(Path(download.value.path()).read_text())))
+    assert sum(Decimal(row["BilledCost"]) for row in focus) == page_total
 
 
 def test_every_tenants_report_is_linked_from_the_admin_index(admin_page, busy_tenant):

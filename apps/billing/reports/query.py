@@ -9,7 +9,6 @@ to the day it starts in (the rollups' grain is the hour; nothing finer is kept).
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
 from typing import Any, Literal
@@ -145,12 +144,6 @@ def period_label(day: date, period: Period) -> str:
         year, week, _ = day.isocalendar()
         return f"{year}-W{week:02d}"
     return day.strftime("%Y-%m") if period == "month" else day.isoformat()
-
-
-def days(start: date, end: date) -> Iterator[date]:
-    while start <= end:
-        yield start
-        start += timedelta(days=1)
 
 
 def is_utc(zone: ZoneInfo) -> bool:

@@ -6,9 +6,8 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from decimal import Decimal
-from typing import Any
 
-from apps.billing.reports.measures import Measures
+from apps.billing.reports.measures import Measures, total
 from apps.billing.reports.query import Report, ReportRow, period_label
 
 Cell = int | Decimal | str | float | None
@@ -61,16 +60,9 @@ def tables(report: Report, group_title: str) -> dict[str, Table]:
         "rows": Table("rows", f"Per period and {group_title}", ("period", group_title), MEASURE_COLUMNS, detail,
                       report.total),
         "keys": Table("keys", f"Top {len(keys)} keys by spend", ("key",), KEY_COLUMNS, keys,
-                      _sum(measures for _, measures in keys)),
+                      total([measures for _, measures in keys])),
     }
 
 
 def _period(report: Report, row: ReportRow) -> str:
     return period_label(row.period, report.query.period)
-
-
-def _sum(rows: Any) -> Measures:
-    total = Measures()
-    for measures in rows:
-        total.add(measures)
-    return total

@@ -30,10 +30,12 @@ from apps.billing.admin_filters import (
     RevokedFilter,
 )
 from apps.billing.admin_limits import LimitsAdmin, limits_fieldset
+from apps.billing.admin_rerate import rerate_page, rerate_redirect
 from apps.billing.csv_export import ledger_csv_response
 from apps.billing.forms import AdjustmentForm, ApiKeyChangeForm, ApiKeyCreateForm
 from apps.billing.limits_text import limits_text
 from apps.billing.models import ApiKey, LedgerEntry, Tenant
+from apps.billing.reports.admin_views import report_urls
 
 if TYPE_CHECKING:  # django-stubs makes ModelAdmin generic; Django itself cannot subscript it
     from django.contrib.admin.options import _FieldOpts
@@ -44,7 +46,8 @@ else:
 
 Fieldsets = list[tuple[str | None, "_FieldOpts"]]
 NEW_KEY_FIELDSETS: Fieldsets = [
-    (None, {"fields": ["tenant", "name", "allowed_models", "expires_at"]}), limits_fieldset(live=False),
+    (None, {"fields": ["tenant", "name", "allowed_models", "expires_at", "reports_scope"]}),
+    limits_fieldset(live=False),
 ]
 
 
@@ -55,12 +58,12 @@ def admin_form(form: forms.Form, fieldsets: Fieldsets, model_admin: admin.ModelA
 
 @admin.register(Tenant)
 class TenantAdmin(LimitsAdmin):
-    list_display = ("slug", "name", "is_active", "limits", "key_count", "created_at")
+    list_display = ("slug", "name", "is_active", "limits", "key_count", "costs", "created_at")
     list_filter = ("is_active",)
     search_fields = ("slug", "name")
-    readonly_fields = ("created_at", "budget_now")
+    readonly_fields = ("created_at", "budget_now", "costs")
     fieldsets = (
-        (None, {"fields": ("slug", "name", "is_active")}),
+        (None, {"fields": ("slug", "name", "is_active", "costs")}),
         limits_fieldset("timezone"),
         ("History", {"fields": ("created_at",)}),
     )
@@ -68,6 +71,16 @@ class TenantAdmin(LimitsAdmin):
     def get_queryset(self, request: HttpRequest) -> QuerySet[Tenant]:
         tenants: QuerySet[Tenant] = super().get_queryset(request).annotate(key_count=Count("api_keys"))
         return tenants
+
+    def get_urls(self) -> list[URLPattern]:
+        return [*report_urls(self), *super().get_urls()]
+
+    @admin.display(description="costs")
+    def costs(self, tenant: Any) -> str:  # unsaved (no pk) on the add page
+        if tenant.pk is None:
+            return "-"
+        return format_html('<a href="{}">Report and FOCUS export</a>',
+                           reverse("admin:billing_tenant_report", args=[tenant.pk]))
 
     @admin.display(description="keys", ordering="key_count")
     def key_count(self, tenant: Any) -> str:
@@ -84,8 +97,8 @@ class ApiKeyAdmin(LimitsAdmin):
     search_fields = ("prefix", "name", "tenant__slug")
     # key_hash is never listed anywhere: it is editable=False, so no form offers it either.
     fieldsets = (
-        (None, {"fields": ("tenant", "prefix", "status", "name", "allowed_models", "expires_at", "created_at",
-                           "revoked_at")}),
+        (None, {"fields": ("tenant", "prefix", "status", "name", "allowed_models", "expires_at", "reports_scope",
+                           "created_at", "revoked_at")}),
         limits_fieldset(),
     )
     readonly_fields = ("tenant", "prefix", "status", "created_at", "revoked_at", "budget_now")
@@ -145,7 +158,7 @@ class ApiKeyAdmin(LimitsAdmin):
             return services.create_api_key(
                 tenant=form.cleaned_data["tenant"], name=form.cleaned_data["name"],
                 allowed_models=form.cleaned_data["allowed_models"], expires_at=form.cleaned_data["expires_at"],
-                **form.limits(),
+                reports_scope=form.cleaned_data["reports_scope"], **form.limits(),
             )
         except ValidationError as exc:  # a check only the model makes (a negative budget): shown on its field
             form.add_error(None, exc)
@@ -176,7 +189,7 @@ class LedgerEntryAdmin(LedgerAdminBase):
     date_hierarchy = "created_at"
     search_fields = ("request_id",)
     search_help_text = "An exact request id (the x-request-id header); the request's adjustments are listed too."
-    actions = ("export_selected_csv",)
+    actions = ("export_selected_csv", "rerate_selected")
     # Counting the whole ledger on every page view, and per-filter counts, cost a scan each.
     show_full_result_count = False
     show_facets = admin.ShowFacets.NEVER
@@ -242,6 +255,7 @@ class LedgerEntryAdmin(LedgerAdminBase):
         return [
             path("export/", self.admin_site.admin_view(self.export_view), name=f"{name}_export"),
             path("<path:object_id>/adjust/", self.admin_site.admin_view(self.adjust_view), name=f"{name}_adjust"),
+            path("rerate/", self.admin_site.admin_view(self.rerate_view), name=f"{name}_rerate"),
             *super().get_urls(),
         ]
 
@@ -264,6 +278,19 @@ class LedgerEntryAdmin(LedgerAdminBase):
     @admin.action(description="Export selected as CSV", permissions=["view"])
     def export_selected_csv(self, request: HttpRequest, queryset: QuerySet[LedgerEntry]) -> HttpResponseBase:
         return ledger_csv_response(queryset)
+
+    def has_adjust_permission(self, request: HttpRequest) -> bool:  # the re-rate action's permission
+        return self.may_adjust(request)
+
+    @admin.action(description="Re-rate a period of the selected requests' deployment…", permissions=["adjust"])
+    def rerate_selected(self, request: HttpRequest, queryset: QuerySet[LedgerEntry]) -> HttpResponseBase:
+        return rerate_redirect(self, queryset)
+
+    def rerate_view(self, request: HttpRequest) -> HttpResponse:
+        fields = ("deployment", "start", "end", "price_version", "input_usd_per_mtok", "output_usd_per_mtok",
+                  "cached_input_usd_per_mtok", "cache_write_usd_per_mtok", "note")
+        return rerate_page(self, request, allowed=self.may_adjust(request),
+                           fieldsets=lambda form: admin_form(form, [(None, {"fields": fields})], self))
 
     def export_view(self, request: HttpRequest) -> HttpResponseBase:
         """Every row the changelist would show for the same query string, across all its pages."""

@@ -102,6 +102,12 @@ class ApiKey(Limited):
     expires_at = models.DateTimeField(null=True, blank=True)
     revoked_at = models.DateTimeField(null=True, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
+    # A scope, not a limit: off by default, so a key made for an application cannot read its tenant's
+    # spend. db_default: a previous release's admin inserts keys without the column.
+    reports_scope = models.BooleanField(
+        default=False, db_default=False, verbose_name="reports scope",
+        help_text="May read its tenant's usage and costs through /v1/organization/costs and /usage/*.",
+    )
 
     objects = ApiKeyQuerySet.as_manager()
 
@@ -265,6 +271,9 @@ class Rollup(models.Model):
 
     class Meta:
         abstract = True
+
+    def __str__(self) -> str:
+        return f"tenant {self.tenant_id} from {self.bucket:%Y-%m-%d %H:%M}"
 
 
 class HourlyRollup(Rollup):

@@ -8,30 +8,29 @@ from decimal import Decimal
 from django.db import transaction
 from django.utils import timezone
 
-from apps.billing.admission import admission
+from apps.billing.adjustments import COPIED, adjustment_row, count_adjustments
 from apps.billing.keys import issue_key
-from apps.billing.ledger import new_request_id
-from apps.billing.limits import Subject, key_subject, tenant_subject
+from apps.billing.ledger_write import parameters, write_rows
 from apps.billing.models import LIMITED_FIELDS, ApiKey, LedgerEntry, Tenant
 
 
 def create_api_key(
     *, tenant: Tenant, name: str = "", allowed_models: list[str] | None = None, expires_at: datetime | None = None,
     rpm: int | None = None, tpm: int | None = None, max_parallel: int | None = None,
-    budget_usd: Decimal | None = None, budget_period: str | None = None,
+    budget_usd: Decimal | None = None, budget_period: str | None = None, reports_scope: bool = False,
 ) -> tuple[ApiKey, str]:
     """Store a new key's hash and return the raw key, which exists nowhere else: show it once.
 
     Limits and the budget left None are unlimited (``budget_period`` None: the column's default). A
     value its column refuses (an rpm of 0, a negative budget) raises ValidationError, naming the
-    field, and nothing is stored.
+    field, and nothing is stored. ``reports_scope`` lets the key read its tenant's usage and costs.
     """
     issued = issue_key()
     period = {"budget_period": budget_period} if budget_period is not None else {}
     key = ApiKey(
         tenant=tenant, name=name, prefix=issued.prefix, key_hash=issued.key_hash,
         allowed_models=sorted(set(allowed_models or [])), expires_at=expires_at,
-        rpm=rpm, tpm=tpm, max_parallel=max_parallel, budget_usd=budget_usd, **period,
+        rpm=rpm, tpm=tpm, max_parallel=max_parallel, budget_usd=budget_usd, reports_scope=reports_scope, **period,
     )
     key.clean_fields(exclude=[field.name for field in ApiKey._meta.fields if field.name not in LIMITED_FIELDS])
     key.save()
@@ -52,26 +51,8 @@ def record_adjustment(*, entry: LedgerEntry, cost_delta_usd: Decimal, note: str)
     difference counts against the budgets of the request's key and tenant in their current periods."""
     if not note.strip():
         raise ValueError("an adjustment needs a note saying why")
-    adjustment = LedgerEntry.objects.create(
-        request_id=new_request_id().replace("req_", "adj_"),
-        kind=LedgerEntry.Kind.ADJUSTMENT,
-        adjusts=entry,
-        note=note.strip(),
-        tenant_id=entry.tenant_id,
-        api_key_id=entry.api_key_id,
-        endpoint=entry.endpoint,
-        public_model=entry.public_model,
-        provider=entry.provider,
-        deployment_id=entry.deployment_id,
-        upstream_model=entry.upstream_model,
-        status=LedgerEntry.Status.OK,
-        http_status=entry.http_status,
-        cost_usd=cost_delta_usd,
-        created_at=timezone.now(),
-    )
-    subjects: tuple[Subject, ...] = (tenant_subject(Tenant.objects.get(pk=entry.tenant_id)),)
-    if entry.api_key_id is not None:
-        subjects += (key_subject(ApiKey.objects.select_related("tenant").get(pk=entry.api_key_id)),)
-    transaction.on_commit(lambda: admission.count_spend(request_id=adjustment.request_id, subjects=subjects,
-                                                        cost_usd=cost_delta_usd))
-    return adjustment
+    request = {name: getattr(entry, name) for name in ("request_id", *COPIED)}
+    row = adjustment_row(request, amount_usd=cost_delta_usd, note=note.strip())
+    write_rows([parameters(row)])
+    transaction.on_commit(lambda: count_adjustments([row]))
+    return LedgerEntry.objects.get(request_id=row["request_id"])

@@ -134,3 +134,12 @@ def check_admission_settings(app_configs: Any = None, **kwargs: Any) -> list[Che
     if settings.EDGE_BUDGET_REBUILD_TIMEOUT_S <= 0:
         messages.append(Error("EDGE_BUDGET_REBUILD_TIMEOUT_S must be a positive number of seconds.", id="edge.E081"))
     return messages
+
+
+# --- Cost reports (edge.E120–E129) ---
+@register()
+def check_report_settings(app_configs: Any = None, **kwargs: Any) -> list[CheckMessage]:
+    if not settings.EDGE_INVOICE_ISSUER_NAME.strip():
+        return [Error("EDGE_INVOICE_ISSUER_NAME must not be blank: FOCUS exports name who bills the tenants.",
+                      hint="e.g. EDGE_INVOICE_ISSUER_NAME='Example Corp platform team'", id="edge.E120")]
+    return []

@@ -199,3 +199,7 @@ EDGE_AUTH_FAILURES_WINDOW_S = env_float("EDGE_AUTH_FAILURES_WINDOW_S", 60.0)  # 
 # rebuilt from the ledger when no counter knows it; a rebuild slower than this is abandoned, and that request
 # is not held to that budget (the next one tries again).
 EDGE_BUDGET_REBUILD_TIMEOUT_S = env_float("EDGE_BUDGET_REBUILD_TIMEOUT_S", 2.0)
+
+# --- Cost reports (apps.billing.reports) ---
+# Who bills the tenants: FOCUS exports name it as InvoiceIssuerName (the gateway's operator).
+EDGE_INVOICE_ISSUER_NAME = env_str("EDGE_INVOICE_ISSUER_NAME", "LLM Edge")

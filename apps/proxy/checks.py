@@ -134,3 +134,13 @@ def check_admission_settings(app_configs: Any = None, **kwargs: Any) -> list[Che
     if settings.EDGE_BUDGET_REBUILD_TIMEOUT_S <= 0:
         messages.append(Error("EDGE_BUDGET_REBUILD_TIMEOUT_S must be a positive number of seconds.", id="edge.E081"))
     return messages
+
+
+@register()
+def check_stored_responses(app_configs: Any = None, **kwargs: Any) -> list[CheckMessage]:
+    messages: list[CheckMessage] = []
+    if settings.EDGE_RESPONSES_RETENTION_S <= 0:
+        messages.append(Error("EDGE_RESPONSES_RETENTION_S must be a positive number of seconds.", id="edge.E160"))
+    if settings.EDGE_RESPONSES_LOCAL_MAX_BYTES <= 0:
+        messages.append(Error("EDGE_RESPONSES_LOCAL_MAX_BYTES must be a positive number of bytes.", id="edge.E161"))
+    return messages

@@ -7,7 +7,7 @@ usage estimates and error shapes, and whether it may be cached. Authentication h
 settles the request too: whatever ends a request, step 6 runs exactly once.
 
     1 authenticate   (the view)                          apps.proxy.auth
-    2 parse          endpoint.parse()                     apps.proxy.parsing
+    2 parse          endpoint.parse(), .prepare()         apps.proxy.parsing
       replay         a repeated Idempotency-Key           apps.proxy.replays
     3 admit          limits and budgets                   apps.proxy.admission
     4 cache          L1 → L2 (chat completions)           apps.proxy.cache
@@ -49,7 +49,7 @@ SHAPED_STRATEGIES = {"cost", "hybrid"}  # the only ones that read token estimate
 
 
 async def serve(request: HttpRequest, exchange: Exchange, endpoint: Endpoint[R]) -> HttpResponseBase:
-    call = endpoint.parse(request)
+    call = await endpoint.prepare(endpoint.parse(request), exchange)
     exchange.model, exchange.stream = call.model, call.stream
     route = await choose_route(exchange.key, call.model)
     if (replay := await replay_if_repeated(request, exchange, route)) is not None:

@@ -5,6 +5,8 @@ from apps.proxy.anthropic_inbound.endpoint import Messages
 from apps.proxy.chat import ChatCompletions
 from apps.proxy.completions import Completions
 from apps.proxy.embeddings import Embeddings
+from apps.proxy.responses.endpoint import Responses
+from apps.proxy.responses.views import StoredResponseView
 from apps.proxy.views import EndpointView, ModelsView
 
 urlpatterns = [
@@ -13,6 +15,9 @@ urlpatterns = [
     path("v1/embeddings", EndpointView.for_endpoint(Embeddings())),
     path("v1/messages", EndpointView.for_endpoint(Messages())),
     path("v1/models", ModelsView.as_view()),
+    # --- Responses API (apps.proxy.responses) ---
+    path("v1/responses", EndpointView.for_endpoint(Responses())),
+    path("v1/responses/<str:response_id>", StoredResponseView.as_view()),
     path("health", health.health),
     path("health/ready", health.ready),
     path("health/live", health.live),

@@ -199,3 +199,8 @@ EDGE_AUTH_FAILURES_WINDOW_S = env_float("EDGE_AUTH_FAILURES_WINDOW_S", 60.0)  # 
 # rebuilt from the ledger when no counter knows it; a rebuild slower than this is abandoned, and that request
 # is not held to that budget (the next one tries again).
 EDGE_BUDGET_REBUILD_TIMEOUT_S = env_float("EDGE_BUDGET_REBUILD_TIMEOUT_S", 2.0)
+
+# --- Stored responses (apps.proxy.responses.store): what /v1/responses keeps for previous_response_id ---------
+EDGE_RESPONSES_RETENTION_S = env_int("EDGE_RESPONSES_RETENTION_S", 30 * 24 * 60 * 60)  # kept this long (as OpenAI)
+# Per process: the store without Redis (`make run`), and while Redis is unusable (an LRU by bytes).
+EDGE_RESPONSES_LOCAL_MAX_BYTES = env_int("EDGE_RESPONSES_LOCAL_MAX_BYTES", 64 * 1024 * 1024)

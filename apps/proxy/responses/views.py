@@ -1,0 +1,43 @@
+"""``GET`` and ``DELETE /v1/responses/{id}``: a tenant's stored responses (``store.py``).
+
+Another tenant's id, an expired one and one never stored are alike: OpenAI's 404. Each request is one
+ledger row (``stored_responses``), costing nothing, like ``GET /v1/models``.
+"""
+
+from __future__ import annotations
+
+import orjson
+from django.http import HttpRequest, HttpResponse
+from django.http.response import HttpResponseBase
+
+from apps.billing.keys import KeyInfo
+from apps.providers.errors import OpenAIError
+from apps.proxy.exchange import Exchange
+from apps.proxy.responses import store
+from apps.proxy.views import GatewayView
+
+
+class StoredResponseView(GatewayView):
+    endpoint = "stored_responses"
+
+    async def get(self, request: HttpRequest, exchange: Exchange, key: KeyInfo) -> HttpResponseBase:
+        stored = await store.find(key.tenant_id, self.response_id())
+        if stored is None:
+            raise not_found(self.response_id())
+        exchange.finish(status="ok", http_status=200)
+        return HttpResponse(orjson.dumps(stored.response), content_type="application/json")
+
+    async def delete(self, request: HttpRequest, exchange: Exchange, key: KeyInfo) -> HttpResponseBase:
+        if not await store.forget(key.tenant_id, self.response_id()):
+            raise not_found(self.response_id())
+        exchange.finish(status="ok", http_status=200)
+        body = {"id": self.response_id(), "object": "response.deleted", "deleted": True}
+        return HttpResponse(orjson.dumps(body), content_type="application/json")
+
+    def response_id(self) -> str:
+        return str(self.kwargs["response_id"])
+
+
+def not_found(response_id: str) -> OpenAIError:
+    return OpenAIError(f"Response with id '{response_id}' not found.", status=404, type="invalid_request_error",
+                       param="response_id", code="not_found")

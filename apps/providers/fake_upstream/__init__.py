@@ -1,13 +1,14 @@
 """A fast fake LLM provider speaking OpenAI's, Azure OpenAI's, Anthropic's and Gemini's wire formats,
 with fault knobs.
 
-Paths: OpenAI's under /v1 (chat/completions, completions, embeddings, models); Azure's under
+Paths: OpenAI's under /v1 (chat/completions, responses, completions, embeddings, models); Azure's under
 /openai/deployments/{deployment}/… (api-version required); Anthropic's /v1/messages; Gemini's
 /v1beta/models/{model}:generateContent, :streamGenerateContent?alt=sse and :batchEmbedContents.
 
 Used by `make run`, the test suite and the benchmark. It runs on raw asyncio sockets
 (no Django on the request path) so that resets, hangs and dribbles are real.
-See content.py for the token-counting contract and rules.py for the knobs.
+See content.py for the token-counting contract (openai_responses_wire.py for the Responses API's)
+and rules.py for the knobs.
 """
 
 from .background import BackgroundFakeUpstream

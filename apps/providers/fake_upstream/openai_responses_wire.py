@@ -6,14 +6,14 @@ Rules (they extend content.py's contract):
   `function_call_output`, the words of its text + 3. A string `input` is one user message.
 * The reply echoes the last user message's text, as chat's does, capped by `max_output_tokens`
   (status "incomplete", reason "max_output_tokens").
-* A function call replaces the text when function tools are offered and `tool_choice` is not "none",
-  and either the `tool_call` knob is set or `tool_choice` is "required" or names a function: the
-  named one, else the first offered. Its arguments fill the schema's required properties.
-* With `text.format` of type json_schema (or json_object), the reply text is a JSON object that
-  fills the schema's required properties (json_object: `{}`).
+* Function calls and JSON replies follow directives.py, read from the Responses fields: function
+  tools (`{"type": "function", "name", "parameters"}`), `tool_choice` ("auto", "none", "required",
+  or `{"type": "function", "name"}`), and `text.format` of type json_schema (its `schema`) or
+  json_object. Other tool types (web_search, …) are accepted and never called.
 * The stream: response.created, response.in_progress, the output item's added / delta / done
   events, response.completed (or response.incomplete) carrying the usage; every event numbered.
-  Fault knobs that target stream content hit the delta events.
+  Text arrives as output_text deltas, a call's arguments in fragments; fault knobs that target
+  stream content hit those delta events.
 """
 
 from __future__ import annotations
@@ -23,16 +23,8 @@ from typing import Any
 
 import orjson
 
-from .content import (
-    MESSAGE_OVERHEAD_TOKENS,
-    Answer,
-    ToolUse,
-    compose_answer,
-    count_words,
-    new_id,
-    placeholder_arguments,
-    split_into_deltas,
-)
+from .content import MESSAGE_OVERHEAD_TOKENS, Answer, compose_answer, count_words, new_id, text_pieces
+from .directives import JsonOutput, OfferedTool, ToolChoice, choose_tool
 from .openai_wire import required_text
 from .replies import JsonReply, Payload, ProviderError, SseEvent, SseReply
 from .rules import Knobs
@@ -45,12 +37,12 @@ def response(body: Payload, knobs: Knobs) -> JsonReply | SseReply:
     items = _input_items(body.get("input"))
     answer = compose_answer(
         prompt_text=_last_user_text(items), prompt_tokens=_prompt_tokens(body, items), knobs=knobs,
-        max_tokens=body.get("max_output_tokens"), tool_use=_tool_use(body, knobs))
-    structured = _structured_text(body)
+        max_tokens=body.get("max_output_tokens"),
+        tool_use=choose_tool(_offered_tools(body), _tool_choice(body), knobs), json_output=_json_output(body))
     envelope = _envelope(body, model)
     if body.get("stream"):
-        return _stream(envelope, answer, structured, knobs)
-    return JsonReply(_finished(envelope, _output(answer, structured), answer, knobs), essential_field="output")
+        return _stream(envelope, answer, knobs)
+    return JsonReply(_finished(envelope, _output(answer), answer, knobs), essential_field="output")
 
 
 def _input_items(value: object) -> list[Payload]:
@@ -87,23 +79,34 @@ def _last_user_text(items: list[Payload]) -> str:
     return ""
 
 
-def _tool_use(body: Payload, knobs: Knobs) -> ToolUse | None:
-    tools = [tool for tool in body.get("tools") or [] if isinstance(tool, dict) and tool.get("type") == "function"]
+def _offered_tools(body: Payload) -> list[OfferedTool]:
+    tools = body.get("tools")
+    if not isinstance(tools, list):
+        return []
+    return [OfferedTool(tool["name"], tool.get("parameters")) for tool in tools
+            if isinstance(tool, dict) and tool.get("type") == "function" and isinstance(tool.get("name"), str)]
+
+
+def _tool_choice(body: Payload) -> ToolChoice:
     choice = body.get("tool_choice")
-    forced = choice.get("name") if isinstance(choice, dict) else None
-    if not tools or choice == "none" or not (knobs.tool_call or choice == "required" or forced):
-        return None
-    named = [tool for tool in tools if tool.get("name") == forced] if forced else tools
-    if not named:
-        raise ProviderError(400, f"Tool choice '{forced}' not found in 'tools'.", param="tool_choice")
-    return ToolUse(str(named[0].get("name")), placeholder_arguments(named[0].get("parameters")))
+    if choice in ("auto", "none", "required"):
+        return ToolChoice(choice)
+    if isinstance(choice, dict) and choice.get("type") == "function":
+        return ToolChoice("required", (str(choice.get("name")),))
+    return ToolChoice("auto")
 
 
-def _structured_text(body: Payload) -> str | None:
-    text_format = (body.get("text") or {}).get("format") if isinstance(body.get("text"), dict) else None
-    if not isinstance(text_format, dict) or text_format.get("type") not in ("json_schema", "json_object"):
+def _json_output(body: Payload) -> JsonOutput | None:
+    text = body.get("text")
+    text_format = text.get("format") if isinstance(text, dict) else None
+    if not isinstance(text_format, dict):
         return None
-    return orjson.dumps(placeholder_arguments(text_format.get("schema"))).decode()
+    if text_format.get("type") == "json_object":
+        return JsonOutput(None)
+    if text_format.get("type") == "json_schema":
+        schema = text_format.get("schema")
+        return JsonOutput(schema if isinstance(schema, dict) else None)
+    return None
 
 
 def _envelope(body: Payload, model: str) -> Payload:
@@ -118,14 +121,13 @@ def _envelope(body: Payload, model: str) -> Payload:
     return envelope
 
 
-def _output(answer: Answer, structured: str | None) -> list[Payload]:
+def _output(answer: Answer) -> list[Payload]:
     if answer.tool_use:
         arguments = orjson.dumps(answer.tool_use.arguments).decode()
         return [{"id": new_id("fc_"), "type": "function_call", "status": "completed", "call_id": new_id("call_"),
                  "name": answer.tool_use.name, "arguments": arguments}]
-    text = structured if structured is not None else answer.text
     return [{"id": new_id("msg_"), "type": "message", "status": "completed", "role": "assistant",
-             "content": [_part(text)]}]
+             "content": [_part(answer.text)]}]
 
 
 def _part(text: str) -> Payload:
@@ -150,19 +152,19 @@ def _finished(envelope: Payload, output: list[Payload], answer: Answer, knobs: K
     return finished
 
 
-def _stream(envelope: Payload, answer: Answer, structured: str | None, knobs: Knobs) -> SseReply:
+def _stream(envelope: Payload, answer: Answer, knobs: Knobs) -> SseReply:
     numbers = iter(range(1_000_000))
 
     def event(kind: str, **fields: Any) -> SseEvent:
         return SseEvent({"type": kind, "sequence_number": next(numbers), **fields}, name=kind)
 
-    item = _output(answer, structured)[0]
+    item = _output(answer)[0]
     head = [event("response.created", response=envelope), event("response.in_progress", response=envelope)]
     if item["type"] == "function_call":
         head.append(event("response.output_item.added", output_index=0, item={**item, "arguments": "",
                                                                               "status": "in_progress"}))
         content = [event("response.function_call_arguments.delta", item_id=item["id"], output_index=0,
-                         delta=item["arguments"])]
+                         delta=piece) for piece in text_pieces(item["arguments"], knobs.stream_chunks)]
         done = [event("response.function_call_arguments.done", item_id=item["id"], output_index=0,
                       name=item["name"], arguments=item["arguments"])]
     else:
@@ -171,9 +173,8 @@ def _stream(envelope: Payload, answer: Answer, structured: str | None, knobs: Kn
                           item={**item, "content": [], "status": "in_progress"}))
         head.append(event("response.content_part.added", item_id=item["id"], output_index=0, content_index=0,
                           part=_part("")))
-        words = text.split(" ") if structured is None else [text]
         content = [event("response.output_text.delta", item_id=item["id"], output_index=0, content_index=0,
-                         delta=delta, logprobs=[]) for delta in split_into_deltas(words, knobs.stream_chunks)]
+                         delta=delta, logprobs=[]) for delta in answer.deltas(knobs.stream_chunks)]
         done = [event("response.output_text.done", item_id=item["id"], output_index=0, content_index=0, text=text,
                       logprobs=[]),
                 event("response.content_part.done", item_id=item["id"], output_index=0, content_index=0,

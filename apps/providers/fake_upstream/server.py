@@ -46,6 +46,8 @@ ROUTES: dict[str, ProviderRoute] = {
     "/v1/models": ProviderRoute(
         "GET", lambda body, knobs: list_models(), openai_wire.error_reply, takes_body=False),
     "/v1/messages": ProviderRoute("POST", anthropic_wire.message, anthropic_wire.error_reply),
+    "/v1/messages/count_tokens": ProviderRoute(
+        "POST", anthropic_wire.count_tokens, anthropic_wire.error_reply),
     "/v1/responses": ProviderRoute("POST", openai_responses_wire.response, openai_wire.error_reply),
 }
 

@@ -250,6 +250,8 @@ def test_a_built_in_tool_is_a_400_naming_it_unless_an_openai_deployment_serves_i
     ({"model": "m", "input": "hi", "max_output_tokens": 4}, "max_output_tokens"),
     ({"model": "m", "input": "hi", "metadata": {"k": 1}}, "metadata"),
     ({"model": "m", "input": "hi", "store": "yes"}, "store"),
+    ({"model": "m", "input": "hi", "background": True}, "background"),
+    ({"model": "m", "input": "hi", "previous_response_id": 7}, "previous_response_id"),
 ])
 def test_a_malformed_request_is_a_400_naming_the_parameter(served: Served, body: dict[str, object], param: str):
     response = httpx.post(f"{served.gateway.url}{PATH}", json=body, headers=served.headers())

@@ -56,6 +56,8 @@ def parse_body(body: dict[str, Any]) -> Parsed:
     _check_metadata(body.get("metadata"))
     for flag in ("stream", "store", "parallel_tool_calls", "background"):
         optional(body, flag, bool, "a boolean")
+    if body.get("background") is True:  # polled with GET /v1/responses/{id}, which the gateway's store answers
+        raise invalid_value("background", "background mode is not offered by this gateway; stream instead.")
     previous = optional(body, "previous_response_id", str, "a string")
     if previous == "":
         raise invalid_value("previous_response_id", "expected a response id, got an empty string.")
@@ -78,7 +80,7 @@ def _item(value: Any, param: str) -> dict[str, Any]:
     item = object_at(value, param)
     kind = item.get("type", "message")
     if kind == "message":
-        if item.get("role") not in ROLES:
+        if not isinstance(item.get("role"), str) or item["role"] not in ROLES:
             raise invalid_value(f"{param}.role", f"expected one of {', '.join(sorted(ROLES))}.")
         _check_content(item.get("content"), f"{param}.content")
         return {"type": "message", **item}
@@ -128,7 +130,7 @@ def _check_tools(tools: Any) -> None:
 
 
 def _check_tool_choice(choice: Any) -> None:
-    if choice is None or choice in TOOL_CHOICES:
+    if choice is None or (isinstance(choice, str) and choice in TOOL_CHOICES):
         return
     if isinstance(choice, str):
         raise invalid_value("tool_choice", f"expected one of {', '.join(sorted(TOOL_CHOICES))} or an object.")
@@ -145,7 +147,7 @@ def _check_text(text: Any) -> None:
     if text_format is None:
         return
     kind = object_at(text_format, "text.format").get("type")
-    if kind not in FORMATS:
+    if not isinstance(kind, str) or kind not in FORMATS:
         raise invalid_value("text.format.type", f"expected one of {', '.join(sorted(FORMATS))}.")
     if kind == "json_schema":
         if not string_at(text_format.get("name"), "text.format.name"):

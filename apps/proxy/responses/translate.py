@@ -23,8 +23,7 @@ from apps.proxy.responses.checks import unsupported
 PARAMETERS = {"temperature": "temperature", "top_p": "top_p", "max_output_tokens": "max_tokens",
               "parallel_tool_calls": "parallel_tool_calls"}
 # Request parameters only OpenAI's own Responses API acts on.
-OPENAI_ONLY = {"background": "background mode", "conversation": "a stored conversation",
-               "prompt": "a stored prompt template"}
+OPENAI_ONLY = {"conversation": "a conversation stored by OpenAI", "prompt": "a prompt template stored by OpenAI"}
 
 
 @dataclass(frozen=True, slots=True)

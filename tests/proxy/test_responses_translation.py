@@ -6,9 +6,9 @@ import asyncio
 from typing import Any
 
 import pytest
+from django.test import override_settings
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from django.test import override_settings
 
 from apps.proxy.checks import check_stored_responses
 from apps.proxy.errors import InvalidRequest
@@ -101,9 +101,9 @@ def test_without_redis_a_stored_response_lives_in_the_process_for_its_tenant_onl
     assert (stranger, deleted, again, after) == (None, True, False, None)
 
 
-JSON = st.recursive(st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(max_size=5),
-                    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=12), inner, max_size=4),
-                    max_leaves=12)
+SCALAR = st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(max_size=5)
+JSON = st.recursive(SCALAR, lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=12), inner,
+                                                                                        max_size=4), max_leaves=12)
 FIELDS = st.sampled_from(["input", "instructions", "tools", "tool_choice", "text", "max_output_tokens", "temperature",
                           "top_p", "metadata", "store", "stream", "previous_response_id", "parallel_tool_calls"])
 

@@ -258,3 +258,29 @@ def test_a_malformed_request_is_a_400_naming_the_parameter(served: Served, body:
 
     assert response.status_code == 400
     assert response.json()["error"]["type"] == "invalid_request_error" and response.json()["error"]["param"] == param
+
+
+def test_a_streamed_response_can_be_continued_the_moment_it_completes(served: Served):
+    client = served.client()
+    with client.responses.stream(model=served.model, input="my name is Ada") as stream:
+        first = stream.get_final_response()
+
+    follow_up = client.responses.create(model=served.model, previous_response_id=first.id, input="and yours")
+
+    assert client.responses.retrieve(first.id).output_text == first.output_text
+    assert follow_up.output_text.startswith("Mock reply to: and yours")
+
+
+def test_a_repeated_idempotency_key_gets_the_first_response_without_another_call(
+    served: Served, fake: BackgroundFakeUpstream
+):
+    client = served.client()
+    headers = {"Idempotency-Key": unique("responses")}
+    first = client.responses.create(model=served.model, input="hello there friend", extra_headers=headers)
+    calls = len(fake.requests())
+
+    again = client.responses.with_raw_response.create(model=served.model, input="hello there friend",
+                                                      extra_headers=headers)
+
+    assert again.parse().id == first.id and again.headers["Idempotent-Replayed"] == "true"
+    assert len(fake.requests()) == calls

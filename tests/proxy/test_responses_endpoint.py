@@ -284,3 +284,16 @@ def test_a_repeated_idempotency_key_gets_the_first_response_without_another_call
 
     assert again.parse().id == first.id and again.headers["Idempotent-Replayed"] == "true"
     assert len(fake.requests()) == calls
+
+
+def test_a_stream_without_reported_usage_is_billed_from_an_estimate(served: Served, fake: BackgroundFakeUpstream):
+    fake.set_rule(served.upstream_model, no_usage=True)
+    with served.client().responses.stream(model=served.model, input="hello there friend") as stream:
+        final = stream.get_final_response()
+        request_id = stream._response.headers["x-request-id"]
+
+    row = ledger_row(request_id)
+    assert row.status == "ok" and row.usage_source == "estimated"
+    assert row.prompt_tokens > 0 and row.completion_tokens > 0
+    if served.route.provider.kind != "openai":  # a translated stream's response says what was estimated
+        assert final.usage is not None and final.usage.output_tokens == row.completion_tokens

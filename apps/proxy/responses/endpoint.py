@@ -134,8 +134,8 @@ class Responses(Endpoint[ResponsesRequest]):
             stream = await adapter.open_responses_stream(call.native, upstream_model=target.upstream_model)
             return tapped_stream(stream, progress, keep)
         stream = await adapter.open_stream(self.translated(call, adapter), upstream_model=target.upstream_model)
-        return translated_stream(stream, target.upstream.provider_name,
-                                 EventWriter(self.skeleton(call), progress), keep)
+        writer = EventWriter(self.skeleton(call), progress, lambda text: estimate_usage(call.chat.body, text))
+        return translated_stream(stream, target.upstream.provider_name, writer, keep)
 
     def estimate(self, call: ResponsesRequest, content: bytes) -> Usage:
         return estimate_usage(call.chat.body, output_text(orjson.loads(content)))

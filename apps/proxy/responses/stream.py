@@ -111,9 +111,10 @@ async def _tapped(stream: ChatStream, progress: Progress, keep: Keep) -> AsyncIt
 class EventWriter:
     """Builds one response's events from chat chunks (one choice: Responses has no ``n``)."""
 
-    def __init__(self, response: dict[str, Any], progress: Progress) -> None:
+    def __init__(self, response: dict[str, Any], progress: Progress, estimate: Callable[[str], Usage]) -> None:
         self.response = response
         self.progress = progress
+        self.estimate = estimate  # usage from the text, for a provider that reported none
         self.output: list[dict[str, Any]] = []
         self.message: int | None = None  # output index of the message item being written
         self.text: list[str] = []
@@ -216,7 +217,8 @@ class EventWriter:
             frames.append(self._emit("response.function_call_arguments.done", item_id=item["id"],
                                      output_index=position, name=item["name"], arguments=item["arguments"]))
             frames.append(self._emit("response.output_item.done", output_index=position, item=item))
-        self.final = finished(self.response, self.output, self.finish_reason, self.usage)
+        usage = self.usage if self.usage.source != "none" else self.estimate("".join(self.text))
+        self.final = finished(self.response, self.output, self.finish_reason, usage)
         self.progress.response = self.final
         kind = "response.incomplete" if self.final["status"] == "incomplete" else "response.completed"
         frames.append(self._emit(kind, response=self.final))

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
+import orjson
 import pytest
 from django.test import override_settings
 from hypothesis import given, settings
@@ -151,3 +152,36 @@ def test_the_retention_and_the_local_store_must_be_positive():
         ids = {message.id for message in check_stored_responses()}
     assert ids == {"edge.E160", "edge.E161"}
     assert check_stored_responses() == []
+
+
+def test_translated_responses_and_events_validate_against_the_sdks_own_types():
+    from openai.types.responses import Response, ResponseStreamEvent
+    from pydantic import TypeAdapter
+
+    from apps.providers.adapters.openai_shapes import ChunkWriter, done
+    from apps.providers.contracts import Usage
+    from apps.proxy.responses.output import from_completion, new_id, skeleton
+    from apps.proxy.responses.stream import EventWriter, Progress
+
+    body = {"model": "m", "input": "hi", "tools": [{"type": "function", "name": "f", "parameters": {}}],
+            "metadata": {"k": "v"}, "max_output_tokens": 100}
+    completion = orjson.dumps({"id": "x", "model": "up", "choices": [{"index": 0, "finish_reason": "tool_calls",
+        "message": {"role": "assistant", "content": "Calling.", "tool_calls": [
+            {"id": "call_1", "type": "function", "function": {"name": "f", "arguments": "{}"}}]}}]})
+    usage = Usage(prompt_tokens=5, completion_tokens=7, cached_tokens=1, source="provider")
+    response = from_completion(skeleton(body, response_id=new_id("resp"), model="m", store=True), completion, usage)
+    Response.model_validate(response, strict=False)
+    assert [item["type"] for item in response["output"]] == ["message", "function_call"]
+
+    chunks = ChunkWriter("chatcmpl-1", "up")
+    writer = EventWriter(skeleton(body, response_id=new_id("resp"), model="m", store=True), Progress(),
+                         lambda text: Usage())
+    upstream = (chunks.role(), chunks.text("Hel"), chunks.text("lo"), chunks.tool_call_start(0, "call_1", "f"),
+                chunks.tool_arguments(0, "{}"), chunks.finish("tool_calls"), chunks.usage(usage), done())
+    frames = b"".join(event.frame for chunk in upstream for event in writer.feed(chunk))
+    events = [orjson.loads(line[6:]) for line in frames.decode().splitlines() if line.startswith("data: ")]
+    adapter: TypeAdapter[Any] = TypeAdapter(ResponseStreamEvent)
+    for event in events:
+        adapter.validate_python(event)
+    assert [event["sequence_number"] for event in events] == list(range(len(events)))
+    assert events[-1]["type"] == "response.completed" and events[-1]["response"]["usage"]["output_tokens"] == 7

@@ -45,12 +45,14 @@ def usage_of_response(content: bytes, provider: str) -> Usage:
 
 def usage_from(usage: Mapping[str, Any]) -> Usage:
     """Responses usage in the gateway's terms: reasoning tokens are inside ``output_tokens``, billed as output;
-    ``input_tokens`` includes the cached ones, as chat's ``prompt_tokens`` does."""
+    ``input_tokens`` includes the tokens read from and written to the prompt cache, as chat's ``prompt_tokens``
+    does (each billed at its own price)."""
     details = usage.get("input_tokens_details")
-    cached = details.get("cached_tokens") if isinstance(details, dict) else None
+    details = details if isinstance(details, dict) else {}
     return Usage(prompt_tokens=reported_tokens(usage.get("input_tokens")),
                  completion_tokens=reported_tokens(usage.get("output_tokens")),
-                 cached_tokens=reported_tokens(cached), source="provider")
+                 cached_tokens=reported_tokens(details.get("cached_tokens")),
+                 cache_creation_tokens=reported_tokens(details.get("cache_write_tokens")), source="provider")
 
 
 class ResponsesEvents:

@@ -59,7 +59,8 @@ def function_call_item(item_id: str, call_id: str, name: str, arguments: str, *,
 
 
 def usage_body(usage: Usage) -> dict[str, Any]:
-    return {"input_tokens": usage.prompt_tokens, "input_tokens_details": {"cached_tokens": usage.cached_tokens},
+    details = {"cached_tokens": usage.cached_tokens, "cache_write_tokens": usage.cache_creation_tokens}
+    return {"input_tokens": usage.prompt_tokens, "input_tokens_details": details,
             "output_tokens": usage.completion_tokens, "output_tokens_details": {"reasoning_tokens": 0},
             "total_tokens": usage.total_tokens}
 

@@ -185,3 +185,17 @@ def test_translated_responses_and_events_validate_against_the_sdks_own_types():
         adapter.validate_python(event)
     assert [event["sequence_number"] for event in events] == list(range(len(events)))
     assert events[-1]["type"] == "response.completed" and events[-1]["response"]["usage"]["output_tokens"] == 7
+
+
+def test_an_earlier_turns_built_in_tool_calls_are_left_out_and_new_input_is_named_by_its_own_index():
+    parsed = parse_body({"model": "m", "input": [{"type": "item_reference", "id": "msg_1"}]})
+    history: list[dict[str, Any]] = [{"type": "message", "role": "user", "content": "news?"},
+               {"type": "web_search_call", "id": "ws_1", "status": "completed"},
+               {"type": "reasoning", "id": "rs_1", "summary": []},
+               {"type": "message", "role": "assistant", "content": [{"type": "output_text", "text": "Quiet day."}]}]
+
+    translation = Translator().translate(parsed.native, "m", parsed.items, stream=False, history=history)
+
+    assert translation.chat["messages"] == [{"role": "user", "content": "news?"},
+                                            {"role": "assistant", "content": "Quiet day."}]
+    assert translation.problem is not None and translation.problem.param == "input[0].type"

@@ -75,7 +75,8 @@ def build(parsed: Parsed, history: list[dict[str, Any]], owner: Owner) -> Respon
     if parsed.previous_response_id is not None:  # written out: OpenAI may never have seen the earlier turns
         native = {key: value for key, value in native.items() if key != "previous_response_id"}
         native["input"] = [*map(_as_input, history), *parsed.items]
-    translation = Translator().translate(parsed.native, parsed.model, conversation, stream=parsed.stream)
+    translation = Translator().translate(parsed.native, parsed.model, parsed.items, stream=parsed.stream,
+                                         history=history)
     chat = ChatRequest(model=parsed.model, body=translation.chat, stream=parsed.stream, include_usage=parsed.stream)
     return ResponsesRequest(parsed=parsed, native=native, conversation=conversation, chat=chat,
                             problem=translation.problem, owner=owner)

@@ -9,7 +9,9 @@ names. Reasoning items without encrypted content are the model's own notes and a
 
 What has no chat counterpart (built-in tools, file inputs, encrypted reasoning, item references, …) is
 collected, not refused: the translation is still made, for token estimates, and ``Translation.problem``
-is the 400 a non-OpenAI deployment answers with (an OpenAI deployment gets the request as sent).
+is the 400 a non-OpenAI deployment answers with (an OpenAI deployment gets the request as sent). In a
+stored conversation's earlier turns, what an OpenAI deployment did that chat cannot carry (a web search
+call, reasoning) is left out instead: the turn's messages already say what came of it.
 """
 
 from __future__ import annotations
@@ -33,14 +35,20 @@ class Translation:
 
 
 class Translator:
-    def __init__(self) -> None:
+    def __init__(self, *, strict: bool = True) -> None:
+        self.strict = strict  # False: leave out what chat cannot carry, without refusing (earlier turns)
         self.problems: list[InvalidRequest] = []
 
     def refuse(self, param: str, what: str) -> None:
-        self.problems.append(unsupported(param, what))
+        if self.strict:
+            self.problems.append(unsupported(param, what))
 
-    def translate(self, body: dict[str, Any], model: str, items: list[dict[str, Any]], *, stream: bool) -> Translation:
+    def translate(self, body: dict[str, Any], model: str, items: list[dict[str, Any]], *, stream: bool,
+                  history: list[dict[str, Any]] | None = None) -> Translation:
+        """``items`` are this request's input; ``history`` the stored conversation it continues, whose
+        built-in tool calls and reasoning an earlier OpenAI turn made are left out rather than refused."""
         messages = [{"role": "system", "content": body["instructions"]}] if body.get("instructions") else []
+        messages.extend(Translator(strict=False).messages(history or []))
         messages.extend(self.messages(items))
         chat: dict[str, Any] = {"model": model, "messages": messages}
         chat.update({ours: body[theirs] for theirs, ours in PARAMETERS.items() if body.get(theirs) is not None})

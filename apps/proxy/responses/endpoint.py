@@ -117,7 +117,7 @@ class Responses(Endpoint[ResponsesRequest]):
             await self.keep(call, orjson.loads(answer.content))
             return answer
         provider = target.upstream.provider_name
-        answer = await adapter.chat(self.translated(call, adapter), upstream_model=target.upstream_model)
+        answer = await adapter.chat(self.translated(call), upstream_model=target.upstream_model)
         with malformed_on_failure(provider):  # a translated answer is read here, not relayed
             usage = usage_or_estimate(answer.usage, lambda: estimate_completion_usage(call.chat.body, answer.content))
             response = from_completion(self.skeleton(call), answer.content, usage)
@@ -134,7 +134,7 @@ class Responses(Endpoint[ResponsesRequest]):
         if isinstance(adapter, OpenAIAdapter):
             stream = await adapter.open_responses_stream(call.native, upstream_model=target.upstream_model)
             return tapped_stream(stream, progress, keep)
-        stream = await adapter.open_stream(self.translated(call, adapter), upstream_model=target.upstream_model)
+        stream = await adapter.open_stream(self.translated(call), upstream_model=target.upstream_model)
         writer = EventWriter(self.skeleton(call), progress, lambda text: estimate_usage(call.chat.body, text))
         return translated_stream(stream, target.upstream.provider_name, writer, keep)
 
@@ -144,7 +144,7 @@ class Responses(Endpoint[ResponsesRequest]):
     def stream_error_frame(self, call: ResponsesRequest, error: OpenAIError) -> bytes:
         return call.owner.progress.failure(error)
 
-    def translated(self, call: ResponsesRequest, adapter: ProviderAdapter) -> ChatRequest:
+    def translated(self, call: ResponsesRequest) -> ChatRequest:
         """The chat translation, or, if it lost something, a refusal that moves on to the next deployment."""
         if call.problem is not None:
             raise ProviderError(call.problem.message, status=400, type="invalid_request_error",

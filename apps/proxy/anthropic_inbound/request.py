@@ -3,8 +3,9 @@
 ``system`` becomes a system message; text and image blocks become content parts (base64 images as
 data: URLs); ``tool_use`` blocks become tool_calls; ``tool_result`` blocks become tool messages;
 tools, tool_choice (with ``disable_parallel_tool_use``), stop_sequences, temperature, top_p,
-max_tokens, metadata.user_id and ``output_config.format`` (as ``response_format``) map to their
-OpenAI names. ``top_k`` and ``thinking`` have no OpenAI counterpart and are not carried.
+max_tokens, metadata.user_id and ``output_config.format`` or the beta's ``output_format`` (as
+``response_format``) map to their OpenAI names. ``top_k`` and ``thinking`` have no OpenAI
+counterpart and are not carried.
 
 What the translation reads must have the type Anthropic documents; anything else is refused with
 Anthropic's own wording (``metadata: Input should be a valid dictionary``), as a 400.
@@ -42,7 +43,7 @@ def chat_request(body: dict[str, Any]) -> ChatRequest:
     if isinstance(body.get("tools"), list):
         chat["tools"] = [_tool(tool) for tool in body["tools"] if isinstance(tool, dict)]
     chat.update(_tool_choice(body.get("tool_choice")))
-    if response_format := _response_format(body.get("output_config")):
+    if response_format := _response_format(body.get("output_config"), body.get("output_format")):
         chat["response_format"] = response_format
     if isinstance(user := _object(body.get("metadata"), "metadata").get("user_id"), str):
         chat["user"] = user
@@ -153,8 +154,11 @@ def _tool(tool: dict[str, Any]) -> dict[str, Any]:
     return {"type": "function", "function": function}
 
 
-def _response_format(output_config: Any) -> dict[str, Any] | None:
+def _response_format(output_config: Any, beta_output_format: Any) -> dict[str, Any] | None:
+    """``output_config.format``, or ``output_format`` as the structured-outputs beta (and older SDKs) sent it."""
     output_format = _object(_object(output_config, "output_config").get("format"), "output_config.format")
+    if not output_format:
+        output_format = _object(beta_output_format, "output_format")
     if output_format.get("type") != "json_schema":
         return None
     return {"type": "json_schema", "json_schema": {"name": "output", "schema": output_format.get("schema") or {}}}

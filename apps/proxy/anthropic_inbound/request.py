@@ -25,17 +25,30 @@ PARAMETERS = {"temperature": "temperature", "top_p": "top_p", "max_tokens": "max
 
 
 def chat_request(body: dict[str, Any]) -> ChatRequest:
-    if not isinstance(body.get("model"), str) or not body["model"]:
-        raise InvalidRequest("model: Field required", param="model")
-    model = parse_model(body)
+    model = required_model(body)
     if optional_count(body, "max_tokens", maximum=MAX_TOKENS_LIMIT) is None:
         raise InvalidRequest("max_tokens: Field required (an integer)", param="max_tokens")
     if not isinstance(body.get("stream", False), bool):
         raise InvalidRequest("stream: Input should be a valid boolean", param="stream")
+    stream = body.get("stream") is True
+    chat = chat_body(body, model)
+    if stream:
+        chat["stream"] = True
+        chat["stream_options"] = {"include_usage": True}
+    return ChatRequest(model=model, body=chat, stream=stream, include_usage=stream)
+
+
+def required_model(body: dict[str, Any]) -> str:
+    if not isinstance(body.get("model"), str) or not body["model"]:
+        raise InvalidRequest("model: Field required", param="model")
+    return parse_model(body)
+
+
+def chat_body(body: dict[str, Any], model: str) -> dict[str, Any]:
+    """The chat completion body a Messages request (or a count_tokens one, which has no max_tokens) becomes."""
     messages = body.get("messages")
     if not isinstance(messages, list) or not messages or not all(isinstance(m, dict) for m in messages):
         raise InvalidRequest("messages: a non-empty array of messages is required", param="messages")
-    stream = body.get("stream") is True
     chat: dict[str, Any] = {"model": model, "messages": _system(body.get("system")) + _messages(messages)}
     chat.update({ours: body[theirs] for theirs, ours in PARAMETERS.items() if body.get(theirs) is not None})
     if body.get("stop_sequences") is not None:
@@ -47,10 +60,7 @@ def chat_request(body: dict[str, Any]) -> ChatRequest:
         chat["response_format"] = response_format
     if isinstance(user := _object(body.get("metadata"), "metadata").get("user_id"), str):
         chat["user"] = user
-    if stream:
-        chat["stream"] = True
-        chat["stream_options"] = {"include_usage": True}
-    return ChatRequest(model=model, body=chat, stream=stream, include_usage=stream)
+    return chat
 
 
 def _object(value: Any, param: str) -> dict[str, Any]:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from decimal import Decimal
+
 import httpx
 import openai
 import pytest
@@ -23,7 +25,7 @@ def test_the_sdk_retrieves_a_model_the_key_may_use(gateway: GatewayProcess, fake
     assert (model.id, model.object, model.owned_by) == (served.model, "model", "llm-edge")
     assert model.created == int(served.route.model.created_at.timestamp())
     row = ledger_row(raw.headers["x-request-id"])
-    assert (row.endpoint, row.public_model, row.status, row.cost_usd) == ("models", served.model, "ok", 0)
+    assert (row.endpoint, row.public_model, row.status, row.cost_usd) == ("models", served.model, "ok", Decimal(0))
 
 
 def test_a_model_the_key_may_not_use_is_not_found_like_one_that_does_not_exist(gateway: GatewayProcess, fake_v1: str):

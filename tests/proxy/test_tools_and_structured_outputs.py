@@ -13,10 +13,11 @@ from typing import Any, Literal
 import openai
 import orjson
 import pytest
-from openai.types.chat import ChatCompletionMessageParam, ChatCompletionToolParam
+from openai.types.chat import ChatCompletionMessage, ChatCompletionMessageParam, ChatCompletionToolParam
 from pydantic import BaseModel
 
 from apps.providers.fake_upstream import BackgroundFakeUpstream
+from apps.providers.fake_upstream.gemini_wire import THOUGHT_SIGNATURE
 from tests.harness.gateway import GatewayProcess
 from tests.harness.served import Served, serve, serve_kind
 
@@ -208,3 +209,46 @@ def test_an_anthropic_base_url_without_v1_works_as_anthropics_sdk_writes_it(gate
     assert (completion.choices[0].message.content or "").startswith("Mock reply to: weather in Paris")
     assert message.content[0].type == "text" and message.content[0].text.startswith("Mock reply to: hi")
     assert [request["path"] for request in fake.requests()[-2:]] == ["/v1/messages", "/v1/messages"]
+
+
+@pytest.mark.parametrize("stream", [False, True], ids=["whole", "streamed"])
+def test_geminis_thought_signature_goes_to_the_client_and_comes_back_with_the_call(
+    gateway: GatewayProcess, fake, stream: bool,
+):
+    served = serve_kind(gateway, fake.base_url, "gemini")
+    client = served.client()
+    answer: ChatCompletionMessage
+    if stream:
+        with client.chat.completions.stream(model=served.model, messages=ASK, tools=[WEATHER_TOOL],
+                                            tool_choice="required") as events:
+            answer = events.get_final_completion().choices[0].message
+    else:
+        answer = client.chat.completions.create(model=served.model, messages=ASK, tools=[WEATHER_TOOL],
+                                                tool_choice="required").choices[0].message
+    call = (answer.tool_calls or [])[0]
+    assert (call.model_extra or {}).get("extra_content") == {"google": {"thought_signature": THOUGHT_SIGNATURE}}
+
+    # As Google's guide for its OpenAI-compatible API has it: append the message the SDK returned.
+    history: Any = [*ASK, answer, {"role": "tool", "tool_call_id": call.id, "content": "18 degrees and sunny"}]
+    client.chat.completions.create(model=served.model, messages=history, tools=[WEATHER_TOOL])
+
+    part = fake.requests()[-1]["body"]["contents"][1]["parts"][0]
+    assert part["functionCall"]["name"] == "get_weather" and part["thoughtSignature"] == THOUGHT_SIGNATURE
+
+
+def test_allowed_tools_restrict_the_calls_on_every_kind(on_kind: Served, fake):
+    completion = on_kind.client().chat.completions.create(
+        model=on_kind.model, messages=ASK, tools=[CLOCK_TOOL, WEATHER_TOOL],
+        tool_choice={"type": "allowed_tools", "allowed_tools": {
+            "mode": "required", "tools": [{"type": "function", "function": {"name": "get_weather"}}]}})
+
+    call = (completion.choices[0].message.tool_calls or [])[0]
+    assert call.function.name == "get_weather"  # type: ignore[union-attr]  # the first tool offered is get_time
+    if kind_of(on_kind) != "openai":  # OpenAI keeps the whole list; the others are offered what is allowed
+        assert offered_names(kind_of(on_kind), fake.requests()[-1]["body"]) == ["get_weather"]
+
+
+def offered_names(kind: str, body: dict[str, Any]) -> list[str]:
+    if kind == "anthropic":
+        return [tool["name"] for tool in body["tools"]]
+    return [declaration["name"] for declaration in body["tools"][0]["functionDeclarations"]]

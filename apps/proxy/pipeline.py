@@ -41,7 +41,7 @@ from apps.routing.attempts import attempt_in_order, record_late_failure
 from apps.routing.shared_state import shared_state
 from apps.routing.strategies import RequestShape
 from apps.routing.streams import open_relayable
-from apps.routing.table import ModelRoute, Target, routing_tables
+from apps.routing.table import ModelRoute, RoutingTable, Target, routing_tables
 
 T = TypeVar("T")
 Call = Callable[[ProviderAdapter, Target], Awaitable[T]]
@@ -73,12 +73,18 @@ async def serve(request: HttpRequest, exchange: Exchange, endpoint: Endpoint[R])
 async def choose_route(key: KeyInfo | None, model: str) -> ModelRoute:
     table = await routing_tables.current()
     shared_state.ensure_syncing(routing_tables.deployment_ids)
+    route = permitted_route(table, key, model)
+    if not route.targets:
+        raise NoDeployment(f"No provider is currently available for model `{model}`.")
+    return route
+
+
+def permitted_route(table: RoutingTable, key: KeyInfo | None, model: str) -> ModelRoute:
+    """The route serving ``model`` if this key may use it; one answer (404) for unknown and forbidden."""
     route = table.find(model)
     # A key may be allowed a pattern (claude-*): then every name the pattern serves is allowed.
     if route is None or key is None or not (key.may_use(model) or key.may_use(route.key)):
         raise ModelNotFound(model)
-    if not route.targets:
-        raise NoDeployment(f"No provider is currently available for model `{model}`.")
     return route
 
 

@@ -134,8 +134,8 @@ def test_gemini_any_mode_calls_an_allowed_function(http: httpx.Client) -> None:
 
     answer = http.post("/v1beta/models/gemini-x:generateContent", json=body).json()
 
-    assert answer["candidates"][0]["content"]["parts"] == [
-        {"functionCall": {"name": "get_weather", "args": WEATHER_ARGUMENTS}}]
+    assert answer["candidates"][0]["content"]["parts"][0]["functionCall"] == {
+        "name": "get_weather", "args": WEATHER_ARGUMENTS}
 
 
 def test_gemini_json_mode_streams_json_that_fits_an_openapi_response_schema(http: httpx.Client) -> None:

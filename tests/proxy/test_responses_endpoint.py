@@ -17,6 +17,7 @@ from django.db import transaction
 from openai.types.responses import FunctionToolParam
 
 from apps.providers.fake_upstream import BackgroundFakeUpstream
+from apps.providers.fake_upstream.gemini_wire import THOUGHT_SIGNATURE
 from apps.routing.models import Deployment
 from tests.factories import make_key, make_provider, make_tenant, unique
 from tests.harness.gateway import GatewayProcess
@@ -93,7 +94,11 @@ def test_a_function_call_round_trip_continues_from_the_stored_response(served: S
     assert "previous_response_id" not in sent  # the gateway, not the provider, holds the conversation
     conversation = orjson.dumps(sent).decode()
     assert "weather in Paris?" in conversation and "sunny" in conversation
-    assert call.call_id in conversation or served.route.provider.kind == "gemini"  # Gemini pairs calls by name
+    if served.route.provider.kind == "gemini":  # Gemini pairs calls by name, and wants its thought signature back
+        call_part = next(part for content in sent["contents"] for part in content["parts"] if "functionCall" in part)
+        assert call_part["thoughtSignature"] == THOUGHT_SIGNATURE
+    else:
+        assert call.call_id in conversation
 
 
 def test_streamed_function_calls_are_assembled_by_the_sdk(served: Served, fake: BackgroundFakeUpstream):

@@ -154,11 +154,14 @@ def test_the_retention_and_the_local_store_must_be_positive():
     assert check_stored_responses() == []
 
 
+SIGNED = {"google": {"thought_signature": "c2ln"}}
+
+
 def test_translated_responses_and_events_validate_against_the_sdks_own_types():
     from openai.types.responses import Response, ResponseStreamEvent
     from pydantic import TypeAdapter
 
-    from apps.providers.adapters.openai_shapes import ChunkWriter, done
+    from apps.providers.adapters.openai_shapes import ChunkWriter, ToolCall, done
     from apps.providers.contracts import Usage
     from apps.proxy.responses.output import from_completion, new_id, skeleton
     from apps.proxy.responses.stream import EventWriter, Progress
@@ -176,8 +179,9 @@ def test_translated_responses_and_events_validate_against_the_sdks_own_types():
     chunks = ChunkWriter("chatcmpl-1", "up")
     writer = EventWriter(skeleton(body, response_id=new_id("resp"), model="m", store=True), Progress(),
                          lambda text: Usage())
-    upstream = (chunks.role(), chunks.text("Hel"), chunks.text("lo"), chunks.tool_call_start(0, "call_1", "f"),
-                chunks.tool_arguments(0, "{}"), chunks.finish("tool_calls"), chunks.usage(usage), done())
+    upstream = (chunks.role(), chunks.text("Hel"), chunks.text("lo"),
+                chunks.tool_call_start(0, ToolCall("call_1", "f", "", SIGNED)), chunks.tool_arguments(0, "{}"),
+                chunks.finish("tool_calls"), chunks.usage(usage), done())
     frames = b"".join(event.frame for chunk in upstream for event in writer.feed(chunk))
     events = [orjson.loads(line[6:]) for line in frames.decode().splitlines() if line.startswith("data: ")]
     adapter: TypeAdapter[Any] = TypeAdapter(ResponseStreamEvent)
@@ -185,6 +189,7 @@ def test_translated_responses_and_events_validate_against_the_sdks_own_types():
         adapter.validate_python(event)
     assert [event["sequence_number"] for event in events] == list(range(len(events)))
     assert events[-1]["type"] == "response.completed" and events[-1]["response"]["usage"]["output_tokens"] == 7
+    assert events[-1]["response"]["output"][-1]["extra_content"] == SIGNED  # Gemini's, for the next turn
 
 
 def test_an_earlier_turns_built_in_tool_calls_are_left_out_and_new_input_is_named_by_its_own_index():

@@ -2,8 +2,9 @@
 
 As in the real API, the model is named in the path (``/v1beta/models/{model}:generateContent``),
 ``usageMetadata.promptTokenCount`` includes ``cachedContentTokenCount``, tool calls are
-``functionCall`` parts without ids, and ``streamGenerateContent?alt=sse`` sends whole responses
-as ``data:`` events with no terminator, the last one carrying ``finishReason`` and usage.
+``functionCall`` parts without ids but with a ``thoughtSignature`` (as Gemini 3 sends them), and
+``streamGenerateContent?alt=sse`` sends whole responses as ``data:`` events with no terminator, the
+last one carrying ``finishReason`` and usage.
 """
 
 from __future__ import annotations
@@ -16,6 +17,8 @@ from .replies import JsonReply, Payload, ProviderError, SseEvent, SseReply
 from .rules import Knobs
 
 MODEL_VERSION_SUFFIX = "-fake-001"
+# Gemini 3 signs each function call (opaque bytes, base64) and wants the signature back with the call.
+THOUGHT_SIGNATURE = "ZmFrZS10aG91Z2h0LXNpZ25hdHVyZQ=="
 DEFAULT_DIMENSIONS = 16
 
 # status -> (error.status, default message), as Google sends them.
@@ -92,7 +95,8 @@ def _stream(model: str, answer: Answer, knobs: Knobs) -> SseReply:
 
 def _parts(answer: Answer) -> list[Payload]:
     if answer.tool_use is not None:
-        return [{"functionCall": {"name": answer.tool_use.name, "args": answer.tool_use.arguments}}]
+        call = {"name": answer.tool_use.name, "args": answer.tool_use.arguments}
+        return [{"functionCall": call, "thoughtSignature": THOUGHT_SIGNATURE}]
     return [{"text": answer.text}]
 
 

@@ -93,6 +93,11 @@ def tool_choice(body: Payload) -> ToolChoice:
         return ToolChoice(choice)
     if isinstance(choice, dict) and isinstance(choice.get("function"), dict):
         return ToolChoice("required", (str(choice["function"].get("name")),))
+    if isinstance(choice, dict) and isinstance(allowed := choice.get("allowed_tools"), dict):
+        tools = allowed.get("tools")
+        names = tuple(str(t["function"].get("name")) for t in (tools if isinstance(tools, list) else [])
+                      if isinstance(t, dict) and isinstance(t.get("function"), dict))
+        return ToolChoice("required" if allowed.get("mode") == "required" else "auto", names)
     return ToolChoice("auto")
 
 

@@ -83,9 +83,10 @@ def build(parsed: Parsed, history: list[dict[str, Any]], owner: Owner) -> Respon
 
 
 def _as_input(item: dict[str, Any]) -> dict[str, Any]:
-    """An earlier output item as input: messages and calls without the ids and status their response gave them."""
+    """An earlier output item as OpenAI input: messages and calls without the ids and status their response gave
+    them, and without what another kind's translation added (a Gemini call's ``extra_content``)."""
     if item.get("type") in ("message", "function_call"):
-        return {key: value for key, value in item.items() if key not in ("id", "status")}
+        return {key: value for key, value in item.items() if key not in ("id", "status", "extra_content")}
     return item
 
 

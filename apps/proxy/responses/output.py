@@ -58,6 +58,14 @@ def function_call_item(item_id: str, call_id: str, name: str, arguments: str, *,
             "name": name}
 
 
+def with_extra(call: Mapping[str, Any], item: dict[str, Any]) -> dict[str, Any]:
+    """A function call item keeps the chat call's ``extra_content`` (Gemini's thought signature), which the
+    provider needs back with the call when the conversation continues (``translate.py`` returns it)."""
+    if isinstance(call.get("extra_content"), dict):
+        item["extra_content"] = call["extra_content"]
+    return item
+
+
 def usage_body(usage: Usage) -> dict[str, Any]:
     details = {"cached_tokens": usage.cached_tokens, "cache_write_tokens": usage.cache_creation_tokens}
     return {"input_tokens": usage.prompt_tokens, "input_tokens_details": details,
@@ -84,8 +92,9 @@ def from_completion(response: dict[str, Any], completion: bytes, usage: Usage) -
                                    refusal=str(message.get("refusal") or "")))
     for call in message.get("tool_calls") or []:
         function = call.get("function") or {}
-        output.append(function_call_item(new_id("fc"), str(call.get("id") or new_id("call")),
-                                         str(function.get("name") or ""), str(function.get("arguments") or "")))
+        output.append(with_extra(call, function_call_item(
+            new_id("fc"), str(call.get("id") or new_id("call")), str(function.get("name") or ""),
+            str(function.get("arguments") or ""))))
     model = answer.get("model") or response["model"]
     return finished({**response, "model": model}, output, choice.get("finish_reason"), usage)
 

@@ -24,7 +24,14 @@ from apps.providers.adapters.openai_shapes import DONE_FRAME
 from apps.providers.adapters.wire import malformed_on_failure, sse_data
 from apps.providers.contracts import ChatStream, StreamEvent, Usage
 from apps.providers.errors import OpenAIError
-from apps.proxy.responses.output import finished, function_call_item, message_item, new_id, text_part
+from apps.proxy.responses.output import (
+    finished,
+    function_call_item,
+    message_item,
+    new_id,
+    text_part,
+    with_extra,
+)
 
 Keep = Callable[[dict[str, Any]], Awaitable[None]]
 FINAL_TYPES = (b'"response.completed"', b'"response.incomplete"')
@@ -182,8 +189,8 @@ class EventWriter:
         if index not in self.calls:
             frames.extend(self._close_message())
             self.calls[index] = position = len(self.output)
-            item = function_call_item(new_id("fc"), str(call.get("id") or new_id("call")),
-                                      str(function.get("name") or ""), "", status="in_progress")
+            item = with_extra(call, function_call_item(new_id("fc"), str(call.get("id") or new_id("call")),
+                                                       str(function.get("name") or ""), "", status="in_progress"))
             self.output.append(item)
             self.arguments[position] = []
             frames.append(self._emit("response.output_item.added", output_index=position, item=item))

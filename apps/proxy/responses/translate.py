@@ -77,6 +77,8 @@ class Translator:
             elif kind == "function_call":
                 call = {"id": item["call_id"], "type": "function",
                         "function": {"name": item["name"], "arguments": item["arguments"]}}
+                if isinstance(item.get("extra_content"), dict):  # a thought signature Gemini gave the call
+                    call["extra_content"] = item["extra_content"]
                 if out and out[-1]["role"] == "assistant" and "tool_calls" in out[-1]:
                     out[-1]["tool_calls"].append(call)
                 elif out and out[-1]["role"] == "assistant":

@@ -20,22 +20,20 @@ from apps.proxy.views import GatewayView
 class StoredResponseView(GatewayView):
     endpoint = "stored_responses"
 
-    async def get(self, request: HttpRequest, exchange: Exchange, key: KeyInfo) -> HttpResponseBase:
-        stored = await store.find(key.tenant_id, self.response_id())
+    async def get(self, request: HttpRequest, exchange: Exchange, key: KeyInfo, response_id: str) -> HttpResponseBase:
+        stored = await store.find(key.tenant_id, response_id)
         if stored is None:
-            raise not_found(self.response_id())
+            raise not_found(response_id)
         exchange.finish(status="ok", http_status=200)
         return HttpResponse(orjson.dumps(stored.response), content_type="application/json")
 
-    async def delete(self, request: HttpRequest, exchange: Exchange, key: KeyInfo) -> HttpResponseBase:
-        if not await store.forget(key.tenant_id, self.response_id()):
-            raise not_found(self.response_id())
+    async def delete(self, request: HttpRequest, exchange: Exchange, key: KeyInfo, response_id: str
+                     ) -> HttpResponseBase:
+        if not await store.forget(key.tenant_id, response_id):
+            raise not_found(response_id)
         exchange.finish(status="ok", http_status=200)
-        body = {"id": self.response_id(), "object": "response.deleted", "deleted": True}
+        body = {"id": response_id, "object": "response.deleted", "deleted": True}
         return HttpResponse(orjson.dumps(body), content_type="application/json")
-
-    def response_id(self) -> str:
-        return str(self.kwargs["response_id"])
 
 
 def not_found(response_id: str) -> OpenAIError:

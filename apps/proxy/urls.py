@@ -7,7 +7,7 @@ from apps.proxy.chat import ChatCompletions
 from apps.proxy.completions import Completions
 from apps.proxy.embeddings import Embeddings
 from apps.proxy.responses.endpoint import Responses
-from apps.proxy.responses.views import StoredResponseView
+from apps.proxy.responses.views import InputItemsView, StoredResponseView
 from apps.proxy.views import EndpointView, ModelsView, ModelView
 
 
@@ -28,6 +28,7 @@ urlpatterns = [
     # --- Responses API (apps.proxy.responses) ---
     re_path(api("responses"), EndpointView.for_endpoint(Responses())),
     re_path(api("responses/(?P<response_id>[^/]+)"), StoredResponseView.as_view()),
+    re_path(api("responses/(?P<response_id>[^/]+)/input_items"), InputItemsView.as_view()),
     path("health", health.health),
     path("health/ready", health.ready),
     path("health/live", health.live),

@@ -302,3 +302,20 @@ def test_a_stream_without_reported_usage_is_billed_from_an_estimate(served: Serv
     assert row.prompt_tokens > 0 and row.completion_tokens > 0
     if served.route.provider.kind != "openai":  # a translated stream's response says what was estimated
         assert final.usage is not None and final.usage.output_tokens == row.completion_tokens
+
+
+def test_a_stored_responses_input_items_are_listed_as_the_sdk_reads_them(served: Served):
+    client = served.client()
+    first = client.responses.create(model=served.model, input="my name is Ada")
+    second = client.responses.create(model=served.model, previous_response_id=first.id, input=[
+        {"role": "user", "content": "what is my name"},
+        {"role": "user", "content": [{"type": "input_text", "text": "answer briefly"}]}])
+
+    newest_first = client.responses.input_items.list(second.id)
+    oldest_first = client.responses.input_items.list(second.id, order="asc", limit=1)
+    rest = client.responses.input_items.list(second.id, order="asc", after=oldest_first.data[-1].id)
+
+    texts = [item.content[0].text for item in newest_first.data if item.type == "message"]  # type: ignore[union-attr]
+    assert texts == ["answer briefly", "what is my name"]  # this request's own input, not the turn it continued
+    assert oldest_first.has_next_page() and [item.id for item in rest.data] == [newest_first.data[0].id]
+    assert client.responses.input_items.list(second.id).data[0].id == newest_first.data[0].id  # ids are stable

@@ -157,6 +157,7 @@ class Responses(Endpoint[ResponsesRequest]):
 
     async def keep(self, call: ResponsesRequest, response: dict[str, Any]) -> None:
         if call.parsed.store and isinstance(response.get("id"), str):
-            await store.keep(call.owner.tenant_id, store.Stored.of(response, call.conversation))
+            turn = len(call.conversation) - len(call.parsed.items)
+            await store.keep(call.owner.tenant_id, store.Stored.of(response, call.conversation, turn))
 
 

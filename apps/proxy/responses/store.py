@@ -32,6 +32,7 @@ RECORD_OVERHEAD_BYTES = 256  # the LRU's bookkeeping per record, roughly
 class Stored:
     response: dict[str, Any]  # as the client got it
     input: list[dict[str, Any]]  # the conversation's input items up to this response, earlier outputs included
+    turn: int = 0  # where, in ``input``, this response's own request began (GET …/input_items lists from there)
     wire: bytes = field(default=b"", compare=False)
 
     @property
@@ -44,13 +45,14 @@ class Stored:
         return [*self.input, *self.response.get("output", [])]
 
     @classmethod
-    def of(cls, response: dict[str, Any], input_items: list[dict[str, Any]]) -> Stored:
-        return cls(response, input_items, orjson.dumps({"response": response, "input": input_items}))
+    def of(cls, response: dict[str, Any], input_items: list[dict[str, Any]], turn: int = 0) -> Stored:
+        wire = orjson.dumps({"response": response, "input": input_items, "turn": turn})
+        return cls(response, input_items, turn, wire)
 
     @classmethod
     def from_wire(cls, wire: bytes) -> Stored:
         record = orjson.loads(wire)
-        return cls(record["response"], record["input"], wire)
+        return cls(record["response"], record["input"], int(record.get("turn", 0)), wire)
 
 
 @cache

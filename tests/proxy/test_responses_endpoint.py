@@ -319,3 +319,12 @@ def test_a_stored_responses_input_items_are_listed_as_the_sdk_reads_them(served:
     assert texts == ["answer briefly", "what is my name"]  # this request's own input, not the turn it continued
     assert oldest_first.has_next_page() and [item.id for item in rest.data] == [newest_first.data[0].id]
     assert client.responses.input_items.list(second.id).data[0].id == newest_first.data[0].id  # ids are stable
+
+
+def test_a_reasoning_effort_is_carried_where_the_kind_has_one(served: Served, fake: BackgroundFakeUpstream):
+    response = served.client().responses.create(model=served.model, input="think", reasoning={"effort": "low"})
+
+    sent = fake.requests()[-1]["body"]
+    assert response.status == "completed"
+    kind = served.route.provider.kind
+    assert sent.get("reasoning") == {"effort": "low"} if kind == "openai" else "reasoning_effort" not in sent

@@ -57,7 +57,7 @@ def test_tools_choice_format_and_sampling_map_to_their_chat_names():
     chat = translate(
         input="hi", tools=[{"type": "function", "name": "f", "description": "d", "parameters": schema, "strict": True}],
         tool_choice={"type": "function", "name": "f"}, parallel_tool_calls=False, max_output_tokens=64,
-        temperature=0.5, top_p=0.9, safety_identifier="user-7",
+        temperature=0.5, top_p=0.9, safety_identifier="user-7", reasoning={"effort": "low"},
         text={"format": {"type": "json_schema", "name": "out", "schema": schema, "strict": True}},
     ).chat
 
@@ -66,8 +66,8 @@ def test_tools_choice_format_and_sampling_map_to_their_chat_names():
     assert chat["tool_choice"] == {"type": "function", "function": {"name": "f"}}
     assert chat["response_format"] == {"type": "json_schema", "json_schema": {"name": "out", "schema": schema,
                                                                               "strict": True}}
-    assert (chat["max_tokens"], chat["temperature"], chat["top_p"], chat["parallel_tool_calls"], chat["user"]) == (
-        64, 0.5, 0.9, False, "user-7")
+    assert (chat["max_tokens"], chat["temperature"], chat["top_p"], chat["parallel_tool_calls"], chat["user"],
+            chat["reasoning_effort"]) == (64, 0.5, 0.9, False, "user-7", "low")
 
 
 @pytest.mark.parametrize(("body", "param"), [

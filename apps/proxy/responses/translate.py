@@ -4,8 +4,8 @@
 ``input_text``/``output_text`` parts as text, ``input_image`` as ``image_url``), ``function_call`` items
 an assistant message's ``tool_calls`` (consecutive calls share one message), ``function_call_output``
 items tool messages; function tools, ``tool_choice``, ``text.format`` (as ``response_format``),
-``max_output_tokens``, ``temperature``, ``top_p``, ``parallel_tool_calls`` and ``user`` map to their chat
-names. Reasoning items without encrypted content are the model's own notes and are left out.
+``max_output_tokens``, ``temperature``, ``top_p``, ``parallel_tool_calls``, ``user`` and ``reasoning.effort``
+map to their chat names. Reasoning items without encrypted content are the model's own notes and are left out.
 
 What has no chat counterpart (built-in tools, file inputs, encrypted reasoning, item references, …) is
 collected, not refused: the translation is still made, for token estimates, and ``Translation.problem``
@@ -60,6 +60,8 @@ class Translator:
             chat["response_format"] = response_format
         if isinstance(user := body.get("safety_identifier") or body.get("user"), str):
             chat["user"] = user
+        if isinstance(reasoning := body.get("reasoning"), dict) and isinstance(reasoning.get("effort"), str):
+            chat["reasoning_effort"] = reasoning["effort"]  # OpenAI-wire kinds carry it; the others' adapters drop it
         for name, what in OPENAI_ONLY.items():
             if body.get(name):
                 self.refuse(name, what)

@@ -19,6 +19,7 @@ from openai.types.responses import FunctionToolParam
 from apps.providers.fake_upstream import BackgroundFakeUpstream
 from apps.providers.fake_upstream.gemini_wire import THOUGHT_SIGNATURE
 from apps.routing.models import Deployment
+from tests.conftest import wait_until_served
 from tests.factories import make_key, make_provider, make_tenant, unique
 from tests.harness.gateway import GatewayProcess
 from tests.harness.served import Served, ledger_row, serve_kind
@@ -328,3 +329,18 @@ def test_a_reasoning_effort_is_carried_where_the_kind_has_one(served: Served, fa
     assert response.status == "completed"
     kind = served.route.provider.kind
     assert sent.get("reasoning") == {"effort": "low"} if kind == "openai" else "reasoning_effort" not in sent
+
+
+def test_another_gateway_process_continues_and_retrieves_the_conversation(
+    gateway: GatewayProcess, second_gateway: GatewayProcess, fake: BackgroundFakeUpstream
+):
+    served = serve_kind(gateway, fake.base_url, "anthropic")
+    first = served.client().responses.create(model=served.model, input="my name is Ada")
+    elsewhere = openai.OpenAI(base_url=f"{second_gateway.url}/v1", api_key=served.raw_key, max_retries=0)
+    wait_until_served(second_gateway.url, served.raw_key, served.model)
+
+    follow_up = elsewhere.responses.create(model=served.model, previous_response_id=first.id, input="who am I")
+
+    assert elsewhere.responses.retrieve(first.id).output_text == first.output_text  # kept in Redis, not one process
+    assert follow_up.output_text.startswith("Mock reply to: who am I")
+    assert "my name is Ada" in orjson.dumps(fake.requests()[-1]["body"]).decode()

@@ -84,6 +84,12 @@ def count_prompt_tokens(body: Mapping[str, Any]) -> int:
     return _prompt_tokens(body, count_bounded)
 
 
+def count_prompt_tokens_exactly(body: Mapping[str, Any]) -> int:
+    """``count_prompt_tokens`` with every text tokenized, however long (for a client that asked for the
+    count: run it off the event loop, a long prompt takes a while)."""
+    return _prompt_tokens(body, count_tokens)
+
+
 def bound_prompt_tokens(body: Mapping[str, Any]) -> int:
     """``count_prompt_tokens`` without a tokenizer: at least as many, usually about four times."""
     return _prompt_tokens(body, utf8_length)

@@ -143,3 +143,13 @@ def check_report_settings(app_configs: Any = None, **kwargs: Any) -> list[CheckM
         return [Error("EDGE_INVOICE_ISSUER_NAME must not be blank: FOCUS exports name who bills the tenants.",
                       hint="e.g. EDGE_INVOICE_ISSUER_NAME='Example Corp platform team'", id="edge.E120")]
     return []
+
+
+@register()
+def check_stored_responses(app_configs: Any = None, **kwargs: Any) -> list[CheckMessage]:
+    messages: list[CheckMessage] = []
+    if settings.EDGE_RESPONSES_RETENTION_S <= 0:
+        messages.append(Error("EDGE_RESPONSES_RETENTION_S must be a positive number of seconds.", id="edge.E160"))
+    if settings.EDGE_RESPONSES_LOCAL_MAX_BYTES <= 0:
+        messages.append(Error("EDGE_RESPONSES_LOCAL_MAX_BYTES must be a positive number of bytes.", id="edge.E161"))
+    return messages

@@ -10,7 +10,7 @@ every endpoint, so a step added there reaches them all.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any, ClassVar, Generic, Protocol, TypeVar
+from typing import TYPE_CHECKING, Any, ClassVar, Generic, Protocol, TypeVar
 
 from django.http import HttpRequest, HttpResponse
 
@@ -20,6 +20,9 @@ from apps.providers.errors import OpenAIError
 from apps.providers.tokens import estimate_usage
 from apps.proxy.errors import InvalidRequest, error_response, openai_error_frame
 from apps.routing.table import Target
+
+if TYPE_CHECKING:
+    from apps.proxy.exchange import Exchange
 
 
 class ClientRequest(Protocol):
@@ -52,6 +55,11 @@ class Endpoint(Generic[R]):
         """The body as a typed request, or an ``InvalidRequest`` naming the parameter."""
         raise NotImplementedError
 
+    async def prepare(self, call: R, exchange: Exchange) -> R:
+        """The request completed with what it refers to and only the authenticated key may read (a stored
+        conversation it continues); most requests refer to nothing."""
+        return call
+
     def requested_output(self, call: R) -> int | None:
         """Output tokens the request may generate by its own parameters (its cap times its choices),
         or None when it sets no cap (admission then assumes the deployments')."""
@@ -78,3 +86,7 @@ class Endpoint(Generic[R]):
     def error_frame(self, error: OpenAIError) -> bytes:
         """A failure after a stream began, as one event in this endpoint's stream format."""
         return openai_error_frame(error)
+
+    def stream_error_frame(self, call: R, error: OpenAIError) -> bytes:
+        """``error_frame()`` for a stream whose events carry state (the Responses API numbers them)."""
+        return self.error_frame(error)

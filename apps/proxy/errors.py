@@ -98,16 +98,16 @@ def drf_exception_handler(exc: Exception, context: dict[str, Any]) -> Response |
 
 
 def api_not_found(request: HttpRequest, exception: Exception | None = None) -> HttpResponse:
-    return _with_request_id(error_response(
+    return with_request_id(error_response(
         OpenAIError(f"Unknown endpoint: {request.method} {request.path}", status=404, type="invalid_request_error")
     ))
 
 
 def api_server_error(request: HttpRequest) -> HttpResponse:
-    return _with_request_id(error_response(internal_error()))
+    return with_request_id(error_response(internal_error()))
 
 
-def _with_request_id(response: HttpResponse) -> HttpResponse:
+def with_request_id(response: HttpResponse) -> HttpResponse:
     # Answers from outside the views' funnel have no ledger row, but support still needs an id to quote.
     response["x-request-id"] = new_request_id()
     return response

@@ -7,7 +7,7 @@ usage estimates and error shapes, and whether it may be cached. Authentication h
 settles the request too: whatever ends a request, step 6 runs exactly once.
 
     1 authenticate   (the view)                          apps.proxy.auth
-    2 parse          endpoint.parse()                     apps.proxy.parsing
+    2 parse          endpoint.parse(), .prepare()         apps.proxy.parsing
       replay         a repeated Idempotency-Key           apps.proxy.replays
     3 admit          limits and budgets                   apps.proxy.admission
     4 cache          L1 → L2 (chat completions)           apps.proxy.cache
@@ -41,7 +41,7 @@ from apps.routing.attempts import attempt_in_order, record_late_failure
 from apps.routing.shared_state import shared_state
 from apps.routing.strategies import RequestShape
 from apps.routing.streams import open_relayable
-from apps.routing.table import ModelRoute, Target, routing_tables
+from apps.routing.table import ModelRoute, RoutingTable, Target, routing_tables
 
 T = TypeVar("T")
 Call = Callable[[ProviderAdapter, Target], Awaitable[T]]
@@ -49,7 +49,7 @@ SHAPED_STRATEGIES = {"cost", "hybrid"}  # the only ones that read token estimate
 
 
 async def serve(request: HttpRequest, exchange: Exchange, endpoint: Endpoint[R]) -> HttpResponseBase:
-    call = endpoint.parse(request)
+    call = await endpoint.prepare(endpoint.parse(request), exchange)
     exchange.model, exchange.stream = call.model, call.stream
     route = await choose_route(exchange.key, call.model)
     if (replay := await replay_if_repeated(request, exchange, route)) is not None:
@@ -73,12 +73,18 @@ async def serve(request: HttpRequest, exchange: Exchange, endpoint: Endpoint[R])
 async def choose_route(key: KeyInfo | None, model: str) -> ModelRoute:
     table = await routing_tables.current()
     shared_state.ensure_syncing(routing_tables.deployment_ids)
+    route = permitted_route(table, key, model)
+    if not route.targets:
+        raise NoDeployment(f"No provider is currently available for model `{model}`.")
+    return route
+
+
+def permitted_route(table: RoutingTable, key: KeyInfo | None, model: str) -> ModelRoute:
+    """The route serving ``model`` if this key may use it; one answer (404) for unknown and forbidden."""
     route = table.find(model)
     # A key may be allowed a pattern (claude-*): then every name the pattern serves is allowed.
     if route is None or key is None or not (key.may_use(model) or key.may_use(route.key)):
         raise ModelNotFound(model)
-    if not route.targets:
-        raise NoDeployment(f"No provider is currently available for model `{model}`.")
     return route
 
 

@@ -67,7 +67,7 @@ async def relay(
     except Exception as exc:
         error = exc if isinstance(exc, ProviderError) else unexpected(exc)
         status, error_type = LedgerEntry.Status.ERROR, error.code or error.type
-        yield endpoint.error_frame(error)  # the only error frame the client gets
+        yield endpoint.stream_error_frame(call, error)  # the only error frame the client gets
     finally:
         # Recorded before any await: a cancelled task may not get to run another one.
         exchange.account(reported, lambda: endpoint.estimate_stream(call, "".join(relayed)))

@@ -17,10 +17,10 @@ from apps.proxy.auth import authenticate
 from apps.proxy.endpoint import Endpoint
 from apps.proxy.errors import error_response, unexpected
 from apps.proxy.exchange import Exchange
-from apps.proxy.pipeline import serve
+from apps.proxy.pipeline import permitted_route, serve
 from apps.proxy.replays import keep, let_go
 from apps.proxy.streaming import CLIENT_CLOSED_REQUEST
-from apps.routing.table import routing_tables
+from apps.routing.table import ModelRoute, routing_tables
 
 
 class GatewayView(APIView):
@@ -48,7 +48,7 @@ class GatewayView(APIView):
         try:
             handler = self.handler_for(request.method or "")
             exchange.key = await authenticate(request)
-            response = await handler(request, exchange, exchange.key)
+            response = await handler(request, exchange, exchange.key, **kwargs)
         except asyncio.CancelledError:
             # The client left before the response began (Django cancels the view): still one row.
             exchange.finish(status="cancelled", http_status=CLIENT_CLOSED_REQUEST)
@@ -65,12 +65,17 @@ class GatewayView(APIView):
         return error_response(error)
 
     def handler_for(self, method: str) -> Any:
-        # Only this view's own async handlers: DRF's inherited ones (options) are sync.
         handler = getattr(self, method.lower(), None)
-        if handler is None or not inspect.iscoroutinefunction(handler):
-            raise OpenAIError(f"Method {method} is not allowed here.", status=405,
-                              type="invalid_request_error", code="method_not_allowed")
+        if method.lower() not in self.served_methods():
+            allowed = ", ".join(name.upper() for name in self.served_methods())
+            raise OpenAIError(f"Method {method} is not allowed here; this path takes {allowed}.", status=405,
+                              type="invalid_request_error", code="method_not_allowed", headers={"Allow": allowed})
         return handler
+
+    @classmethod
+    def served_methods(cls) -> list[str]:
+        # Only this view's own async handlers: DRF's inherited ones (options) are sync.
+        return [name for name in cls.http_method_names if inspect.iscoroutinefunction(getattr(cls, name, None))]
 
 
 class EndpointView(GatewayView):
@@ -95,10 +100,27 @@ class ModelsView(GatewayView):
 
     async def get(self, request: HttpRequest, exchange: Exchange, key: KeyInfo) -> HttpResponseBase:
         table = await routing_tables.current()
-        models = [
-            {"id": route.name, "object": "model", "created": route.created, "owned_by": "llm-edge"}
-            for route in table.routes.values()
-            if key.may_use(route.name)
-        ]
+        models = [model_object(route.name, route) for route in table.routes.values() if key.may_use(route.name)]
         exchange.finish(status="ok", http_status=200)
         return HttpResponse(orjson.dumps({"object": "list", "data": models}), content_type="application/json")
+
+
+class ModelView(GatewayView):
+    """``GET /v1/models/{id}``: one model the key may use (ids may hold slashes: ``meta-llama/Llama-3-8B``).
+
+    A name a pattern route serves (``claude-*``) is found as chat completions would find it; unknown
+    and forbidden names get the same 404, so a key learns nothing of other tenants' models.
+    """
+
+    endpoint = "models"
+
+    async def get(self, request: HttpRequest, exchange: Exchange, key: KeyInfo, model_id: str) -> HttpResponseBase:
+        exchange.model = model_id
+        route = permitted_route(await routing_tables.current(), key, model_id)
+        exchange.finish(status="ok", http_status=200)
+        return HttpResponse(orjson.dumps(model_object(model_id, route)), content_type="application/json")
+
+
+def model_object(model_id: str, route: ModelRoute) -> dict[str, Any]:
+    """OpenAI's model object."""
+    return {"id": model_id, "object": "model", "created": route.created, "owned_by": "llm-edge"}

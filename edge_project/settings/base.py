@@ -203,3 +203,7 @@ EDGE_BUDGET_REBUILD_TIMEOUT_S = env_float("EDGE_BUDGET_REBUILD_TIMEOUT_S", 2.0)
 # --- Cost reports (apps.billing.reports) ---
 # Who bills the tenants: FOCUS exports name it as InvoiceIssuerName (the gateway's operator).
 EDGE_INVOICE_ISSUER_NAME = env_str("EDGE_INVOICE_ISSUER_NAME", "LLM Edge")
+# --- Stored responses (apps.proxy.responses.store): what /v1/responses keeps for previous_response_id ---------
+EDGE_RESPONSES_RETENTION_S = env_int("EDGE_RESPONSES_RETENTION_S", 30 * 24 * 60 * 60)  # kept this long (as OpenAI)
+# Per process: the store without Redis (`make run`), and while Redis is unusable (an LRU by bytes).
+EDGE_RESPONSES_LOCAL_MAX_BYTES = env_int("EDGE_RESPONSES_LOCAL_MAX_BYTES", 64 * 1024 * 1024)

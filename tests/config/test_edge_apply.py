@@ -437,6 +437,11 @@ def test_it_applies_the_demo_file() -> None:
     assert "providers:" in output
     fake = Provider.objects.get(name="fake")
     assert (fake.kind, fake.base_url, fake.api_key()) == ("openai", "http://127.0.0.1:18080/v1", "sk-fake-upstream")
+    # The same fake in Anthropic's and Gemini's formats, so make run shows the translations too.
+    assert {(p.name, p.kind) for p in Provider.objects.filter(name__startswith="fake-")} == {
+        ("fake-anthropic", "anthropic"), ("fake-gemini", "gemini")}
+    assert [row[0] for row in deployments_of("claude-demo") + deployments_of("gemini-demo")] == [
+        "fake-anthropic", "fake-gemini"]
     policy = RoutingPolicy.objects.get(name="default")
     assert (policy.strategy, policy.max_retries) == ("failover", 2)
     assert deployments_of("gpt-4o-mini") == [

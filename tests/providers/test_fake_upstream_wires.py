@@ -8,6 +8,7 @@ import orjson
 import pytest
 
 from apps.providers.fake_upstream import BackgroundFakeUpstream
+from apps.providers.fake_upstream.gemini_wire import THOUGHT_SIGNATURE
 
 GEMINI_HELLO = {"contents": [{"role": "user", "parts": [{"text": "hello there friend"}]}]}
 
@@ -51,7 +52,8 @@ def test_it_calls_a_gemini_function_when_told_to(http: httpx.Client, fake: Backg
         "type": "object", "properties": {"n": {"type": "integer"}}, "required": ["n"]}}]}]
     answer = gemini(http, "gemini-x", body={**GEMINI_HELLO, "tools": tools}).json()
 
-    assert answer["candidates"][0]["content"]["parts"] == [{"functionCall": {"name": "lookup", "args": {"n": 1}}}]
+    assert answer["candidates"][0]["content"]["parts"] == [
+        {"functionCall": {"name": "lookup", "args": {"n": 1}}, "thoughtSignature": THOUGHT_SIGNATURE}]
 
 
 @pytest.mark.parametrize(("knobs", "status", "google_status"), [

@@ -34,6 +34,9 @@ class ProviderAdapter(ABC):
       ``/v1/embeddings`` and legacy ``/v1/completions`` shapes. A kind that cannot serve them keeps
       the base implementation, which raises a *retryable* ``ProviderError``, so routing moves on to
       a deployment that can.
+    - A kind may also relay its own provider's API as it is, for the gateway endpoint that speaks it
+      (``AnthropicAdapter.message()`` for ``/v1/messages``, ``OpenAIAdapter.responses()`` for
+      ``/v1/responses``): same bounds and errors, the answer and events byte for byte, read for usage.
     - Every parameter of the client's request reaches the upstream untouched unless the provider's
       wire format cannot carry it; only ``model`` is replaced by ``upstream_model``. Adapters that
       translate carry every parameter that has a counterpart and drop the rest.

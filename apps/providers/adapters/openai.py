@@ -7,14 +7,16 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Mapping
 from typing import Any
 
 import httpx
 import orjson
 
 from apps.providers.adapters.base import ProviderAdapter
+from apps.providers.adapters.openai_responses import ResponsesEvents, responses_body, usage_of_response
 from apps.providers.adapters.openai_shapes import DONE_FRAME
+from apps.providers.adapters.translated import translated_events
 from apps.providers.adapters.wire import (
     SseDecoder,
     finish_body,
@@ -101,7 +103,10 @@ class OpenAIWireAdapter(ProviderAdapter):
         with malformed_on_failure(name):
             return ChatResponse(content=body, usage=(usage_of or usage_of_completion)(body, name))
 
-    async def _open(self, path: str, content: bytes) -> ChatStream:
+    async def _open(
+        self, path: str, content: bytes,
+        read: Callable[[httpx.Response], AsyncIterator[list[StreamEvent]]] | None = None,
+    ) -> ChatStream:
         name = self.upstream.provider_name
         with translate_transport_errors(name):
             async with asyncio.timeout(self.upstream.timeout_s):
@@ -109,7 +114,7 @@ class OpenAIWireAdapter(ProviderAdapter):
                 if response.status_code != 200:
                     body = await read_capped(response, name)
                     raise error_from_response(response.status_code, body, response.headers, name)
-        return ChatStream(events=self._events(response), close=response.aclose)
+        return ChatStream(events=(read or self._events)(response), close=response.aclose)
 
     async def _send(self, path: str, content: bytes, *, stream: bool) -> httpx.Response:
         client = client_for(self.upstream)
@@ -153,6 +158,17 @@ class OpenAIWireAdapter(ProviderAdapter):
 
 class OpenAIAdapter(OpenAIWireAdapter):
     kind = "openai"
+
+    async def responses(self, body: Mapping[str, Any], *, upstream_model: str) -> ChatResponse:
+        """A Responses API request relayed as it is (``/v1/responses``); the answer is OpenAI's ``response``."""
+        content = responses_body(body, upstream_model)
+        return await self._answer(self.path("responses", upstream_model), content, usage_of=usage_of_response)
+
+    async def open_responses_stream(self, body: Mapping[str, Any], *, upstream_model: str) -> ChatStream:
+        """The same, streamed: the Responses events relayed unchanged."""
+        events = ResponsesEvents(self.upstream.provider_name)
+        return await self._open(self.path("responses", upstream_model), responses_body(body, upstream_model),
+                                read=lambda response: translated_events(response, events, self.upstream))
 
 
 class OpenAICompatibleAdapter(OpenAIWireAdapter):

@@ -72,6 +72,24 @@ def tool_functions(tools: Any) -> list[Mapping[str, Any]]:
             for index, tool in enumerate(array_at(tools, "tools")) if isinstance(tool, dict)]
 
 
+def offered_functions(body: Mapping[str, Any]) -> tuple[list[Mapping[str, Any]], Any]:
+    """The functions a provider should be offered, and the ``tool_choice`` that remains to translate.
+
+    OpenAI's ``{"type": "allowed_tools", "allowed_tools": {"mode", "tools"}}`` restricts the calls to
+    some of the tools while keeping the list intact (for OpenAI's prompt cache); providers without
+    it get only the allowed functions, and the mode as a plain choice ("auto" or "required").
+    """
+    functions = tool_functions(body["tools"]) if body.get("tools") else []
+    choice = body.get("tool_choice")
+    if not isinstance(choice, dict) or choice.get("type") != "allowed_tools":
+        return functions, choice
+    allowed = object_at(choice.get("allowed_tools"), "tool_choice.allowed_tools")
+    names = {object_at(tool.get("function"), "tool_choice.allowed_tools.tools[].function").get("name")
+             for tool in array_at(allowed.get("tools"), "tool_choice.allowed_tools.tools") if isinstance(tool, dict)}
+    mode = "required" if allowed.get("mode") == "required" else "auto"
+    return [function for function in functions if function.get("name") in names], mode
+
+
 def text_of(content: Any) -> str:
     """The text of a message's content: a string, or the text parts of a parts list."""
     if isinstance(content, str):

@@ -22,6 +22,17 @@ class ToolCall:
     id: str
     name: str
     arguments: str  # JSON text, as OpenAI carries it
+    # What the provider needs back with this call in the next turn, in the tool call's
+    # ``extra_content`` (as Google's own OpenAI-compatible API puts Gemini's thought signatures):
+    # clients that append the assistant message they got send it back unread.
+    extra_content: dict[str, Any] | None = None
+
+    def as_openai(self) -> dict[str, Any]:
+        call: dict[str, Any] = {"id": self.id, "type": "function",
+                                "function": {"name": self.name, "arguments": self.arguments}}
+        if self.extra_content:
+            call["extra_content"] = self.extra_content
+        return call
 
 
 def usage_body(usage: Usage) -> dict[str, Any]:
@@ -39,10 +50,7 @@ def completion_body(
     message: dict[str, Any] = {"role": "assistant", "content": text if text or not tool_calls else None,
                                "refusal": None}
     if tool_calls:
-        message["tool_calls"] = [
-            {"id": call.id, "type": "function", "function": {"name": call.name, "arguments": call.arguments}}
-            for call in tool_calls
-        ]
+        message["tool_calls"] = [call.as_openai() for call in tool_calls]
     body: dict[str, Any] = {
         "id": id, "object": "chat.completion", "created": int(time.time()), "model": model,
         "choices": [{"index": 0, "message": message, "logprobs": None, "finish_reason": finish_reason}],
@@ -70,10 +78,10 @@ class ChunkWriter:
     def text(self, text: str) -> StreamEvent:
         return self.delta({"content": text}, text=text)
 
-    def tool_call_start(self, index: int, call_id: str, name: str) -> StreamEvent:
-        return self.delta({"tool_calls": [
-            {"index": index, "id": call_id, "type": "function", "function": {"name": name, "arguments": ""}}
-        ]})
+    def tool_call_start(self, index: int, call: ToolCall) -> StreamEvent:
+        """The first delta of a call: its id, name and extra content; the arguments follow."""
+        opening = ToolCall(call.id, call.name, "", call.extra_content).as_openai()
+        return self.delta({"tool_calls": [{"index": index, **opening}]})
 
     def tool_arguments(self, index: int, arguments: str) -> StreamEvent:
         return self.delta({"tool_calls": [{"index": index, "function": {"arguments": arguments}}]})

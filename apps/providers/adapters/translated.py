@@ -28,7 +28,7 @@ from apps.providers.adapters.wire import (
     read_capped,
     translate_transport_errors,
 )
-from apps.providers.contracts import ChatRequest, ChatResponse, ChatStream, StreamEvent
+from apps.providers.contracts import ChatRequest, ChatResponse, ChatStream, StreamEvent, Upstream
 from apps.providers.errors import ProviderError
 from apps.providers.http import client_for
 
@@ -127,7 +127,7 @@ class TranslatingAdapter(ProviderAdapter):
                 if response.status_code != 200:
                     body = await read_capped(response, name)
                     raise self.error(response.status_code, body, response.headers)
-        return ChatStream(events=self._events(response, translator), close=response.aclose)
+        return ChatStream(events=translated_events(response, translator, self.upstream), close=response.aclose)
 
     async def _send(
         self, path: str, content: bytes, *, stream: bool, extra_headers: Mapping[str, str] | None = None
@@ -138,27 +138,31 @@ class TranslatingAdapter(ProviderAdapter):
             headers["Accept-Encoding"] = "identity"  # streams are read raw, as they arrive
         return await client.send(client.build_request("POST", path, content=content, headers=headers), stream=True)
 
-    async def _events(self, response: httpx.Response, translator: StreamTranslator) -> AsyncIterator[list[StreamEvent]]:
-        name, idle_s = self.upstream.provider_name, self.upstream.timeout_s
-        decoder = SseDecoder(name)
-        chunks = response.aiter_raw()
-        event_deadline = time.monotonic() + idle_s
-        with translate_transport_errors(name), malformed_on_failure(name):
-            async for chunk in chunks:
-                frames = decoder.feed(chunk)
-                if not frames:
-                    if time.monotonic() > event_deadline:  # an upstream dribbling a byte per read
-                        raise TimeoutError
-                    continue
-                event_deadline = time.monotonic() + idle_s
-                events = [event for frame in frames for event in translator.feed(frame)]
-                if translator.done:
-                    events.extend(translator.finish())
-                if events:
-                    yield events
-                if translator.done:
-                    await finish_body(chunks)
-                    return
-            last = translator.feed(decoder.remainder()) if decoder.remainder().strip() else []
-            if events := [*last, *translator.finish()]:
+
+async def translated_events(
+    response: httpx.Response, translator: StreamTranslator, upstream: Upstream
+) -> AsyncIterator[list[StreamEvent]]:
+    """An SSE body read through ``translator``, each event bounded by the provider's timeout."""
+    name, idle_s = upstream.provider_name, upstream.timeout_s
+    decoder = SseDecoder(name)
+    chunks = response.aiter_raw()
+    event_deadline = time.monotonic() + idle_s
+    with translate_transport_errors(name), malformed_on_failure(name):
+        async for chunk in chunks:
+            frames = decoder.feed(chunk)
+            if not frames:
+                if time.monotonic() > event_deadline:  # an upstream dribbling a byte per read
+                    raise TimeoutError
+                continue
+            event_deadline = time.monotonic() + idle_s
+            events = [event for frame in frames for event in translator.feed(frame)]
+            if translator.done:
+                events.extend(translator.finish())
+            if events:
                 yield events
+            if translator.done:
+                await finish_body(chunks)
+                return
+        last = translator.feed(decoder.remainder()) if decoder.remainder().strip() else []
+        if events := [*last, *translator.finish()]:
+            yield events

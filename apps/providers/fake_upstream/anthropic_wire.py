@@ -9,16 +9,8 @@ from __future__ import annotations
 
 import orjson
 
-from .content import (
-    Answer,
-    ToolUse,
-    compose_answer,
-    last_user_text,
-    new_id,
-    placeholder_arguments,
-    prompt_tokens_of_messages,
-    split_into_deltas,
-)
+from .content import Answer, compose_answer, last_user_text, new_id, prompt_tokens_of_messages, text_pieces
+from .directives import JsonOutput, OfferedTool, ToolChoice, choose_tool
 from .replies import JsonReply, Payload, ProviderError, SseEvent, SseReply
 from .rules import Knobs
 
@@ -49,12 +41,7 @@ def error_reply(status: int, message: str | None = None, *, param: str | None = 
 
 
 def message(body: Payload, knobs: Knobs) -> JsonReply | SseReply:
-    model = body.get("model")
-    messages = body.get("messages")
-    if not isinstance(model, str) or not model:
-        raise ProviderError(400, "Field required", param="model")
-    if not isinstance(messages, list) or not messages:
-        raise ProviderError(400, "Field required", param="messages")
+    model, messages = _model_and_messages(body)
     if not isinstance(body.get("max_tokens"), int):
         raise ProviderError(400, "Field required", param="max_tokens")
     answer = compose_answer(
@@ -62,7 +49,8 @@ def message(body: Payload, knobs: Knobs) -> JsonReply | SseReply:
         prompt_tokens=prompt_tokens_of_messages(messages, system=body.get("system")),
         knobs=knobs,
         max_tokens=body["max_tokens"],
-        tool_use=_tool_use(body, knobs),
+        tool_use=choose_tool(_offered_tools(body), _tool_choice(body), knobs),
+        json_output=_json_output(body),
     )
     if body.get("stream"):
         return _message_stream(model, answer, knobs)
@@ -73,20 +61,46 @@ def message(body: Payload, knobs: Knobs) -> JsonReply | SseReply:
     return JsonReply(payload, essential_field="content")
 
 
-def _tool_use(body: Payload, knobs: Knobs) -> ToolUse | None:
+def count_tokens(body: Payload, knobs: Knobs) -> JsonReply:
+    """``POST /v1/messages/count_tokens``: the prompt's tokens as a message would count them."""
+    _, messages = _model_and_messages(body)
+    return JsonReply({"input_tokens": prompt_tokens_of_messages(messages, system=body.get("system"))},
+                     essential_field="input_tokens")
+
+
+def _model_and_messages(body: Payload) -> tuple[str, list[object]]:
+    model, messages = body.get("model"), body.get("messages")
+    if not isinstance(model, str) or not model:
+        raise ProviderError(400, "Field required", param="model")
+    if not isinstance(messages, list) or not messages:
+        raise ProviderError(400, "Field required", param="messages")
+    return model, messages
+
+
+def _offered_tools(body: Payload) -> list[OfferedTool]:
+    """Client tools (``{"name", "input_schema"}``); server tools (web search…) have a ``type`` and no schema."""
     tools = body.get("tools")
+    tools = tools if isinstance(tools, list) else []
+    return [OfferedTool(tool["name"], tool.get("input_schema")) for tool in tools
+            if isinstance(tool, dict) and isinstance(tool.get("name"), str) and "input_schema" in tool]
+
+
+def _tool_choice(body: Payload) -> ToolChoice:
     choice = body.get("tool_choice")
-    if not knobs.tool_call or not isinstance(tools, list):
+    kind = choice.get("type") if isinstance(choice, dict) else None
+    if kind == "tool" and isinstance(choice, dict):
+        return ToolChoice("required", (str(choice.get("name")),))
+    return ToolChoice("required") if kind == "any" else ToolChoice("none") if kind == "none" else ToolChoice()
+
+
+def _json_output(body: Payload) -> JsonOutput | None:
+    """Structured outputs: ``output_config.format``, or the beta's ``output_format``, a json_schema."""
+    config = body.get("output_config")
+    requested = config.get("format") if isinstance(config, dict) else body.get("output_format")
+    if not isinstance(requested, dict) or requested.get("type") != "json_schema":
         return None
-    if isinstance(choice, dict) and choice.get("type") == "none":
-        return None
-    candidates = [t for t in tools if isinstance(t, dict) and isinstance(t.get("name"), str)]
-    if isinstance(choice, dict) and choice.get("type") == "tool":
-        candidates = [t for t in candidates if t["name"] == choice.get("name")]
-    if not candidates:
-        return None
-    tool = candidates[0]
-    return ToolUse(tool["name"], placeholder_arguments(tool.get("input_schema")))
+    schema = requested.get("schema")
+    return JsonOutput(schema if isinstance(schema, dict) else None)
 
 
 def _message_envelope(model: str) -> Payload:
@@ -145,8 +159,9 @@ def _message_stream(model: str, answer: Answer, knobs: Knobs) -> SseReply:
 def _block_events(answer: Answer, knobs: Knobs) -> tuple[Payload, list[Payload]]:
     """The content block as first announced, and the deltas that fill it in."""
     if answer.tool_use is None:
-        texts = split_into_deltas(answer.words, knobs.stream_chunks)
+        texts = answer.deltas(knobs.stream_chunks)
         return {"type": "text", "text": ""}, [{"type": "text_delta", "text": t} for t in texts]
     opening = {**_content_blocks(answer)[0], "input": {}}
     arguments = orjson.dumps(answer.tool_use.arguments).decode()
-    return opening, [{"type": "input_json_delta", "partial_json": arguments}]
+    return opening, [{"type": "input_json_delta", "partial_json": piece}
+                     for piece in text_pieces(arguments, knobs.stream_chunks)]

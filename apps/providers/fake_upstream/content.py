@@ -13,6 +13,8 @@ Tests compute exact costs from these numbers, so they are a contract:
   padded with "lorem ipsum ..." or truncated to `reply_words` words (default 12),
   then truncated to `max_tokens` / `max_completion_tokens` words if smaller
   (finish_reason "length" / stop_reason "max_tokens").
+* A JSON reply (structured output, see directives.py) is the JSON text instead, its words counted
+  the same way and cut at `max_tokens` words too (which leaves it invalid, as a real model's would be).
 * Completion tokens = the words of the reply, per choice, summed over `n`.
   A tool call costs TOOL_CALL_TOKENS.
 * Cached tokens = min(knob `cached_tokens`, prompt tokens). As with the real
@@ -28,15 +30,18 @@ from __future__ import annotations
 import base64
 import hashlib
 import itertools
+import re
 import struct
 from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
+from .directives import JsonOutput, ToolUse, json_reply_text
 from .rules import Knobs
 
 MESSAGE_OVERHEAD_TOKENS = 3
 TOOL_CALL_TOKENS = 10
+ARGUMENT_DELTAS = 4  # fragments a streamed tool call's arguments arrive in, unless stream_chunks says
 ECHOED_WORDS = 8
 PADDING = ("lorem", "ipsum", "dolor", "sit", "amet", "consectetur", "adipiscing", "elit")
 
@@ -50,14 +55,12 @@ def new_id(prefix: str) -> str:
 
 
 @dataclass(frozen=True)
-class ToolUse:
-    name: str
-    arguments: dict[str, Any]
-
-
-@dataclass(frozen=True)
 class Answer:
-    """One choice's reply, before a wire format dresses it."""
+    """One choice's reply, before a wire format dresses it.
+
+    A text reply's words are joined by single spaces; a JSON reply's words keep the whitespace that
+    precedes them (``joiner`` is then ""), so its text comes back byte for byte.
+    """
 
     words: list[str]
     truncated: bool
@@ -65,10 +68,17 @@ class Answer:
     prompt_tokens: int
     cached_tokens: int
     cache_write_tokens: int = 0
+    joiner: str = " "
 
     @property
     def text(self) -> str:
-        return " ".join(self.words)
+        return self.joiner.join(self.words)
+
+    def deltas(self, chunk_count: int | None) -> list[str]:
+        """Stream deltas that concatenate back to the reply's text."""
+        if self.joiner == " ":
+            return split_into_deltas(self.words, chunk_count)
+        return ["".join(group) for group in _groups(self.words, chunk_count)] or [""]
 
     @property
     def completion_tokens(self) -> int:
@@ -82,14 +92,21 @@ def compose_answer(
     knobs: Knobs,
     max_tokens: object,
     tool_use: ToolUse | None,
+    json_output: JsonOutput | None = None,
 ) -> Answer:
     word_count, truncated = reply_limit(knobs.reply_words, max_tokens)
+    joiner = " "
     if knobs.huge_body_mb:
         words, truncated = [huge_text(knobs.huge_body_mb)], False
     else:
         words = reply_words(prompt_text, word_count)
+    if json_output is not None and tool_use is None and not knobs.huge_body_mb:
+        words = json_words(json_reply_text(json_output, " ".join(words)))
+        word_count, truncated = reply_limit(len(words), max_tokens)
+        words, joiner = words[:word_count], ""
     return Answer(
         words=words,
+        joiner=joiner,
         truncated=truncated and tool_use is None,
         tool_use=tool_use,
         prompt_tokens=prompt_tokens,
@@ -154,34 +171,38 @@ def split_into_deltas(words: list[str], chunk_count: int | None) -> list[str]:
     """Stream deltas that concatenate back to the reply; never more deltas than words."""
     if not words:
         return [""]
-    count = min(chunk_count or len(words), len(words))
-    size, extra = divmod(len(words), count)
-    deltas, start = [], 0
+    groups = [" ".join(group) for group in _groups(words, chunk_count)]
+    return [groups[0], *(" " + text for text in groups[1:])]
+
+
+def json_words(text: str) -> list[str]:
+    """JSON text as words, each carrying the whitespace before it, so that "".join() restores it."""
+    return re.findall(r"\s*\S+", text)
+
+
+def _groups(items: list[str], chunk_count: int | None) -> list[list[str]]:
+    """`items` in `chunk_count` runs (one per item when None) of as near equal length as can be."""
+    if not items:
+        return []
+    count = min(chunk_count or len(items), len(items))
+    size, extra = divmod(len(items), count)
+    groups, start = [], 0
     for index in range(count):
         end = start + size + (1 if index < extra else 0)
-        text = " ".join(words[start:end])
-        deltas.append(text if start == 0 else " " + text)
+        groups.append(items[start:end])
         start = end
-    return deltas
+    return groups
+
+
+def text_pieces(text: str, chunk_count: int | None) -> list[str]:
+    """`text` cut anywhere into `chunk_count` pieces (default ARGUMENT_DELTAS): tool-call arguments
+    stream in fragments that are not JSON on their own, as real providers send them."""
+    characters = list(text)
+    return ["".join(group) for group in _groups(characters, chunk_count or ARGUMENT_DELTAS)] or [""]
 
 
 def huge_text(megabytes: float) -> str:
     return "x" * int(megabytes * 1024 * 1024)
-
-
-def placeholder_arguments(schema: object) -> dict[str, Any]:
-    """Arguments that satisfy the required properties of a JSON schema, typewise."""
-    if not isinstance(schema, dict):
-        return {}
-    properties = schema.get("properties") or {}
-    samples = {"string": "mock", "integer": 1, "number": 1.5, "boolean": True,
-               "array": [], "object": {}}
-    arguments: dict[str, Any] = {}
-    for name in schema.get("required") or []:
-        spec = properties.get(name) if isinstance(properties, dict) else None
-        kind = spec.get("type") if isinstance(spec, dict) else None
-        arguments[name] = samples.get(kind, "mock") if isinstance(kind, str) else "mock"
-    return arguments
 
 
 def embedding_input_tokens(item: object) -> int:

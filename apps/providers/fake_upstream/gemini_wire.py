@@ -2,27 +2,23 @@
 
 As in the real API, the model is named in the path (``/v1beta/models/{model}:generateContent``),
 ``usageMetadata.promptTokenCount`` includes ``cachedContentTokenCount``, tool calls are
-``functionCall`` parts without ids, and ``streamGenerateContent?alt=sse`` sends whole responses
-as ``data:`` events with no terminator, the last one carrying ``finishReason`` and usage.
+``functionCall`` parts without ids but with a ``thoughtSignature`` (as Gemini 3 sends them), and
+``streamGenerateContent?alt=sse`` sends whole responses as ``data:`` events with no terminator, the
+last one carrying ``finishReason`` and usage.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-from .content import (
-    Answer,
-    ToolUse,
-    compose_answer,
-    count_words,
-    embedding_vector,
-    placeholder_arguments,
-    split_into_deltas,
-)
+from .content import Answer, compose_answer, count_words, embedding_vector
+from .directives import JsonOutput, OfferedTool, ToolChoice, choose_tool
 from .replies import JsonReply, Payload, ProviderError, SseEvent, SseReply
 from .rules import Knobs
 
 MODEL_VERSION_SUFFIX = "-fake-001"
+# Gemini 3 signs each function call (opaque bytes, base64) and wants the signature back with the call.
+THOUGHT_SIGNATURE = "ZmFrZS10aG91Z2h0LXNpZ25hdHVyZQ=="
 DEFAULT_DIMENSIONS = 16
 
 # status -> (error.status, default message), as Google sends them.
@@ -55,7 +51,8 @@ def generate_content(model: str, body: Payload, knobs: Knobs, *, stream: bool) -
     config = body.get("generationConfig") or {}
     answer = compose_answer(
         prompt_text=_last_user_text(contents), prompt_tokens=_prompt_tokens(body), knobs=knobs,
-        max_tokens=config.get("maxOutputTokens"), tool_use=_tool_use(body, knobs),
+        max_tokens=config.get("maxOutputTokens"),
+        tool_use=choose_tool(_offered_tools(body), _tool_choice(body), knobs), json_output=_json_output(config),
     )
     if stream:
         return _stream(model, answer, knobs)
@@ -90,7 +87,7 @@ def _stream(model: str, answer: Answer, knobs: Knobs) -> SseReply:
     if answer.tool_use is not None:
         pieces: list[list[Payload]] = [_parts(answer)]
     else:
-        pieces = [[{"text": text}] for text in split_into_deltas(answer.words, knobs.stream_chunks)]
+        pieces = [[{"text": text}] for text in answer.deltas(knobs.stream_chunks)]
     events = [SseEvent(_response(model, answer, parts, finish=False, knobs=knobs)) for parts in pieces]
     last = SseEvent(_response(model, answer, [{"text": ""}], finish=True, knobs=knobs))
     return SseReply(head=[], content=events, tail=[last], essential_field="candidates")
@@ -98,7 +95,8 @@ def _stream(model: str, answer: Answer, knobs: Knobs) -> SseReply:
 
 def _parts(answer: Answer) -> list[Payload]:
     if answer.tool_use is not None:
-        return [{"functionCall": {"name": answer.tool_use.name, "args": answer.tool_use.arguments}}]
+        call = {"name": answer.tool_use.name, "args": answer.tool_use.arguments}
+        return [{"functionCall": call, "thoughtSignature": THOUGHT_SIGNATURE}]
     return [{"text": answer.text}]
 
 
@@ -110,20 +108,30 @@ def _usage(answer: Answer) -> Payload:
     return usage
 
 
-def _tool_use(body: Payload, knobs: Knobs) -> ToolUse | None:
-    calling = ((body.get("toolConfig") or {}).get("functionCallingConfig") or {})
-    if not knobs.tool_call or calling.get("mode") == "NONE":
-        return None
+def _offered_tools(body: Payload) -> list[OfferedTool]:
     declarations = [declaration for tool in body.get("tools") or [] if isinstance(tool, dict)
                     for declaration in tool.get("functionDeclarations") or [] if isinstance(declaration, dict)]
+    return [OfferedTool(str(d.get("name")), d.get("parametersJsonSchema") or d.get("parameters"))
+            for d in declarations if isinstance(d.get("name"), str)]
+
+
+def _tool_choice(body: Payload) -> ToolChoice:
+    """``toolConfig.functionCallingConfig``: mode ANY (with ``allowedFunctionNames``), NONE, or AUTO."""
+    calling = (body.get("toolConfig") or {}).get("functionCallingConfig") or {}
     allowed = calling.get("allowedFunctionNames")
-    if isinstance(allowed, list):
-        declarations = [d for d in declarations if d.get("name") in allowed]
-    if not declarations:
+    names = tuple(str(name) for name in allowed) if isinstance(allowed, list) else ()
+    mode = str(calling.get("mode") or "AUTO").upper()
+    if mode == "ANY":
+        return ToolChoice("required", names)
+    return ToolChoice("none") if mode == "NONE" else ToolChoice("auto", names)
+
+
+def _json_output(config: Payload) -> JsonOutput | None:
+    """JSON mode: ``responseMimeType: application/json``, with ``responseJsonSchema`` or ``responseSchema``."""
+    if config.get("responseMimeType") != "application/json":
         return None
-    declaration = declarations[0]
-    schema = declaration.get("parametersJsonSchema") or declaration.get("parameters")
-    return ToolUse(str(declaration.get("name")), placeholder_arguments(schema))
+    schema = config.get("responseJsonSchema") or config.get("responseSchema")
+    return JsonOutput(schema if isinstance(schema, dict) else None)
 
 
 def _prompt_tokens(body: Payload) -> int:

@@ -11,16 +11,8 @@ import time
 
 import orjson
 
-from .content import (
-    Answer,
-    ToolUse,
-    compose_answer,
-    last_user_text,
-    new_id,
-    placeholder_arguments,
-    prompt_tokens_of_messages,
-    split_into_deltas,
-)
+from .content import Answer, compose_answer, last_user_text, new_id, prompt_tokens_of_messages, text_pieces
+from .directives import JsonOutput, OfferedTool, ToolChoice, ToolUse, choose_tool
 from .replies import JsonReply, Payload, ProviderError, SseEvent, SseReply
 from .rules import Knobs
 
@@ -81,23 +73,46 @@ def _chat_answer(body: Payload, knobs: Knobs) -> Answer:
         prompt_tokens=prompt_tokens_of_messages(messages),
         knobs=knobs,
         max_tokens=body.get("max_completion_tokens", body.get("max_tokens")),
-        tool_use=_tool_use(body, knobs),
+        tool_use=choose_tool(offered_tools(body), tool_choice(body), knobs),
+        json_output=json_output(body),
     )
 
 
-def _tool_use(body: Payload, knobs: Knobs) -> ToolUse | None:
+def offered_tools(body: Payload) -> list[OfferedTool]:
+    """Chat's function tools: ``{"type": "function", "function": {"name", "parameters"}}``."""
     tools = body.get("tools")
-    if not knobs.tool_call or not isinstance(tools, list) or body.get("tool_choice") == "none":
+    tools = tools if isinstance(tools, list) else []
+    functions = [tool["function"] for tool in tools
+                 if isinstance(tool, dict) and isinstance(tool.get("function"), dict)]
+    return [OfferedTool(str(f.get("name")), f.get("parameters")) for f in functions if isinstance(f.get("name"), str)]
+
+
+def tool_choice(body: Payload) -> ToolChoice:
+    choice = body.get("tool_choice")
+    if choice in ("none", "required"):
+        return ToolChoice(choice)
+    if isinstance(choice, dict) and isinstance(choice.get("function"), dict):
+        return ToolChoice("required", (str(choice["function"].get("name")),))
+    if isinstance(choice, dict) and isinstance(allowed := choice.get("allowed_tools"), dict):
+        tools = allowed.get("tools")
+        names = tuple(str(t["function"].get("name")) for t in (tools if isinstance(tools, list) else [])
+                      if isinstance(t, dict) and isinstance(t.get("function"), dict))
+        return ToolChoice("required" if allowed.get("mode") == "required" else "auto", names)
+    return ToolChoice("auto")
+
+
+def json_output(body: Payload) -> JsonOutput | None:
+    """``response_format``: ``json_schema`` (``{"json_schema": {"schema": …}}``) or ``json_object``."""
+    response_format = body.get("response_format")
+    if not isinstance(response_format, dict):
         return None
-    functions = [t["function"] for t in tools if isinstance(t, dict)
-                 and isinstance(t.get("function"), dict)]
-    forced = body.get("tool_choice")
-    if isinstance(forced, dict) and isinstance(forced.get("function"), dict):
-        functions = [f for f in functions if f.get("name") == forced["function"].get("name")]
-    if not functions:
-        return None
-    function = functions[0]
-    return ToolUse(str(function.get("name")), placeholder_arguments(function.get("parameters")))
+    if response_format.get("type") == "json_object":
+        return JsonOutput(None)
+    spec = response_format.get("json_schema")
+    if response_format.get("type") == "json_schema" and isinstance(spec, dict):
+        schema = spec.get("schema")
+        return JsonOutput(schema if isinstance(schema, dict) else None)
+    return None
 
 
 def finish_reason(answer: Answer) -> str:
@@ -186,14 +201,13 @@ def _chat_stream(model: str, answer: Answer, choices: int, knobs: Knobs, *,
 def _chat_deltas(answer: Answer, knobs: Knobs) -> tuple[Payload, list[Payload]]:
     """The opening delta and the content deltas of one choice."""
     if answer.tool_use is None:
-        texts = split_into_deltas(answer.words, knobs.stream_chunks)
         return ({"role": "assistant", "content": "", "refusal": None},
-                [{"content": text} for text in texts])
+                [{"content": text} for text in answer.deltas(knobs.stream_chunks)])
     call = _tool_call(answer.tool_use, "")
     opening = {"role": "assistant", "content": None, "refusal": None,
                "tool_calls": [{"index": 0, **call}]}
-    arguments = {"tool_calls": [{"index": 0, "function": {"arguments": _arguments_text(answer)}}]}
-    return opening, [arguments]
+    pieces = text_pieces(_arguments_text(answer), knobs.stream_chunks)
+    return opening, [{"tool_calls": [{"index": 0, "function": {"arguments": piece}}]} for piece in pieces]
 
 
 def required_text(body: Payload, name: str) -> str:

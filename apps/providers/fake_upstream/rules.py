@@ -43,7 +43,7 @@ class Knobs:
     dribble_ms: float = 0  # send the body one byte at a time, this far apart
     cut_stream_after: int | None = None  # drop a stream after N content events, unterminated
     no_usage: bool = False  # never report usage, even when include_usage is asked
-    tool_call: bool = False  # call the first offered tool instead of replying with text
+    tool_call: bool = False  # call the first offered tool when tool_choice leaves it to the model
     reply_words: int = 12  # words per reply, before max_tokens
     cached_tokens: int = 0  # prompt tokens reported as read from cache (capped at prompt)
     cache_write_tokens: int = 0  # Anthropic only: prompt tokens reported as written to the cache

@@ -15,7 +15,7 @@ from dataclasses import dataclass, replace
 
 import orjson
 
-from . import anthropic_wire, gemini_wire, openai_wire
+from . import anthropic_wire, gemini_wire, openai_responses_wire, openai_wire
 from .control import UpstreamState, handle_control
 from .delivery import reset_connection, send_reply, wait_for_close
 from .http11 import READ_LIMIT, BadRequest, Request, read_request
@@ -46,6 +46,9 @@ ROUTES: dict[str, ProviderRoute] = {
     "/v1/models": ProviderRoute(
         "GET", lambda body, knobs: list_models(), openai_wire.error_reply, takes_body=False),
     "/v1/messages": ProviderRoute("POST", anthropic_wire.message, anthropic_wire.error_reply),
+    "/v1/messages/count_tokens": ProviderRoute(
+        "POST", anthropic_wire.count_tokens, anthropic_wire.error_reply),
+    "/v1/responses": ProviderRoute("POST", openai_responses_wire.response, openai_wire.error_reply),
 }
 
 

@@ -3,8 +3,9 @@
 ``system`` becomes a system message; text and image blocks become content parts (base64 images as
 data: URLs); ``tool_use`` blocks become tool_calls; ``tool_result`` blocks become tool messages;
 tools, tool_choice (with ``disable_parallel_tool_use``), stop_sequences, temperature, top_p,
-max_tokens, metadata.user_id and ``output_config.format`` (as ``response_format``) map to their
-OpenAI names. ``top_k`` and ``thinking`` have no OpenAI counterpart and are not carried.
+max_tokens, metadata.user_id and ``output_config.format`` or the beta's ``output_format`` (as
+``response_format``) map to their OpenAI names. ``top_k`` and ``thinking`` have no OpenAI
+counterpart and are not carried.
 
 What the translation reads must have the type Anthropic documents; anything else is refused with
 Anthropic's own wording (``metadata: Input should be a valid dictionary``), as a 400.
@@ -24,17 +25,30 @@ PARAMETERS = {"temperature": "temperature", "top_p": "top_p", "max_tokens": "max
 
 
 def chat_request(body: dict[str, Any]) -> ChatRequest:
-    if not isinstance(body.get("model"), str) or not body["model"]:
-        raise InvalidRequest("model: Field required", param="model")
-    model = parse_model(body)
+    model = required_model(body)
     if optional_count(body, "max_tokens", maximum=MAX_TOKENS_LIMIT) is None:
         raise InvalidRequest("max_tokens: Field required (an integer)", param="max_tokens")
     if not isinstance(body.get("stream", False), bool):
         raise InvalidRequest("stream: Input should be a valid boolean", param="stream")
+    stream = body.get("stream") is True
+    chat = chat_body(body, model)
+    if stream:
+        chat["stream"] = True
+        chat["stream_options"] = {"include_usage": True}
+    return ChatRequest(model=model, body=chat, stream=stream, include_usage=stream)
+
+
+def required_model(body: dict[str, Any]) -> str:
+    if not isinstance(body.get("model"), str) or not body["model"]:
+        raise InvalidRequest("model: Field required", param="model")
+    return parse_model(body)
+
+
+def chat_body(body: dict[str, Any], model: str) -> dict[str, Any]:
+    """The chat completion body a Messages request (or a count_tokens one, which has no max_tokens) becomes."""
     messages = body.get("messages")
     if not isinstance(messages, list) or not messages or not all(isinstance(m, dict) for m in messages):
         raise InvalidRequest("messages: a non-empty array of messages is required", param="messages")
-    stream = body.get("stream") is True
     chat: dict[str, Any] = {"model": model, "messages": _system(body.get("system")) + _messages(messages)}
     chat.update({ours: body[theirs] for theirs, ours in PARAMETERS.items() if body.get(theirs) is not None})
     if body.get("stop_sequences") is not None:
@@ -42,14 +56,11 @@ def chat_request(body: dict[str, Any]) -> ChatRequest:
     if isinstance(body.get("tools"), list):
         chat["tools"] = [_tool(tool) for tool in body["tools"] if isinstance(tool, dict)]
     chat.update(_tool_choice(body.get("tool_choice")))
-    if response_format := _response_format(body.get("output_config")):
+    if response_format := _response_format(body.get("output_config"), body.get("output_format")):
         chat["response_format"] = response_format
     if isinstance(user := _object(body.get("metadata"), "metadata").get("user_id"), str):
         chat["user"] = user
-    if stream:
-        chat["stream"] = True
-        chat["stream_options"] = {"include_usage": True}
-    return ChatRequest(model=model, body=chat, stream=stream, include_usage=stream)
+    return chat
 
 
 def _object(value: Any, param: str) -> dict[str, Any]:
@@ -153,8 +164,11 @@ def _tool(tool: dict[str, Any]) -> dict[str, Any]:
     return {"type": "function", "function": function}
 
 
-def _response_format(output_config: Any) -> dict[str, Any] | None:
+def _response_format(output_config: Any, beta_output_format: Any) -> dict[str, Any] | None:
+    """``output_config.format``, or ``output_format`` as the structured-outputs beta (and older SDKs) sent it."""
     output_format = _object(_object(output_config, "output_config").get("format"), "output_config.format")
+    if not output_format:
+        output_format = _object(beta_output_format, "output_format")
     if output_format.get("type") != "json_schema":
         return None
     return {"type": "json_schema", "json_schema": {"name": "output", "schema": output_format.get("schema") or {}}}

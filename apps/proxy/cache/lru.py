@@ -67,6 +67,14 @@ class ByteLRU(Generic[V]):
             while self.size > self.max_bytes:
                 self._remove(next(iter(self._entries)))
 
+    def discard(self, key: str) -> bool:
+        """Remove the entry if there is one (expired or not); whether there was."""
+        with self._lock:
+            if key not in self._entries:
+                return False
+            self._remove(key)
+            return True
+
     def clear(self) -> None:
         with self._lock:
             self._entries.clear()

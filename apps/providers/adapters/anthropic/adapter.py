@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
+from functools import cached_property
 from typing import Any
+from urllib.parse import urlsplit
 
 import httpx
 import orjson
@@ -32,12 +34,24 @@ ERROR_TYPES = {
 
 
 class AnthropicAdapter(TranslatingAdapter):
-    """``POST {base_url}/messages``; base_url like ``https://api.anthropic.com/v1``."""
+    """``POST {base_url}/messages``; base_url like ``https://api.anthropic.com/v1``, or as Anthropic's SDK
+    takes it, ``https://api.anthropic.com`` (the adapter adds ``/v1``, as the SDK does)."""
 
     kind = "anthropic"
 
+    @cached_property
+    def api_root(self) -> str:
+        """The path under base_url where the API's ``/messages`` lives.
+
+        Operators paste a base URL from either convention: ours and OpenAI's (ending in ``/v1``) or
+        Anthropic's SDK's (the host, or a proxy's prefix, to which the SDK appends ``/v1/…``). Both
+        work, for rows stored before and config files alike, with nothing rewritten.
+        """
+        path = urlsplit(self.upstream.base_url).path.rstrip("/")
+        return "" if path.endswith("/v1") else "/v1"
+
     def chat_path(self, upstream_model: str, *, stream: bool) -> str:
-        return "/messages"
+        return f"{self.api_root}/messages"
 
     def headers(self) -> dict[str, str]:
         headers = {"Content-Type": "application/json", "anthropic-version": API_VERSION, **self.upstream.headers}
@@ -61,14 +75,29 @@ class AnthropicAdapter(TranslatingAdapter):
 
         ``beta`` is the client's ``anthropic-beta`` header, passed on so beta features keep working.
         """
-        content = await self.post("/messages", native_body(body, upstream_model), _beta_headers(beta))
+        content = await self.post(f"{self.api_root}/messages", native_body(body, upstream_model), _beta_headers(beta))
         with malformed_on_failure(self.upstream.provider_name):
             return native_response(content, self.upstream.provider_name)
+
+    async def count_tokens(self, body: Mapping[str, Any], *, upstream_model: str, beta: str = "") -> bytes:
+        """``POST /v1/messages/count_tokens`` relayed as it is; the answer (``{"input_tokens": N}``) too.
+
+        Counting is free at Anthropic and generates nothing, so there is no usage to read; an answer
+        without a whole ``input_tokens`` is malformed, and another attempt may do better.
+        """
+        path = f"{self.api_root}/messages/count_tokens"
+        content = await self.post(path, native_body(body, upstream_model), _beta_headers(beta))
+        with malformed_on_failure(self.upstream.provider_name):
+            counted = orjson.loads(content)["input_tokens"]
+            if isinstance(counted, bool) or not isinstance(counted, int) or counted < 0:
+                raise ValueError(counted)
+        return content
 
     async def open_message_stream(self, body: Mapping[str, Any], *, upstream_model: str, beta: str = "") -> ChatStream:
         """The same, streamed: Anthropic's events relayed unchanged."""
         stream = NativeStream(self.upstream.provider_name)
-        return await self.open("/messages", native_body(body, upstream_model), stream, _beta_headers(beta))
+        path = f"{self.api_root}/messages"
+        return await self.open(path, native_body(body, upstream_model), stream, _beta_headers(beta))
 
     def error(self, status: int, content: bytes, headers: httpx.Headers) -> ProviderError:
         name = self.upstream.provider_name

@@ -2,9 +2,10 @@
 
 Everything with an Anthropic counterpart is carried: system and developer messages (into
 ``system``), history with images and tool calls and results, tools and tool_choice (including
-``parallel_tool_calls: false``), stop sequences, temperature, top_p, max tokens, the end user, and
-``response_format`` as structured outputs (``output_config.format``; ``json_object`` as a schema
-that admits any object). OpenAI-only parameters (seed, logprobs, penalties…) are not sent.
+``parallel_tool_calls: false``, and ``allowed_tools`` as the allowed tools alone), stop sequences,
+temperature, top_p, max tokens, the end user, and ``response_format`` as structured outputs
+(``output_config.format``; ``json_object`` as a schema that admits any object). OpenAI-only
+parameters (seed, logprobs, penalties…) are not sent.
 """
 
 from __future__ import annotations
@@ -17,11 +18,11 @@ from apps.providers.adapters.openai_messages import (
     image_url_of,
     json_arguments,
     object_at,
+    offered_functions,
     parts_of,
     stop_sequences,
     text_of,
     tool_calls_of,
-    tool_functions,
 )
 
 # Anthropic requires max_tokens; OpenAI clients usually leave it out.
@@ -43,9 +44,10 @@ def messages_body(body: Mapping[str, Any], upstream_model: str, *, stream: bool)
             out[name] = body[name]
     if stop := body.get("stop"):
         out["stop_sequences"] = stop_sequences(stop)
-    if body.get("tools"):
-        out["tools"] = [_tool(function) for function in tool_functions(body["tools"])]
-    if tool_choice := _tool_choice(body.get("tool_choice"), body.get("parallel_tool_calls")):
+    functions, choice = offered_functions(body)
+    if functions:
+        out["tools"] = [_tool(function) for function in functions]
+    if tool_choice := _tool_choice(choice, body.get("parallel_tool_calls")):
         out["tool_choice"] = tool_choice
     if output_format := _output_format(body.get("response_format")):
         out["output_config"] = {"format": output_format}

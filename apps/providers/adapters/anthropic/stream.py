@@ -14,7 +14,7 @@ from typing import Any
 import orjson
 
 from apps.providers.adapters.anthropic.response import finish_reason, usage_from
-from apps.providers.adapters.openai_shapes import ChunkWriter, done
+from apps.providers.adapters.openai_shapes import ChunkWriter, ToolCall, done
 from apps.providers.adapters.wire import malformed_response, mid_stream_error, sse_data, stream_incomplete
 from apps.providers.contracts import StreamEvent
 
@@ -56,7 +56,7 @@ class AnthropicStream:
         if block.get("type") != "tool_use":
             return []
         index = self.tool_indexes[int(event.get("index", 0))] = len(self.tool_indexes)
-        return [self.chunks.tool_call_start(index, str(block.get("id", "")), str(block.get("name", "")))]
+        return [self.chunks.tool_call_start(index, ToolCall(str(block.get("id", "")), str(block.get("name", "")), ""))]
 
     def _on_content_block_delta(self, event: dict[str, Any]) -> list[StreamEvent]:
         delta = event.get("delta") or {}

@@ -2,10 +2,12 @@
 
 System and developer messages become ``systemInstruction``; the history becomes ``contents``
 (assistant → ``model``), with images as ``inlineData`` (data: URLs) or ``fileData`` (other URLs),
-tool calls as ``functionCall`` and tool results as ``functionResponse`` (named after the call
-they answer). Tools become ``functionDeclarations`` with their JSON schema as
-``parametersJsonSchema``; tool_choice becomes ``toolConfig``; temperature, top_p, max tokens,
-stop, n, seed, the penalties and response_format become ``generationConfig``.
+tool calls as ``functionCall`` (with the ``thoughtSignature`` Gemini gave them, carried in the tool
+call's ``extra_content``) and tool results as ``functionResponse`` (named after the call they
+answer). Tools become ``functionDeclarations`` with their JSON schema as
+``parametersJsonSchema``; tool_choice becomes ``toolConfig`` (``allowed_tools`` offers the allowed
+functions alone); temperature, top_p, max tokens, stop, n, seed, the penalties and response_format
+become ``generationConfig``.
 """
 
 from __future__ import annotations
@@ -18,11 +20,11 @@ from apps.providers.adapters.openai_messages import (
     image_url_of,
     json_arguments,
     object_at,
+    offered_functions,
     parts_of,
     stop_sequences,
     text_of,
     tool_calls_of,
-    tool_functions,
 )
 
 GENERATION_CONFIG = {
@@ -38,10 +40,10 @@ def generate_body(body: Mapping[str, Any]) -> dict[str, Any]:
     system = [text_of(m.get("content")) for m in messages if m.get("role") in ("system", "developer")]
     if any(system):
         out["systemInstruction"] = {"parts": [{"text": "\n\n".join(text for text in system if text)}]}
-    if body.get("tools"):
-        declarations = [_declaration(function) for function in tool_functions(body["tools"])]
-        out["tools"] = [{"functionDeclarations": declarations}]
-    if tool_config := _tool_config(body.get("tool_choice")):
+    functions, choice = offered_functions(body)
+    if functions:
+        out["tools"] = [{"functionDeclarations": [_declaration(function) for function in functions]}]
+    if tool_config := _tool_config(choice):
         out["toolConfig"] = tool_config
     if config := generation_config(body):
         out["generationConfig"] = config
@@ -97,10 +99,21 @@ def _model_parts(message: Mapping[str, Any], where: str) -> list[dict[str, Any]]
     parts: list[dict[str, Any]] = []
     if text := text_of(message.get("content")):
         parts.append({"text": text})
-    for _, function in tool_calls_of(message, where):
-        call = {"name": function.get("name", ""), "args": json_arguments(function.get("arguments"))}
-        parts.append({"functionCall": call})
+    for call, function in tool_calls_of(message, where):
+        part: dict[str, Any] = {"functionCall": {"name": function.get("name", ""),
+                                                 "args": json_arguments(function.get("arguments"))}}
+        if signature := _thought_signature(call):
+            part["thoughtSignature"] = signature
+        parts.append(part)
     return parts
+
+
+def _thought_signature(call: Mapping[str, Any]) -> str | None:
+    """The signature response.py gave the call (``extra_content.google.thought_signature``), if it came back."""
+    extra = call.get("extra_content")
+    google = extra.get("google") if isinstance(extra, dict) else None
+    signature = google.get("thought_signature") if isinstance(google, dict) else None
+    return signature if isinstance(signature, str) and signature else None
 
 
 def _part(item: Any, where: str) -> dict[str, Any] | None:

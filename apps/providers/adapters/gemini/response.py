@@ -2,7 +2,8 @@
 
 ``usageMetadata.promptTokenCount`` includes ``cachedContentTokenCount``, as OpenAI's
 prompt_tokens includes cached tokens; thinking tokens (``thoughtsTokenCount``) are billed as
-output, as Google bills them. Gemini gives tool calls no ids, so the gateway numbers them.
+output, as Google bills them. Gemini gives tool calls no ids, so the gateway numbers them; a call's
+``thoughtSignature`` goes to the client in the tool call's ``extra_content.google.thought_signature``.
 """
 
 from __future__ import annotations
@@ -63,8 +64,15 @@ def parts_of(candidate: dict[str, Any], *, first_call: int) -> tuple[list[str], 
         elif isinstance(part.get("functionCall"), dict):
             call = part["functionCall"]
             call_id = str(call.get("id") or f"call_{first_call + len(calls)}")
-            calls.append(ToolCall(call_id, str(call.get("name", "")), orjson.dumps(call.get("args") or {}).decode()))
+            arguments = orjson.dumps(call.get("args") or {}).decode()
+            calls.append(ToolCall(call_id, str(call.get("name", "")), arguments, signed(part.get("thoughtSignature"))))
     return texts, calls
+
+
+def signed(signature: Any) -> dict[str, Any] | None:
+    """A call's thought signature where Google's OpenAI-compatible API puts it: Gemini 3 refuses a
+    conversation whose earlier calls come back without theirs (request.py returns it)."""
+    return {"google": {"thought_signature": signature}} if isinstance(signature, str) and signature else None
 
 
 def finish_reason(reason: Any, *, has_calls: bool) -> str:

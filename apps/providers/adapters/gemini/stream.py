@@ -35,7 +35,7 @@ class GeminiStream:
         texts, calls = parts_of(candidate, first_call=self.calls)
         events.extend(self.chunks.text(text) for text in texts if text)
         for call in calls:
-            events.append(self.chunks.tool_call_start(self.calls, call.id, call.name))
+            events.append(self.chunks.tool_call_start(self.calls, call))
             events.append(self.chunks.tool_arguments(self.calls, call.arguments))
             self.calls += 1
         if candidate.get("finishReason"):

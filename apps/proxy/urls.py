@@ -5,6 +5,7 @@ from apps.proxy.anthropic_inbound.endpoint import Messages
 from apps.proxy.chat import ChatCompletions
 from apps.proxy.completions import Completions
 from apps.proxy.embeddings import Embeddings
+from apps.proxy.metrics.view import metrics
 from apps.proxy.views import EndpointView, ModelsView
 
 urlpatterns = [
@@ -16,4 +17,5 @@ urlpatterns = [
     path("health", health.health),
     path("health/ready", health.ready),
     path("health/live", health.live),
+    path("metrics", metrics),
 ]

@@ -13,7 +13,7 @@ from apps.billing.ledger import start_ledger, stop_ledger
 from apps.providers.http import close_clients
 from apps.proxy.body_limit import BodySizeLimit
 from apps.proxy.cache.service import stop_cache
-from apps.proxy.metrics import families as metric
+from apps.proxy.metrics import observe as metrics
 from apps.proxy.metrics.upkeep import upkeep as metrics_upkeep
 from edge_project.api_handler import ApiHandler
 from edge_project.background import finish_background_work
@@ -43,11 +43,11 @@ class EdgeApplication:
             await (self.api if path.startswith(settings.API_PATH_PREFIXES) else self.browser)(scope, receive, send)
 
     async def serve_api(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
-        metric.active.inc()  # until the last byte of a stream too: the handler returns after it is sent
+        metrics.connection_opened()  # until the last byte of a stream too: the handler returns after it is sent
         try:
             await self.api(scope, receive, send)
         finally:
-            metric.active.dec()
+            metrics.connection_closed()
 
     async def lifespan(self, receive: Any, send: Any) -> None:
         while True:

@@ -11,10 +11,10 @@ import httpx
 import pytest
 
 from apps.billing.services import create_api_key
-from tests.harness.served import Served, wait_for_rows
-from tests.harness.scraping import Scrape, scrape
 from apps.providers.fake_upstream import BackgroundFakeUpstream
 from tests.harness.gateway import GatewayProcess
+from tests.harness.scraping import Scrape, scrape
+from tests.harness.served import Served, wait_for_rows
 from tests.routing.conftest import Pool, make_pool
 
 pytestmark = pytest.mark.usefixtures("live_db")

@@ -23,7 +23,7 @@ from apps.billing.admission import budget_status
 from apps.billing.limits import tenant_subject
 from apps.billing.models import Tenant
 from apps.proxy.health import check_redis
-from apps.proxy.metrics.upkeep import refresh_process_gauges
+from apps.proxy.metrics.upkeep import write_out
 from apps.routing.shared_state import shared_state
 from apps.routing.table import routing_tables
 from edge_project.db import DatabaseUnavailable, run_bounded
@@ -47,11 +47,11 @@ async def exposition() -> bytes:
     shared = Shared(breakers=await _breakers(), budgets=await _budgets())
     if settings.REDIS_URL:
         shared.redis_up = int((await asyncio.to_thread(check_redis))["status"] == "ok")
+    write_out()  # this process's latest counts; the others' are at most upkeep.INTERVAL_S old
     return await asyncio.to_thread(_render, shared)  # reads every process's files
 
 
 def _render(shared: Shared) -> bytes:
-    refresh_process_gauges()
     registry = CollectorRegistry()
     directory = os.environ.get(ENVIRONMENT_VARIABLE)
     if directory:

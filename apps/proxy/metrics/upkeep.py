@@ -1,7 +1,8 @@
-"""Gauges only a process itself can read (its L1 cache, its ledger spool), kept current in its files.
+"""Each process's metrics written to its files: the requests' tallies (``tally``), and the gauges only
+the process itself can read (its connections, its L1 cache, its ledger spool).
 
-Every process sets them every few seconds, and the process answering a scrape sets its own just before,
-so ``/metrics`` adds up every live process's values (``livesum``/``livemax`` in ``families``).
+Every process does so every second, and the process answering a scrape just before it, so ``/metrics``
+adds up every process's counts and every live process's gauges (``livesum``/``livemax`` in ``families``).
 """
 
 from __future__ import annotations
@@ -13,12 +14,16 @@ import logging
 from apps.billing.ledger import ledger_health
 from apps.proxy.cache.lru import local_cache
 from apps.proxy.metrics import families as m
+from apps.proxy.metrics import observe, tally
 
 logger = logging.getLogger(__name__)
-INTERVAL_S = 5.0  # well under a typical scrape interval (15 s): a scrape sees values this fresh
+INTERVAL_S = 1.0  # what another process's scrape may miss of this one's last requests, at most
 
 
-def refresh_process_gauges() -> None:
+def write_out() -> None:
+    """On the event loop's thread: the request path adds to the tallies there."""
+    tally.flush()
+    m.active.set(observe.active_connections)
     m.cache_size.labels("l1").set(local_cache().size)
     spool = ledger_health()
     m.spool_backlog.set(spool["backlog"])
@@ -40,11 +45,12 @@ class Upkeep:
             with contextlib.suppress(asyncio.CancelledError):
                 await self._task
             self._task = None
+        write_out()  # the last counts of a process that stops
 
     async def _run(self) -> None:
         while True:
             try:
-                refresh_process_gauges()
+                write_out()
             except Exception:  # a metric must never take the process down; say so and go on
                 logger.exception("could not refresh this process's metrics")
             await asyncio.sleep(INTERVAL_S)

@@ -21,7 +21,7 @@ ALERTS = DOCKER / "prometheus" / "alerts.yml"
 DASHBOARD = DOCKER / "grafana" / "dashboards" / "llm-edge.json"
 METRIC_NAME = re.compile(r"\bllm_[a-z0-9_]+")
 SAMPLE_SUFFIXES = ("", "_total", "_bucket", "_count", "_sum")
-promtool = pytest.mark.skipif(shutil.which("promtool") is None, reason="promtool is not installed (.ci/run installs it)")
+promtool = pytest.mark.skipif(shutil.which("promtool") is None, reason="no promtool here (.ci/run installs it)")
 
 
 @promtool

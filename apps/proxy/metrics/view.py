@@ -19,7 +19,7 @@ from django.core.signals import setting_changed
 from django.dispatch import receiver
 from django.http import HttpRequest, HttpResponse
 from django.utils.crypto import constant_time_compare
-from prometheus_client import CONTENT_TYPE_LATEST
+from prometheus_client import CONTENT_TYPE_PLAIN_0_0_4
 
 from apps.providers.errors import OpenAIError
 from apps.proxy.client_address import Network, parse_address
@@ -38,7 +38,8 @@ async def metrics(request: HttpRequest) -> HttpResponse:
                             "or an address in EDGE_METRICS_ALLOWED_NETWORKS; API keys cannot read it.",
                             status=401, type="invalid_request_error", code="metrics_access_denied")
         return _refused(error, {"WWW-Authenticate": 'Bearer realm="metrics"'})
-    response = HttpResponse(await exposition(), content_type=CONTENT_TYPE_LATEST)
+    # The classic text format (0.0.4), which every Prometheus reads; every name here is a classic one.
+    response = HttpResponse(await exposition(), content_type=CONTENT_TYPE_PLAIN_0_0_4)
     response["Cache-Control"] = "no-store"
     return response
 

@@ -67,7 +67,10 @@ class Exchange:
     def finish(self, *, status: str, http_status: int, error_type: str = "") -> None:
         """Step 6, once per request, whatever ended it: price the usage, write the ledger row, and give
         back what admission took beyond what was used (requests that failed authentication have none)."""
-        if self.status or self.key is None:
+        if self.status:
+            return
+        if self.key is None:  # authentication failed: no row and nothing admitted, but counted all the same
+            observe.request_finished(self, status=status, http_status=http_status, error_type=error_type)
             return
         self.status = status
         target = self.attempts[-1].target if self.attempts else None  # none for a cache hit: nothing was spent

@@ -162,3 +162,12 @@ def test_it_labels_a_model_no_route_serves_as_unknown_and_never_by_the_clients_n
 
 def bearer(raw_key: str) -> dict[str, str]:
     return {"Authorization": f"Bearer {raw_key}"}
+
+
+def test_it_counts_a_request_with_a_wrong_key_as_the_clients_error(served: Served):
+    unknown = {"provider": "none", "model": "unknown", "error_type": "client"}
+    before = metrics_of(served).value("llm_requests_error_total", **unknown)
+
+    assert served.post(served.chat_body(), headers=bearer("sk-edge-not-a-key")).status_code == 401
+
+    assert metrics_of(served).value("llm_requests_error_total", **unknown) == before + 1

@@ -15,7 +15,7 @@ OVERHEAD_BUCKETS_S = (0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025
 LOOKUP_BUCKETS_S = (0.00001, 0.00005, 0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.05, 0.25)
 PM = ("provider", "model")
 
-# Requests: one per ledger row (every authenticated request), whatever ended it.
+# Requests: every /v1/ request, whatever ended it (each authenticated one is a ledger row).
 requests = Counter("llm_requests", "Requests served, by the provider that answered last.", PM)
 successes = Counter("llm_requests_success", "Requests answered successfully.", PM)
 errors = Counter("llm_requests_error", "Requests that failed, by whose fault (error_type).", (*PM, "error_type"))

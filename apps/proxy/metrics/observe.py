@@ -2,7 +2,7 @@
 ``Exchange.finish``), once for its cache lookup, its overhead when its headers are stamped, and the
 connection gauge around it (``edge_project.lifespan``).
 
-Each series' children are bound once per label set and kept (``_bound``), each behind a ``Tally``, so
+Each series' children are bound once per label set and kept (``Children``), each behind a tally, so
 a request costs a few float additions and no label handling; ``tally.flush()`` writes them out. Every
 label set is bounded by configuration (``families``), so the tables stay small.
 """
@@ -11,10 +11,10 @@ from __future__ import annotations
 
 import functools
 import time
-from collections.abc import Callable, Hashable, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from decimal import Decimal
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
 from prometheus_client import Counter, Gauge, Histogram
 
@@ -32,8 +32,7 @@ NO_PROVIDER = "none"  # answered without a provider: a cache hit, or refused bef
 UNKNOWN_MODEL = "unknown"  # the request named no configured model (or /v1/models, which names none)
 CANCELLED = "cancelled"  # the ledger's status of a request the client left
 HUNDRED = Decimal(100)
-K = TypeVar("K", bound=Hashable)
-V = TypeVar("V")
+T = TypeVar("T", Tally, HistogramTally)
 
 
 @dataclass(frozen=True, slots=True)
@@ -59,33 +58,33 @@ class Series:
         )
 
 
-def _bound(table: dict[K, V], key: K, bind: Callable[[K], V]) -> V:
-    child = table.get(key)
-    if child is None:
-        child = table[key] = bind(key)
-    return child
+class Children(Generic[T]):
+    """A family's children, each behind a tally, bound on first use of their labels and kept."""
 
+    def __init__(self, family: Counter | Gauge | Histogram, tally: Callable[[Any], T]) -> None:
+        self.family = family
+        self.tally: Callable[[Any], T] = tally
+        self.bound: dict[tuple[str, ...], T] = {}
 
-def _labels(family: Counter | Gauge) -> Callable[[Any], Tally]:
-    return lambda key: Tally(family.labels(*key) if isinstance(key, tuple) else family.labels(key))
-
-
-def _buckets(family: Histogram) -> Callable[[Any], HistogramTally]:
-    return lambda key: HistogramTally(family.labels(key))
+    def __call__(self, *labels: str) -> T:
+        child = self.bound.get(labels)
+        if child is None:
+            child = self.bound[labels] = self.tally(self.family.labels(*labels))
+        return child
 
 
 _series: dict[tuple[str, str], Series] = {}
-_errors: dict[tuple[str, str, str], Tally] = {}
-_refusals: dict[str, Tally] = {}
-_tenant_tokens: dict[str, Tally] = {}
-_tenant_cost: dict[str, Tally] = {}
-_provider_requests: dict[str, Tally] = {}
-_provider_duration: dict[str, HistogramTally] = {}
-_provider_errors: dict[tuple[str, str], Tally] = {}
-_attempts: dict[tuple[str, str, str], Tally] = {}
-_cache_hits: dict[str, Tally] = {}
-_cache_misses: dict[str, Tally] = {}
-_cache_lookup: dict[str, HistogramTally] = {}
+_errors = Children(m.errors, Tally)
+_refusals = Children(m.refusals, Tally)
+_tenant_tokens = Children(m.tenant_tokens, Tally)
+_tenant_cost = Children(m.tenant_cost_cents, Tally)
+_provider_requests = Children(m.provider_requests, Tally)
+_provider_duration = Children(m.provider_duration, HistogramTally)
+_provider_errors = Children(m.provider_errors, Tally)
+_attempts = Children(m.attempts, Tally)
+_cache_hits = Children(m.cache_hits, Tally)
+_cache_misses = Children(m.cache_misses, Tally)
+_cache_lookup = Children(m.cache_lookup, HistogramTally)
 _overhead = HistogramTally(m.overhead)
 active_connections = 0  # this process's; the upkeep sets the gauge from it
 
@@ -95,7 +94,7 @@ def request_finished(exchange: Exchange, *, status: str, http_status: int, error
     attempts = exchange.attempts
     provider = attempts[-1].target.upstream.provider_name if attempts else NO_PROVIDER
     labels = (provider, exchange.route or UNKNOWN_MODEL)
-    series = _bound(_series, labels, Series.of)
+    series = _series.get(labels) or _series.setdefault(labels, Series.of(labels))
     series.requests.add()
     if status == "ok":
         series.successes.add()
@@ -110,12 +109,12 @@ def request_finished(exchange: Exchange, *, status: str, http_status: int, error
             series.tokens.add(usage.total_tokens)
             series.prompt.add(usage.prompt_tokens)
             series.completion.add(usage.completion_tokens)
-            _bound(_tenant_tokens, _tenant(exchange), _labels(m.tenant_tokens)).add(usage.total_tokens)
+            _tenant_tokens(_tenant(exchange)).add(usage.total_tokens)
         _count_attempts(attempts)
     if exchange.cost_usd:
         cents = float(exchange.cost_usd * HUNDRED)  # the ledger's Decimal, made a float only here
         series.cost_cents.add(cents)
-        _bound(_tenant_cost, _tenant(exchange), _labels(m.tenant_cost_cents)).add(cents)
+        _tenant_cost(_tenant(exchange)).add(cents)
 
 
 def _tenant(exchange: Exchange) -> str:
@@ -125,21 +124,21 @@ def _tenant(exchange: Exchange) -> str:
 def _count_error(labels: tuple[str, str], status: str, http_status: int, code: str,
                  attempts: Sequence[Attempt]) -> None:
     fault = Fault.CLIENT if status == CANCELLED else fault_of(code, http_status, attempts)
-    _bound(_errors, (*labels, fault.value), _labels(m.errors)).add()
+    _errors(*labels, fault.value).add()
     if fault is Fault.POLICY:
-        _bound(_refusals, POLICY_CODES[code], _labels(m.refusals)).add()
+        _refusals(POLICY_CODES[code]).add()
 
 
 def _count_attempts(attempts: Sequence[Attempt]) -> None:
     previous: Attempt | None = None
     for attempt in attempts:
         provider = attempt.target.upstream.provider_name
-        _bound(_provider_requests, provider, _labels(m.provider_requests)).add()
-        _bound(_provider_duration, provider, _buckets(m.provider_duration)).observe(attempt.duration_ms / 1000)
+        _provider_requests(provider).add()
+        _provider_duration(provider).observe(attempt.duration_ms / 1000)
         if attempt.fault:
-            _bound(_provider_errors, (provider, attempt.fault), _labels(m.provider_errors)).add()
+            _provider_errors(provider, attempt.fault).add()
         outcome = attempt.fault or "ok"
-        _bound(_attempts, (provider, attempt_kind(attempt, previous), outcome), _labels(m.attempts)).add()
+        _attempts(provider, attempt_kind(attempt, previous), outcome).add()
         previous = attempt
 
 
@@ -158,16 +157,16 @@ def cache_looked_up(cache_status: str, seconds: float, *, waited: bool) -> None:
     request's answer is not a lookup's time, so it is left out of the duration."""
     if cache_status == "hit-l1":
         decided_by = "l1"
-        _bound(_cache_hits, "l1", _labels(m.cache_hits)).add()
+        _cache_hits("l1").add()
     else:
-        _bound(_cache_misses, "l1", _labels(m.cache_misses)).add()
+        _cache_misses("l1").add()
         decided_by = "l2" if _has_l2() else "l1"
         if decided_by == "l2" and cache_status == "hit-l2":
-            _bound(_cache_hits, "l2", _labels(m.cache_hits)).add()
+            _cache_hits("l2").add()
         elif decided_by == "l2":
-            _bound(_cache_misses, "l2", _labels(m.cache_misses)).add()
+            _cache_misses("l2").add()
     if not waited:
-        _bound(_cache_lookup, decided_by, _buckets(m.cache_lookup)).observe(seconds)
+        _cache_lookup(decided_by).observe(seconds)
 
 
 @functools.cache  # a Django setting costs ~0.6 µs to read, and this one never changes in a running process

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from decimal import Decimal
 
 import httpx
@@ -15,6 +16,7 @@ from apps.providers.fake_upstream import BackgroundFakeUpstream
 from tests.harness.gateway import GatewayProcess
 from tests.harness.scraping import Scrape, scrape
 from tests.harness.served import Served, wait_for_rows
+from tests.harness.waiting import wait_until
 from tests.routing.conftest import Pool, make_pool
 
 pytestmark = pytest.mark.usefixtures("live_db")
@@ -171,3 +173,17 @@ def test_it_counts_a_request_with_a_wrong_key_as_the_clients_error(served: Serve
     assert served.post(served.chat_body(), headers=bearer("sk-edge-not-a-key")).status_code == 401
 
     assert metrics_of(served).value("llm_requests_error_total", **unknown) == before + 1
+
+
+def test_it_shows_a_request_in_progress_as_an_active_connection_until_it_ends(served: Served,
+                                                                            fake: BackgroundFakeUpstream):
+    fake.set_rule(served.upstream_model, latency_ms=1500)
+    before = metrics_of(served).value("llm_active_connections")
+
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        answer = pool.submit(served.post, served.chat_body())
+        wait_until(lambda: metrics_of(served).value("llm_active_connections") == before + 1,
+                   what="the request counted as in progress")
+        assert answer.result().status_code == 200
+
+    wait_until(lambda: metrics_of(served).value("llm_active_connections") == before, what="the request counted out")

@@ -93,6 +93,7 @@ cat <<EOF
 
   Demo API key (tenant demo):  $demo_key
   Admin:                       $GATEWAY_URL/admin/   (admin / admin)
+  Metrics:                     $GATEWAY_URL/metrics  (Prometheus format, readable from this machine)
 
   Try it:
 

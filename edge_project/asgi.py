@@ -4,7 +4,7 @@ Two Django handlers share one URLconf: API paths (/v1/, /health) run through API
 leaves out sessions, CSRF and messages (they cost most of a fast request and mean nothing to a
 bearer-key client); admin and every other path get the full MIDDLEWARE. Building the application
 starts the ledger spool; the lifespan protocol, where the server speaks it, stops it and closes the
-pooled upstream connections.
+pooled upstream connections. Metrics are counted in files per process (``edge_project.metrics_dir``).
 """
 
 from __future__ import annotations
@@ -12,8 +12,14 @@ from __future__ import annotations
 import os
 
 import django
+from django.conf import settings
+
+from edge_project.metrics_dir import prepare_metrics_dir
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "edge_project.settings.base")
+# Before anything imports prometheus_client (django.setup() loads the apps): every server process counts
+# in its instance's multiprocess directory, so /metrics is right under any number of workers.
+prepare_metrics_dir(settings.EDGE_METRICS_DIR)
 django.setup(set_prefix=False)
 
 from edge_project.lifespan import EdgeApplication  # noqa: E402  (needs the apps loaded)

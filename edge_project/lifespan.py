@@ -13,6 +13,8 @@ from apps.billing.ledger import start_ledger, stop_ledger
 from apps.providers.http import close_clients
 from apps.proxy.body_limit import BodySizeLimit
 from apps.proxy.cache.service import stop_cache
+from apps.proxy.metrics import observe as metrics
+from apps.proxy.metrics.upkeep import upkeep as metrics_upkeep
 from edge_project.api_handler import ApiHandler
 from edge_project.background import finish_background_work
 from edge_project.redis_clients import close_async_redis
@@ -34,8 +36,18 @@ class EdgeApplication:
     async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
         if scope["type"] == "lifespan":
             return await self.lifespan(receive, send)
-        is_api = scope.get("path", "").startswith(settings.API_PATH_PREFIXES)
-        await (self.api if is_api else self.browser)(scope, receive, send)
+        path = scope.get("path", "")
+        if path.startswith("/v1/"):
+            await self.serve_api(scope, receive, send)
+        else:
+            await (self.api if path.startswith(settings.API_PATH_PREFIXES) else self.browser)(scope, receive, send)
+
+    async def serve_api(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
+        metrics.connection_opened()  # until the last byte of a stream too: the handler returns after it is sent
+        try:
+            await self.api(scope, receive, send)
+        finally:
+            metrics.connection_closed()
 
     async def lifespan(self, receive: Any, send: Any) -> None:
         while True:
@@ -48,8 +60,10 @@ class EdgeApplication:
                     await send({"type": "lifespan.startup.failed", "message": str(exc)})
                     return
                 admission.start()  # counted among the processes that share the limits while Redis is down
+                metrics_upkeep.start()
                 await send({"type": "lifespan.startup.complete"})
             elif message["type"] == "lifespan.shutdown":
+                await metrics_upkeep.stop()
                 await close_clients()
                 await finish_background_work(settings.REDIS_TIMEOUT_S * 4)  # L2 writes, before Redis clients close
                 await stop_cache()

@@ -6,6 +6,8 @@ failure on the API path ends as one of these, rendered in ``apps.proxy.errors``.
 
 from __future__ import annotations
 
+import enum
+
 
 class OpenAIError(Exception):
     status: int = 500
@@ -57,3 +59,16 @@ class ProviderError(OpenAIError):
         self.retryable = retryable
         self.upstream_status = upstream_status
         self.retry_after_s = retry_after_s
+
+
+class Fault(enum.StrEnum):
+    """Whose fault a failure was: the one closed vocabulary of the metrics' ``error_type`` label.
+
+    Routing tells a provider's failures from the request's own (``apps.routing.attempts``); the proxy
+    classifies every failure of a request (``apps.proxy.faults``).
+    """
+
+    CLIENT = "client"  # the request itself: malformed, unknown model, its own 4xx from a provider, a hang-up
+    POLICY = "policy"  # refused by a limit: rate limits, concurrency, budgets, the request's own cost cap
+    PROVIDER = "provider"  # an upstream failed or was unavailable (errors, timeouts, open breakers)
+    GATEWAY = "gateway"  # the gateway failed: its database, its configuration, its own bugs

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ipaddress
+import os
 from typing import Any
 
 from cryptography.fernet import Fernet
@@ -152,4 +153,27 @@ def check_stored_responses(app_configs: Any = None, **kwargs: Any) -> list[Check
         messages.append(Error("EDGE_RESPONSES_RETENTION_S must be a positive number of seconds.", id="edge.E160"))
     if settings.EDGE_RESPONSES_LOCAL_MAX_BYTES <= 0:
         messages.append(Error("EDGE_RESPONSES_LOCAL_MAX_BYTES must be a positive number of bytes.", id="edge.E161"))
+    return messages
+
+
+@register()
+def check_metrics_settings(app_configs: Any = None, **kwargs: Any) -> list[CheckMessage]:
+    """Who may read /metrics, and where each instance counts (apps.proxy.metrics, edge_project.metrics_dir)."""
+    messages: list[CheckMessage] = []
+    for entry in settings.EDGE_METRICS_ALLOWED_NETWORKS:
+        try:
+            ipaddress.ip_network(entry, strict=False)
+        except ValueError:
+            messages.append(Error(f"EDGE_METRICS_ALLOWED_NETWORKS entry {entry!r} is not an IP address or network.",
+                                  hint="e.g. 127.0.0.0/8,10.0.0.0/8; 'none' for the token only", id="edge.E140"))
+    directory = settings.EDGE_METRICS_DIR
+    if directory.exists() and not (directory.is_dir() and os.access(directory, os.W_OK | os.X_OK)):
+        messages.append(Error(f"EDGE_METRICS_DIR {str(directory)!r} is not a directory this process may write.",
+                              hint="Each gateway instance keeps its metrics files in a directory under it.",
+                              id="edge.E141"))
+    if settings.EDGE_METRICS_TOKEN and len(settings.EDGE_METRICS_TOKEN) < MIN_HEALTH_TOKEN_LENGTH:
+        messages.append(Warning(
+            f"EDGE_METRICS_TOKEN is shorter than {MIN_HEALTH_TOKEN_LENGTH} characters: it may be guessed.",
+            hint="Generate one with: python -c 'import secrets; print(secrets.token_urlsafe(32))'", id="edge.W140",
+        ))
     return messages

@@ -19,6 +19,7 @@ from apps.providers.contracts import NO_USAGE, Usage
 from apps.providers.errors import OpenAIError
 from apps.proxy.headers import set_header, stamp_quota
 from apps.proxy.idempotency import Claim
+from apps.proxy.metrics import observe
 from apps.proxy.usage_bounds import UsageBounds, believed_usage
 from apps.routing.attempts import Attempt
 from apps.routing.route_header import route_header
@@ -32,6 +33,7 @@ class Exchange:
     started: float = field(default_factory=time.perf_counter)
     key: KeyInfo | None = None
     model: str = ""
+    route: str = ""  # the configured model (its route's name) the request was served under; metrics label it
     stream: bool = False
     attempts: list[Attempt] = field(default_factory=list)
     usage: Usage = NO_USAGE
@@ -65,7 +67,10 @@ class Exchange:
     def finish(self, *, status: str, http_status: int, error_type: str = "") -> None:
         """Step 6, once per request, whatever ended it: price the usage, write the ledger row, and give
         back what admission took beyond what was used (requests that failed authentication have none)."""
-        if self.status or self.key is None:
+        if self.status:
+            return
+        if self.key is None:  # authentication failed: no row and nothing admitted, but counted all the same
+            observe.request_finished(self, status=status, http_status=http_status, error_type=error_type)
             return
         self.status = status
         target = self.attempts[-1].target if self.attempts else None  # none for a cache hit: nothing was spent
@@ -77,6 +82,7 @@ class Exchange:
             cost_usd=self.cost_usd, cache_status=self.cache_status, cost_avoided_usd=self.cost_avoided_usd,
             usage_note=self.usage_note, note=self.note,
         )
+        observe.request_finished(self, status=status, http_status=http_status, error_type=error_type)
         if self.ticket is not None:  # after the row: what is spent is on disk before the budget frees it
             settle_later(self.ticket, tokens=self.usage.total_tokens if target else 0, cost_usd=self.cost_usd)
 
@@ -89,7 +95,9 @@ class Exchange:
             set_header(response, "x-edge-provider", self.attempts[-1].target.upstream.provider_name)
         if self.cost_usd is not None:
             response["x-edge-cost-usd"] = f"{self.cost_usd:f}"
-        response["x-edge-overhead-ms"] = f"{self.overhead_ms():.2f}"
+        overhead_ms = self.overhead_ms()
+        observe.overhead_measured(overhead_ms)
+        response["x-edge-overhead-ms"] = f"{overhead_ms:.2f}"
         if self.cache_status:
             response["x-edge-cache"] = self.cache_status
         if self.strategy:

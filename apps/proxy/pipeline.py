@@ -52,6 +52,7 @@ async def serve(request: HttpRequest, exchange: Exchange, endpoint: Endpoint[R])
     call = await endpoint.prepare(endpoint.parse(request), exchange)
     exchange.model, exchange.stream = call.model, call.stream
     route = await choose_route(exchange.key, call.model)
+    exchange.route = route.key
     if (replay := await replay_if_repeated(request, exchange, route)) is not None:
         return replay
     await admit(request, exchange, route, call, endpoint)

@@ -6,6 +6,7 @@ from apps.proxy.anthropic_inbound.endpoint import Messages
 from apps.proxy.chat import ChatCompletions
 from apps.proxy.completions import Completions
 from apps.proxy.embeddings import Embeddings
+from apps.proxy.metrics.view import metrics
 from apps.proxy.organization import OrganizationUsageView
 from apps.proxy.responses.endpoint import Responses
 from apps.proxy.responses.views import InputItemsView, StoredResponseView
@@ -39,4 +40,5 @@ urlpatterns = [
     path("health", health.health),
     path("health/ready", health.ready),
     path("health/live", health.live),
+    path("metrics", metrics),
 ]

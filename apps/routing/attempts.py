@@ -27,7 +27,7 @@ from dataclasses import dataclass
 from typing import Literal, TypeVar
 
 from apps.providers.adapters.base import ProviderAdapter
-from apps.providers.errors import ProviderError
+from apps.providers.errors import Fault, ProviderError
 from apps.providers.registry import adapter_for
 from apps.routing.breakers import Admission
 from apps.routing.shared_state import shared_state
@@ -51,6 +51,7 @@ class Attempt:
     duration_ms: float  # unrounded: the gateway's overhead is this subtracted from the request's time
     model: str = ""  # the public model whose route it belonged to (differs on a fallback)
     fallback: bool = False  # of a fallback model, not of the route the request started on
+    fault: str = ""  # a failed attempt's Fault: "provider" when it counts against its deployment, else "client"
 
 
 class _Run:
@@ -184,9 +185,11 @@ async def _account(route: ModelRoute, target: Target, run: _Run, started: float,
                    admission: Admission) -> None:
     duration_ms = (time.perf_counter() - started) * 1000
     outcome = "ok" if error is None else error.code or error.type
-    # By key: a pattern route's name is the pattern itself, never the client's model name.
-    run.attempts.append(Attempt(target, outcome, duration_ms, model=route.name, fallback=route.key != run.name))
     verdict = verdict_on_deployment(error)
+    fault = "" if error is None else Fault.PROVIDER if verdict == "failure" else Fault.CLIENT
+    # By key: a pattern route's name is the pattern itself, never the client's model name.
+    run.attempts.append(Attempt(target, outcome, duration_ms, model=route.name, fallback=route.key != run.name,
+                                fault=fault))
     if verdict == "neutral":
         await shared_state.breakers.release(target, admission)  # no outcome, but a trial slot must not stay taken
         return

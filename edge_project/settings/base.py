@@ -57,7 +57,7 @@ MIDDLEWARE = [
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
 ]
 API_MIDDLEWARE: list[str] = []
-API_PATH_PREFIXES = ("/v1/", "/health")  # served by the API handler, with API_MIDDLEWARE
+API_PATH_PREFIXES = ("/v1/", "/health", "/metrics")  # served by the API handler, with API_MIDDLEWARE
 
 ROOT_URLCONF = "edge_project.urls"
 ASGI_APPLICATION = "edge_project.asgi.application"
@@ -207,3 +207,13 @@ EDGE_INVOICE_ISSUER_NAME = env_str("EDGE_INVOICE_ISSUER_NAME", "LLM Edge")
 EDGE_RESPONSES_RETENTION_S = env_int("EDGE_RESPONSES_RETENTION_S", 30 * 24 * 60 * 60)  # kept this long (as OpenAI)
 # Per process: the store without Redis (`make run`), and while Redis is unusable (an LRU by bytes).
 EDGE_RESPONSES_LOCAL_MAX_BYTES = env_int("EDGE_RESPONSES_LOCAL_MAX_BYTES", 64 * 1024 * 1024)
+# --- Metrics (apps.proxy.metrics; /metrics in Prometheus' text format) ----------------------------
+# Each gateway instance (a uvicorn supervisor and its workers) keeps its counters in its own fresh
+# directory under this one (edge_project.metrics_dir); it must be on local disk, never shared by hosts.
+EDGE_METRICS_DIR = Path(env_str("EDGE_METRICS_DIR", str(VAR_DIR / "metrics")))
+EDGE_METRICS_TOKEN = env_str("EDGE_METRICS_TOKEN", "")  # bearer token that may read /metrics from anywhere
+# Addresses/CIDRs that may read /metrics without the token (the client address as apps.proxy.client_address
+# sees it); loopback by default, so `make run` is readable locally. "none": the token only.
+EDGE_METRICS_ALLOWED_NETWORKS = [
+    entry for entry in env_list("EDGE_METRICS_ALLOWED_NETWORKS", ["127.0.0.0/8", "::1/128"]) if entry != "none"
+]

@@ -32,6 +32,7 @@ from apps.proxy.cache.replay import replay_stream
 from apps.proxy.cache.stored import CachedAnswer
 from apps.proxy.endpoint import ClientRequest
 from apps.proxy.exchange import Exchange
+from apps.proxy.metrics import observe
 from apps.routing.attempts import deadline_exceeded
 from apps.routing.table import ModelRoute
 from edge_project.background import run_in_background
@@ -112,6 +113,7 @@ async def look_up_cache(
     started = time.perf_counter()
     wait_s = flight.wait_limit_s(stream=chat.stream, deadline_s=route.policy.request_deadline_s)
     lookup.hit, exchange.cache_status = await _find(lookup, wait_s)
+    observe.cache_looked_up(exchange.cache_status, time.perf_counter() - started, waited=lookup.waited)
     if lookup.waited:
         _count_wait(route, exchange, time.perf_counter() - started, answered=lookup.hit is not None)
     return lookup

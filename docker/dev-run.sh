@@ -14,6 +14,7 @@ FAKE_PORT=18080  # config/demo.yaml points provider `fake` here
 KEY_FILE=var/demo-key.txt
 GATEWAY_URL="http://127.0.0.1:${PORT}"
 export DEBUG=${DEBUG:-true}  # the built-in SECRET_KEY is refused (edge.E002) when DEBUG is off
+export EDGE_LOG_FORMAT=${EDGE_LOG_FORMAT:-text}  # a person reads these lines; production keeps JSON
 
 say() { printf '==> %s\n' "$*"; }
 die() { printf 'make run: %s\n' "$*" >&2; exit 1; }

@@ -134,3 +134,11 @@ def check_admission_settings(app_configs: Any = None, **kwargs: Any) -> list[Che
     if settings.EDGE_BUDGET_REBUILD_TIMEOUT_S <= 0:
         messages.append(Error("EDGE_BUDGET_REBUILD_TIMEOUT_S must be a positive number of seconds.", id="edge.E081"))
     return messages
+
+
+@register()
+def check_log_settings(app_configs: Any = None, **kwargs: Any) -> list[CheckMessage]:
+    if settings.EDGE_LOG_FORMAT not in ("json", "text"):
+        return [Error(f"EDGE_LOG_FORMAT={settings.EDGE_LOG_FORMAT!r} is not a log format.",
+                      hint="Use json (one object per line, for log shippers) or text (for reading).", id="edge.E150")]
+    return []

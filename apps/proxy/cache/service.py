@@ -35,6 +35,7 @@ from apps.proxy.exchange import Exchange
 from apps.routing.attempts import deadline_exceeded
 from apps.routing.table import ModelRoute
 from edge_project.background import run_in_background
+from edge_project.tracing import traced
 
 Status = LedgerEntry.CacheStatus
 # A waiter left with less of its deadline than this answers 504 at once: an attempt that short could
@@ -95,6 +96,7 @@ class CacheLookup:
 NO_CACHE = CacheLookup(landed=True)  # the policy has the cache off: nothing to look up or store
 
 
+@traced("edge.cache.lookup")
 async def look_up_cache(
     request: HttpRequest, route: ModelRoute, chat: ClientRequest, exchange: Exchange
 ) -> CacheLookup:

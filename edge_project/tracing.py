@@ -34,7 +34,7 @@ P = ParamSpec("P")
 T = TypeVar("T")
 DEFAULT_SERVICE_NAME = "llm-edge"
 _tracer: Tracer | None = None
-_NOTHING: contextlib.nullcontext[None] = contextlib.nullcontext()
+NOTHING: contextlib.nullcontext[None] = contextlib.nullcontext()  # reusable: what every helper returns when off
 # The GenAI operation of the request being served (chat, embeddings, …), for the spans of lower layers
 # (a provider attempt) that do not know which endpoint called them. Set only while tracing is on.
 operation_name: ContextVar[str] = ContextVar("operation_name", default="chat")
@@ -95,7 +95,7 @@ def span(name: str, attributes: Mapping[str, Any] | None = None, *, kind: str = 
          parent: Span | None = None) -> contextlib.AbstractContextManager[Span | None]:
     """A child span of the current one (or of ``parent``) around a block; a shared no-op when tracing is off."""
     if _tracer is None:
-        return _NOTHING
+        return NOTHING
     from opentelemetry.trace import SpanKind, set_span_in_context
 
     context = set_span_in_context(parent) if parent is not None else None

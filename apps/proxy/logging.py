@@ -18,8 +18,11 @@ from edge_project.redaction import redact
 from edge_project.tracing import ids_of
 
 _STANDARD = set(vars(logging.makeLogRecord({}))) | {"message", "asctime", "taskName"}
-# Made by the gateway itself, never from a client's or provider's text: written as they are.
-_TRUSTED = frozenset({"request_id", "trace_id", "span_id", "key_prefix", "status", "usage_source", "endpoint"})
+# Fields of the request line (apps.proxy.request_log) made by the gateway or its operators' configuration,
+# never from a client's or provider's text: written as they are, which keeps a line's redaction to a few µs.
+# Everything else (the message, the model a client asked for, an error code a provider sent) is redacted.
+_TRUSTED = frozenset({"request_id", "trace_id", "span_id", "key_prefix", "status", "usage_source", "endpoint",
+                      "tenant", "provider", "upstream_model", "cost_usd", "cache", "route"})
 
 
 def fields_of(record: logging.LogRecord, formatter: logging.Formatter) -> dict[str, Any]:

@@ -13,7 +13,7 @@ from collections.abc import Iterator
 from typing import TYPE_CHECKING
 
 from apps.providers.semconv import provider_name
-from edge_project.tracing import current, fail, operation_name, start_span, tracing_on
+from edge_project.tracing import NOTHING, current, fail, operation_name, start_span, tracing_on
 
 if TYPE_CHECKING:
     from apps.proxy.exchange import Exchange
@@ -27,12 +27,13 @@ OPERATIONS = {  # our endpoint → the GenAI operation name
 }
 
 
-@contextlib.contextmanager
-def request_span(exchange: Exchange) -> Iterator[None]:
+def request_span(exchange: Exchange) -> contextlib.AbstractContextManager[None]:
     """Open the request's span and make it the parent of what runs inside the block (it is not ended here)."""
-    if not tracing_on():
-        yield
-        return
+    return _opened(exchange) if tracing_on() else NOTHING
+
+
+@contextlib.contextmanager
+def _opened(exchange: Exchange) -> Iterator[None]:
     operation = OPERATIONS.get(exchange.endpoint, exchange.endpoint)
     operation_name.set(operation)
     exchange.span = start_span(operation, {"gen_ai.operation.name": operation, "edge.endpoint": exchange.endpoint,

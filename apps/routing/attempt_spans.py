@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING
 from apps.providers.errors import ProviderError
 from apps.providers.semconv import call_attributes
 from apps.routing.table import Target
-from edge_project.tracing import fail, operation_name, span, tracing_on
+from edge_project.tracing import NOTHING, fail, operation_name, span, tracing_on
 
 if TYPE_CHECKING:
     from opentelemetry.trace import Span
@@ -20,7 +20,7 @@ if TYPE_CHECKING:
 
 def attempt_span(target: Target, *, fallback: bool) -> contextlib.AbstractContextManager[Span | None]:
     if not tracing_on():
-        return contextlib.nullcontext()
+        return NOTHING
     operation = operation_name.get()
     attributes = call_attributes(target.upstream, operation, target.upstream_model)
     attributes.update({"edge.provider": target.upstream.provider_name, "edge.deployment_id": target.deployment_id,

@@ -4,11 +4,13 @@ spare order numbers, the IP address setting, the count per detector, and the for
 from __future__ import annotations
 
 import logging
+from typing import Any
 
 import orjson
 import pytest
 from prometheus_client import REGISTRY, generate_latest
 
+from apps.proxy.checks import check_log_settings
 from apps.proxy.errors import unexpected
 from apps.proxy.logging import JsonFormatter, TextFormatter
 from edge_project.redaction import Redactor, redact
@@ -111,3 +113,9 @@ def test_a_json_line_redacts_extras_but_keeps_gateway_made_ids():
     assert line["request_id"] == "req_4111111111111111" and line["input_tokens"] == 4111111111111111
     assert line["model"] == "gpt-4o [REDACTED:email]"
     assert {"ts", "level", "logger", "message"} <= set(line)
+
+
+def test_an_unknown_log_format_is_refused_at_start(settings: Any):
+    settings.EDGE_LOG_FORMAT = "yaml"
+
+    assert [message.id for message in check_log_settings()] == ["edge.E150"]

@@ -184,3 +184,13 @@ def test_planted_secrets_reach_no_log_line_and_no_span(served: Served, fake: Bac
     assert request_line(traced_gateway, unknown.headers["x-request-id"])["model"] == "gpt [REDACTED:email]"
     output, exported = traced_gateway.log_path.read_text(errors="replace"), collector.all_bytes()
     assert [name for name, secret in PLANTED.items() if secret in output or secret.encode() in exported] == []
+
+
+def test_admin_pages_are_traced_by_route(traced_gateway: GatewayProcess, collector: OtlpCollector):
+    trace_id, _, header = traceparent()
+
+    response = httpx.get(f"{traced_gateway.url}/admin/login/", headers={"traceparent": header})
+
+    assert response.status_code == 200
+    spans = spans_of(collector, trace_id, including=server_span)
+    assert any(span.attributes.get("http.route") == "admin/login/" for span in spans)

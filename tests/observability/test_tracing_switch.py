@@ -44,7 +44,7 @@ def loaded_tracing(tmp_path: Path, **environ: str) -> list[str]:
               "'opentelemetry.instrumentation', 'opentelemetry.sdk.trace', 'opentelemetry.exporter')))))")
     result = subprocess.run([sys.executable, "-c", script], cwd=ROOT, env=env, capture_output=True, text=True,
                             timeout=60, check=True)
-    application, provider, modules = (result.stdout.splitlines() + [""])[:3]
+    application, provider, modules = [*result.stdout.splitlines(), ""][:3]
     return [application, provider, *modules.split()]
 
 

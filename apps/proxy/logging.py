@@ -17,7 +17,7 @@ import orjson
 from edge_project.redaction import redact
 from edge_project.tracing import ids_of
 
-_STANDARD = set(vars(logging.makeLogRecord({}))) | {"message", "asctime", "taskName"}
+_STANDARD = set(vars(logging.makeLogRecord({}))) | {"message", "asctime", "taskName", "fields"}
 # Fields of the request line (apps.proxy.request_log) made by the gateway or its operators' configuration,
 # never from a client's or provider's text: written as they are, which keeps a line's redaction to a few µs.
 # Everything else (the message, the model a client asked for, an error code a provider sent) is redacted.
@@ -32,7 +32,10 @@ def fields_of(record: logging.LogRecord, formatter: logging.Formatter) -> dict[s
         "logger": record.name,
         "message": redact(record.getMessage()),
     }
-    for key, value in vars(record).items():
+    extras = getattr(record, "fields", None)
+    if not isinstance(extras, dict):
+        extras = vars(record)
+    for key, value in extras.items():  # a request line's fields (apps.proxy.request_log), else logging's extras
         if key not in _STANDARD:
             fields[key] = value if key in _TRUSTED else _clean(value)
     if record.exc_info:

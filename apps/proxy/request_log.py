@@ -30,8 +30,12 @@ FIELDS = (  # every line has each of these keys (null when it does not apply), i
 def log_request(exchange: Exchange, *, status: str, http_status: int, error_type: str) -> None:
     if not settings.EDGE_LOG_REQUESTS or not logger.isEnabledFor(logging.INFO):
         return
-    logger.info("request", extra=request_fields(exchange, status=status, http_status=http_status,
-                                                error_type=error_type))
+    # The record is made here rather than by logger.info(): that would walk the stack for the caller's
+    # file and line (meaningless here) and copy each field onto the record; together they were half the
+    # line's cost. The formatter reads the fields from ``record.fields``.
+    record = logging.LogRecord(logger.name, logging.INFO, __file__, 0, "request", None, None)
+    record.fields = request_fields(exchange, status=status, http_status=http_status, error_type=error_type)
+    logger.handle(record)
 
 
 def request_fields(exchange: Exchange, *, status: str, http_status: int, error_type: str) -> dict[str, Any]:

@@ -34,10 +34,12 @@ def request_span(exchange: Exchange) -> contextlib.AbstractContextManager[None]:
 
 @contextlib.contextmanager
 def _opened(exchange: Exchange) -> Iterator[None]:
-    operation = OPERATIONS.get(exchange.endpoint, exchange.endpoint)
-    operation_name.set(operation)
-    exchange.span = start_span(operation, {"gen_ai.operation.name": operation, "edge.endpoint": exchange.endpoint,
-                                           "edge.request_id": exchange.request_id})
+    attributes = {"edge.endpoint": exchange.endpoint, "edge.request_id": exchange.request_id}
+    operation = OPERATIONS.get(exchange.endpoint)
+    if operation is not None:
+        operation_name.set(operation)
+        attributes["gen_ai.operation.name"] = operation
+    exchange.span = start_span(operation or f"edge {exchange.endpoint}", attributes)  # e.g. "edge models"
     with current(exchange.span):
         yield
 
@@ -46,8 +48,8 @@ def end_request_span(exchange: Exchange, *, status: str, http_status: int, error
     span, exchange.span = exchange.span, None
     if span is None:
         return
-    operation = OPERATIONS.get(exchange.endpoint, exchange.endpoint)
-    if exchange.model:
+    operation = OPERATIONS.get(exchange.endpoint)
+    if operation is not None and exchange.model:
         span.update_name(f"{operation} {exchange.model}")
         span.set_attribute("gen_ai.request.model", exchange.model)
     target = exchange.attempts[-1].target if exchange.attempts else None

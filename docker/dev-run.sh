@@ -77,7 +77,7 @@ say "starting the fake upstream on 127.0.0.1:$FAKE_PORT"
 fake_pid=$!
 
 say "starting the gateway on $GATEWAY_URL"
-"$PYTHON" -m uvicorn edge_project.asgi:application --host 127.0.0.1 --port "$PORT" --no-proxy-headers &
+"$PYTHON" -m uvicorn edge_project.asgi:application --host 127.0.0.1 --port "$PORT" --no-proxy-headers --no-access-log &  # edge.requests logs each request
 server_pid=$!
 
 for _ in $(seq 150); do

@@ -17,7 +17,8 @@ import orjson
 from edge_project.redaction import redact
 from edge_project.tracing import ids_of
 
-_STANDARD = set(vars(logging.makeLogRecord({}))) | {"message", "asctime", "taskName", "fields"}
+# Not written: logging's own attributes, and uvicorn's copy of its message with terminal colours.
+_STANDARD = set(vars(logging.makeLogRecord({}))) | {"message", "asctime", "taskName", "fields", "color_message"}
 # Fields of the request line (apps.proxy.request_log) made by the gateway or its operators' configuration,
 # never from a client's or provider's text: written as they are, which keeps a line's redaction to a few µs.
 # Everything else (the message, the model a client asked for, an error code a provider sent) is redacted.

@@ -160,8 +160,9 @@ LOGGING = {
         "django.request": {"level": "ERROR"},  # 4xx are client errors, already in the ledger
         "httpx": {"level": "WARNING"},  # one line per upstream call would drown everything else
         # uvicorn's own lines (start-up, an exception that escaped the application) in the same format,
-        # redacted; its access log stays off (--no-access-log): edge.requests has a richer line.
-        "uvicorn": {"handlers": ["console"], "level": LOG_LEVEL, "propagate": False},
+        # redacted. Not "uvicorn" itself: configuring it would reset uvicorn.access, its child, and turn on
+        # the access log that --no-access-log turned off (edge.requests has a richer line).
+        "uvicorn.error": {"handlers": ["console"], "level": LOG_LEVEL, "propagate": False},
     },
 }
 

@@ -194,3 +194,15 @@ def test_admin_pages_are_traced_by_route(traced_gateway: GatewayProcess, collect
     assert response.status_code == 200
     spans = spans_of(collector, trace_id, including=server_span)
     assert any(span.attributes.get("http.route") == "admin/login/" for span in spans)
+
+
+def test_everything_the_process_writes_is_a_json_line_and_uvicorns_access_log_stays_off(
+    served: Served, traced_gateway: GatewayProcess
+):
+    response = served.post(served.chat_body())
+    request_line(traced_gateway, response.headers["x-request-id"])
+
+    lines = [orjson.loads(line) for line in traced_gateway.log_path.read_text().splitlines()]
+    assert all(isinstance(line, dict) and {"ts", "level", "logger", "message"} <= set(line) for line in lines)
+    assert any(line["logger"] == "uvicorn.error" and "startup complete" in line["message"] for line in lines)
+    assert not [line for line in lines if line["logger"] == "uvicorn.access" or "color_message" in line]

@@ -14,6 +14,7 @@ FAKE_PORT=18080  # config/demo.yaml points provider `fake` here
 KEY_FILE=var/demo-key.txt
 GATEWAY_URL="http://127.0.0.1:${PORT}"
 export DEBUG=${DEBUG:-true}  # the built-in SECRET_KEY is refused (edge.E002) when DEBUG is off
+export EDGE_LOG_FORMAT=${EDGE_LOG_FORMAT:-text}  # a person reads these lines; production keeps JSON
 
 say() { printf '==> %s\n' "$*"; }
 die() { printf 'make run: %s\n' "$*" >&2; exit 1; }
@@ -76,7 +77,7 @@ say "starting the fake upstream on 127.0.0.1:$FAKE_PORT"
 fake_pid=$!
 
 say "starting the gateway on $GATEWAY_URL"
-"$PYTHON" -m uvicorn edge_project.asgi:application --host 127.0.0.1 --port "$PORT" --no-proxy-headers &
+"$PYTHON" -m uvicorn edge_project.asgi:application --host 127.0.0.1 --port "$PORT" --no-proxy-headers --no-access-log &  # edge.requests logs each request
 server_pid=$!
 
 for _ in $(seq 150); do

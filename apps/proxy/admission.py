@@ -36,11 +36,13 @@ from apps.proxy.exchange import Exchange
 from apps.proxy.headers import quota_headers
 from apps.proxy.usage_bounds import UsageBounds, output_cap
 from apps.routing.table import ModelRoute
+from edge_project.tracing import traced
 
 MAX_COST_HEADER = "x-edge-max-cost-usd"
 COUNTING_HELPS = {"tpm", "too_large", "budget"}  # refusals an exact count (smaller than the bound) may turn
 
 
+@traced("edge.admission")
 async def admit(request: HttpRequest, exchange: Exchange, route: ModelRoute, call: R, endpoint: Endpoint[R]) -> None:
     assert exchange.key is not None  # admission follows authentication
     cap = output_cap(endpoint.requested_output(call), route) if endpoint.generates_output else 0

@@ -177,3 +177,11 @@ def check_metrics_settings(app_configs: Any = None, **kwargs: Any) -> list[Check
             hint="Generate one with: python -c 'import secrets; print(secrets.token_urlsafe(32))'", id="edge.W140",
         ))
     return messages
+
+
+@register()
+def check_log_settings(app_configs: Any = None, **kwargs: Any) -> list[CheckMessage]:
+    if settings.EDGE_LOG_FORMAT not in ("json", "text"):
+        return [Error(f"EDGE_LOG_FORMAT={settings.EDGE_LOG_FORMAT!r} is not a log format.",
+                      hint="Use json (one object per line, for log shippers) or text (for reading).", id="edge.E150")]
+    return []

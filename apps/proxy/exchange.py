@@ -7,6 +7,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 from decimal import Decimal
+from typing import TYPE_CHECKING
 
 from django.http.response import HttpResponseBase
 from django.utils import timezone
@@ -20,9 +21,15 @@ from apps.providers.errors import OpenAIError
 from apps.proxy.headers import set_header, stamp_quota
 from apps.proxy.idempotency import Claim
 from apps.proxy.metrics import observe
+from apps.proxy.request_log import log_request
+from apps.proxy.request_span import end_request_span
 from apps.proxy.usage_bounds import UsageBounds, believed_usage
 from apps.routing.attempts import Attempt
 from apps.routing.route_header import route_header
+from edge_project.tracing import span
+
+if TYPE_CHECKING:
+    from opentelemetry.trace import Span
 
 
 @dataclass(slots=True)
@@ -51,6 +58,8 @@ class Exchange:
     replayed: bool = False  # answered with an earlier request's stored response
     status: str = ""  # the ledger's status, once finished ("": the row is not written yet)
     refused_unless_cached: OpenAIError | None = None  # a budget's refusal, held while the cache is asked
+    finished: bool = False  # finish() has run: the request is settled, logged and its span ended
+    span: Span | None = None  # the request's trace span while it runs, when tracing is on (apps.proxy.request_span)
 
     def elapsed_ms(self) -> int:
         return round((time.perf_counter() - self.started) * 1000)
@@ -66,23 +75,29 @@ class Exchange:
 
     def finish(self, *, status: str, http_status: int, error_type: str = "") -> None:
         """Step 6, once per request, whatever ended it: price the usage, write the ledger row, and give
-        back what admission took beyond what was used (requests that failed authentication have none)."""
-        if self.status:
+        back what admission took beyond what was used (requests that failed authentication have none);
+        then its metrics, its log line and the end of its span, for every request."""
+        if self.finished:
             return
-        if self.key is None:  # authentication failed: no row and nothing admitted, but counted all the same
-            observe.request_finished(self, status=status, http_status=http_status, error_type=error_type)
-            return
+        self.finished = True
+        if self.key is not None:
+            with span("edge.ledger.record", parent=self.span):
+                self._settle(self.key, status=status, http_status=http_status, error_type=error_type)
+        observe.request_finished(self, status=status, http_status=http_status, error_type=error_type)
+        log_request(self, status=status, http_status=http_status, error_type=error_type)
+        end_request_span(self, status=status, http_status=http_status, error_type=error_type)
+
+    def _settle(self, key: KeyInfo, *, status: str, http_status: int, error_type: str) -> None:
         self.status = status
         target = self.attempts[-1].target if self.attempts else None  # none for a cache hit: nothing was spent
         self.cost_usd = cost_of(self.usage, target.prices_at(self.received_at)) if target else Decimal(0)
         record_request(
-            request_id=self.request_id, key=self.key, endpoint=self.endpoint, model=self.model, stream=self.stream,
+            request_id=self.request_id, key=key, endpoint=self.endpoint, model=self.model, stream=self.stream,
             received_at=self.received_at, status=status, http_status=http_status, error_type=error_type,
             latency_ms=self.elapsed_ms(), ttft_ms=self.ttft_ms, attempts=self.attempts, usage=self.usage,
             cost_usd=self.cost_usd, cache_status=self.cache_status, cost_avoided_usd=self.cost_avoided_usd,
             usage_note=self.usage_note, note=self.note,
         )
-        observe.request_finished(self, status=status, http_status=http_status, error_type=error_type)
         if self.ticket is not None:  # after the row: what is spent is on disk before the budget frees it
             settle_later(self.ticket, tokens=self.usage.total_tokens if target else 0, cost_usd=self.cost_usd)
 

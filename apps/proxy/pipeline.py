@@ -42,6 +42,7 @@ from apps.routing.shared_state import shared_state
 from apps.routing.strategies import RequestShape
 from apps.routing.streams import open_relayable
 from apps.routing.table import ModelRoute, RoutingTable, Target, routing_tables
+from edge_project.tracing import traced
 
 T = TypeVar("T")
 Call = Callable[[ProviderAdapter, Target], Awaitable[T]]
@@ -71,6 +72,7 @@ async def serve(request: HttpRequest, exchange: Exchange, endpoint: Endpoint[R])
     return HttpResponse(answer.content, content_type="application/json")
 
 
+@traced("edge.route")
 async def choose_route(key: KeyInfo | None, model: str) -> ModelRoute:
     table = await routing_tables.current()
     shared_state.ensure_syncing(routing_tables.deployment_ids)

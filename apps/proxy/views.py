@@ -19,6 +19,7 @@ from apps.proxy.errors import error_response, unexpected
 from apps.proxy.exchange import Exchange
 from apps.proxy.pipeline import permitted_route, serve
 from apps.proxy.replays import keep, let_go
+from apps.proxy.request_span import request_span
 from apps.proxy.streaming import CLIENT_CLOSED_REQUEST
 from apps.routing.table import ModelRoute, routing_tables
 
@@ -45,20 +46,21 @@ class GatewayView(APIView):
 
     async def async_dispatch(self, request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponseBase:
         exchange = Exchange(endpoint=self.endpoint)
-        try:
-            handler = self.handler_for(request.method or "")
-            exchange.key = await authenticate(request)
-            response = await handler(request, exchange, exchange.key, **kwargs)
-        except asyncio.CancelledError:
-            # The client left before the response began (Django cancels the view): still one row.
-            exchange.finish(status="cancelled", http_status=CLIENT_CLOSED_REQUEST)
-            let_go(exchange)
-            raise
-        except Exception as exc:
-            error = exc if isinstance(exc, OpenAIError) else unexpected(exc)
-            exchange.finish(status="error", http_status=error.status, error_type=error.code or error.type)
-            response = self.render_error(error)
-        return await keep(exchange, exchange.stamp(response))
+        with request_span(exchange):  # ended by exchange.finish(), after a stream's last event
+            try:
+                handler = self.handler_for(request.method or "")
+                exchange.key = await authenticate(request)
+                response = await handler(request, exchange, exchange.key, **kwargs)
+            except asyncio.CancelledError:
+                # The client left before the response began (Django cancels the view): still one row.
+                exchange.finish(status="cancelled", http_status=CLIENT_CLOSED_REQUEST)
+                let_go(exchange)
+                raise
+            except Exception as exc:
+                error = exc if isinstance(exc, OpenAIError) else unexpected(exc)
+                exchange.finish(status="error", http_status=error.status, error_type=error.code or error.type)
+                response = self.render_error(error)
+            return await keep(exchange, exchange.stamp(response))
 
     def render_error(self, error: OpenAIError) -> HttpResponse:
         """The error body this endpoint's clients read: OpenAI's, unless the endpoint speaks another API."""

@@ -29,6 +29,7 @@ from typing import Literal, TypeVar
 from apps.providers.adapters.base import ProviderAdapter
 from apps.providers.errors import Fault, ProviderError
 from apps.providers.registry import adapter_for
+from apps.routing.attempt_spans import attempt_ended, attempt_span
 from apps.routing.breakers import Admission
 from apps.routing.shared_state import shared_state
 from apps.routing.strategies import RequestShape, order_targets
@@ -164,19 +165,23 @@ async def _attempt(
 ) -> T:
     run.left -= 1
     started = time.perf_counter()
-    try:
-        async with asyncio.timeout(max(run.remaining_s(), 0.0)):
-            result = await call(adapter_for(target.upstream), target)
-    except ProviderError as exc:
-        await _account(route, target, run, started, exc, admission)
-        raise
-    except TimeoutError:
-        late = deadline_exceeded(route)
-        await _account(route, target, run, started, late, admission)
-        raise late from None
-    except BaseException:
-        shared_state.breakers.abandon(target, admission)  # cancelled (the client left): no outcome to count
-        raise
+    with attempt_span(target, fallback=route.key != run.name) as span:
+        try:
+            async with asyncio.timeout(max(run.remaining_s(), 0.0)):
+                result = await call(adapter_for(target.upstream), target)
+        except ProviderError as exc:
+            attempt_ended(span, exc)
+            await _account(route, target, run, started, exc, admission)
+            raise
+        except TimeoutError:
+            late = deadline_exceeded(route)
+            attempt_ended(span, late)
+            await _account(route, target, run, started, late, admission)
+            raise late from None
+        except BaseException:
+            shared_state.breakers.abandon(target, admission)  # cancelled (the client left): no outcome to count
+            raise
+        attempt_ended(span, None)
     await _account(route, target, run, started, None, admission)
     return result
 

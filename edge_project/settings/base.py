@@ -140,16 +140,29 @@ REST_FRAMEWORK = {
     "UNAUTHENTICATED_USER": None,
 }
 
-LOG_LEVEL = env_str("LOG_LEVEL", "INFO")  # root level for the gateway's JSON logs
+LOG_LEVEL = env_str("LOG_LEVEL", "INFO")  # root level for the gateway's logs
+# --- Logs, redaction (apps.proxy.logging, apps.proxy.request_log, edge_project.redaction) ---------------
+EDGE_LOG_FORMAT = env_str("EDGE_LOG_FORMAT", "json")  # json (one object per line, for shippers) or text (`make run`)
+EDGE_LOG_REQUESTS = env_bool("EDGE_LOG_REQUESTS", True)  # one line per API request (logger edge.requests)
+EDGE_REDACT_IP_ADDRESSES = env_bool("EDGE_REDACT_IP_ADDRESSES", False)  # IPv4/IPv6 addresses count as personal data
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
-    "formatters": {"json": {"()": "apps.proxy.logging.JsonFormatter"}},
-    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "json"}},
+    "formatters": {
+        "json": {"()": "apps.proxy.logging.JsonFormatter"},
+        "text": {"()": "apps.proxy.logging.TextFormatter"},
+    },
+    # An unknown EDGE_LOG_FORMAT is edge.E150; until the check stops the process, lines are JSON.
+    "handlers": {"console": {"class": "logging.StreamHandler",
+                             "formatter": EDGE_LOG_FORMAT if EDGE_LOG_FORMAT in ("json", "text") else "json"}},
     "root": {"handlers": ["console"], "level": LOG_LEVEL},
     "loggers": {
         "django.request": {"level": "ERROR"},  # 4xx are client errors, already in the ledger
         "httpx": {"level": "WARNING"},  # one line per upstream call would drown everything else
+        # uvicorn's own lines (start-up, an exception that escaped the application) in the same format,
+        # redacted. Not "uvicorn" itself: configuring it would reset uvicorn.access, its child, and turn on
+        # the access log that --no-access-log turned off (edge.requests has a richer line).
+        "uvicorn.error": {"handlers": ["console"], "level": LOG_LEVEL, "propagate": False},
     },
 }
 

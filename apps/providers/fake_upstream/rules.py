@@ -48,6 +48,7 @@ class Knobs:
     cached_tokens: int = 0  # prompt tokens reported as read from cache (capped at prompt)
     cache_write_tokens: int = 0  # Anthropic only: prompt tokens reported as written to the cache
     require_key: str | None = None  # 401 unless Bearer / x-api-key carries this key
+    error_message: str | None = None  # the message of fail_status errors instead of the provider's usual one
     # OpenAI wire: report these usage fields instead, whatever they hold (a hostile or broken provider's
     # negative, huge, fractional or textual counts), e.g. {"prompt_tokens": -5}.
     reported_usage: dict[str, Any] | None = None
@@ -112,7 +113,8 @@ def _text(value: object) -> str:
 
 
 # The knobs that may be null, which resets them to "off".
-_NULLABLE = {"stream_chunks", "fail_status", "retry_after", "cut_stream_after", "require_key", "reported_usage"}
+_NULLABLE = {"stream_chunks", "fail_status", "retry_after", "cut_stream_after", "require_key", "reported_usage",
+             "error_message"}
 
 _PARSERS: dict[str, Callable[[object], object]] = {
     "latency_ms": _number, "jitter_ms": _number, "stream_chunks": _positive_count,
@@ -121,7 +123,7 @@ _PARSERS: dict[str, Callable[[object], object]] = {
     "missing_fields": _flag, "huge_body_mb": _number, "dribble_ms": _number,
     "cut_stream_after": _count, "no_usage": _flag, "tool_call": _flag,
     "reply_words": _positive_count, "cached_tokens": _count, "require_key": _text,
-    "cache_write_tokens": _count, "reported_usage": _object,
+    "cache_write_tokens": _count, "reported_usage": _object, "error_message": _text,
 }
 assert set(_PARSERS) == {f.name for f in dataclasses.fields(Knobs)}, "a knob lacks a parser"
 

@@ -224,7 +224,7 @@ def _provider_reply(route: ProviderRoute, request: Request, body: object,
     if knobs.require_key and knobs.require_key not in presented_keys(request.headers):
         return route.render_error(401)
     if knobs.fail_status:
-        return route.render_error(knobs.fail_status, retry_after=knobs.retry_after)
+        return route.render_error(knobs.fail_status, knobs.error_message, retry_after=knobs.retry_after)
     if route.takes_body and not isinstance(body, dict):
         return route.render_error(400, "We could not parse the JSON body of your request.")
     try:

@@ -36,6 +36,7 @@ from apps.proxy.metrics import observe
 from apps.routing.attempts import deadline_exceeded
 from apps.routing.table import ModelRoute
 from edge_project.background import run_in_background
+from edge_project.tracing import traced
 
 Status = LedgerEntry.CacheStatus
 # A waiter left with less of its deadline than this answers 504 at once: an attempt that short could
@@ -96,6 +97,7 @@ class CacheLookup:
 NO_CACHE = CacheLookup(landed=True)  # the policy has the cache off: nothing to look up or store
 
 
+@traced("edge.cache.lookup")
 async def look_up_cache(
     request: HttpRequest, route: ModelRoute, chat: ClientRequest, exchange: Exchange
 ) -> CacheLookup:

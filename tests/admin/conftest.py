@@ -25,6 +25,8 @@ CHROMIUM_ARGS = [
     "--disable-sync", "--no-first-run",
 ]
 BASE_TIME = datetime(2026, 11, 1, 12, 0, tzinfo=UTC)
+# The ledger list shows the last 24 hours unless asked for a range: this one holds make_entry's rows.
+LEDGER_RANGE = {"since": "2026-11-01", "until": "2026-11-30"}
 _minutes = itertools.count()
 
 

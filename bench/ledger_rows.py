@@ -20,7 +20,6 @@ part of a row's cost a whole number of 1e-10 USD, so the rollups' meters sum to 
 from __future__ import annotations
 
 import argparse
-import io
 import os
 import random
 import sys
@@ -32,6 +31,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parent.parent
 SERVER = "postgres://postgres@127.0.0.1:5432"
 BATCH_ROWS = 50_000
+COPY_ROWS = 1_000_000
 
 
 @dataclass(frozen=True)
@@ -170,24 +170,39 @@ def make_models() -> dict[tuple[str, str], int]:
 
 def copy_rows(rng: random.Random, *, rows: int, start: datetime, end: datetime, keys: list[tuple[int, int]],
               deployments: dict[tuple[str, str], int]) -> None:
-    from django.db import connection
-
+    """One COPY (and transaction) per ``COPY_ROWS`` rows, retried on a lost connection: a Postgres restart
+    by someone else costs the chunk in flight, not the hour already loaded."""
     span_s = (end - start).total_seconds()
     days = span_s / 86400
     moments = sorted(start.timestamp() + working_hours(rng, days) * span_s for _ in range(rows))
     earlier: list[str] = []
     started = time.monotonic()
-    with connection.cursor() as cursor:
-        sql = f"COPY billing_ledgerentry ({', '.join(COLUMNS)}) FROM STDIN"
-        with cursor.cursor.copy(sql) as copy:  # psycopg 3's COPY, under Django's cursor wrapper
-            for first in range(0, rows, BATCH_ROWS):
-                buffer = io.StringIO()
-                for index in range(first, min(first + BATCH_ROWS, rows)):
-                    buffer.write(row_line(rng, index, moments[index], keys, deployments, earlier))
-                copy.write(buffer.getvalue())
-                done = min(first + BATCH_ROWS, rows)
-                if done % 1_000_000 == 0 or done == rows:
-                    print(f"{done:>11,} rows  {time.monotonic() - started:5.0f} s", flush=True)
+    for first in range(0, rows, COPY_ROWS):
+        last = min(first + COPY_ROWS, rows)
+        chunk = [
+            "".join(row_line(rng, index, moments[index], keys, deployments, earlier)
+                    for index in range(batch, min(batch + BATCH_ROWS, last)))
+            for batch in range(first, last, BATCH_ROWS)
+        ]
+        copy_with_retries(chunk)
+        print(f"{last:>11,} rows  {time.monotonic() - started:5.0f} s", flush=True)
+
+
+def copy_with_retries(chunk: list[str], attempts: int = 5) -> None:
+    from django.db import OperationalError, connection
+
+    sql = f"COPY billing_ledgerentry ({', '.join(COLUMNS)}) FROM STDIN"
+    for attempt in range(attempts):
+        try:
+            with connection.cursor() as cursor, cursor.cursor.copy(sql) as copy:  # psycopg 3's COPY
+                for text in chunk:
+                    copy.write(text)
+            return
+        except OperationalError as exc:
+            print(f"COPY failed ({exc}); again in 5 s", flush=True)
+            connection.close()
+            time.sleep(5)
+    raise SystemExit(f"COPY failed {attempts} times")
 
 
 def working_hours(rng: random.Random, days: float) -> float:

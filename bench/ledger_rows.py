@@ -192,7 +192,7 @@ def copy_with_retries(chunk: list[str], attempts: int = 5) -> None:
     from django.db import OperationalError, connection
 
     sql = f"COPY billing_ledgerentry ({', '.join(COLUMNS)}) FROM STDIN"
-    for attempt in range(attempts):
+    for _ in range(attempts):
         try:
             with connection.cursor() as cursor, cursor.cursor.copy(sql) as copy:  # psycopg 3's COPY
                 for text in chunk:

@@ -20,6 +20,7 @@ part of a row's cost a whole number of 1e-10 USD, so the rollups' meters sum to 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import random
 import sys
@@ -189,6 +190,7 @@ def copy_rows(rng: random.Random, *, rows: int, start: datetime, end: datetime, 
 
 
 def copy_with_retries(chunk: list[str], attempts: int = 5) -> None:
+    import psycopg
     from django.db import OperationalError, connection
 
     sql = f"COPY billing_ledgerentry ({', '.join(COLUMNS)}) FROM STDIN"
@@ -198,9 +200,10 @@ def copy_with_retries(chunk: list[str], attempts: int = 5) -> None:
                 for text in chunk:
                     copy.write(text)
             return
-        except OperationalError as exc:
+        except (OperationalError, psycopg.OperationalError) as exc:  # psycopg's own, from its COPY object
             print(f"COPY failed ({exc}); again in 5 s", flush=True)
-            connection.close()
+            with contextlib.suppress(Exception):  # the connection is gone either way
+                connection.close()
             time.sleep(5)
     raise SystemExit(f"COPY failed {attempts} times")
 

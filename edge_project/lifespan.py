@@ -15,6 +15,7 @@ from apps.proxy.body_limit import BodySizeLimit
 from apps.proxy.cache.service import stop_cache
 from edge_project.api_handler import ApiHandler
 from edge_project.background import finish_background_work
+from edge_project.periodic import periodic
 from edge_project.redis_clients import close_async_redis
 
 logger = logging.getLogger(__name__)
@@ -48,8 +49,10 @@ class EdgeApplication:
                     await send({"type": "lifespan.startup.failed", "message": str(exc)})
                     return
                 admission.start()  # counted among the processes that share the limits while Redis is down
+                periodic.start()  # scheduled tasks, when no Celery broker runs them (edge_project.periodic)
                 await send({"type": "lifespan.startup.complete"})
             elif message["type"] == "lifespan.shutdown":
+                await periodic.stop()
                 await close_clients()
                 await finish_background_work(settings.REDIS_TIMEOUT_S * 4)  # L2 writes, before Redis clients close
                 await stop_cache()

@@ -15,16 +15,15 @@ import atexit
 import secrets
 import threading
 from collections.abc import Sequence
-from dataclasses import MISSING, dataclass, fields
 from datetime import datetime
 from decimal import Decimal
-from functools import cache
 from typing import Any
 
 from django.conf import settings
 from django.db import InterfaceError, OperationalError, close_old_connections, connection, transaction
 
 from apps.billing.keys import KeyInfo
+from apps.billing.ledger_write import RECORD_FIELDS, LedgerRecord, Parameters, parameters, write_rows
 from apps.billing.rows import Refusal, Row
 from apps.billing.spool import NOTHING_SPOOLED, LedgerSpool
 from apps.providers.contracts import Usage
@@ -32,48 +31,10 @@ from apps.routing.attempts import Attempt
 from apps.routing.prices import Prices
 from apps.routing.route_header import attempts_record
 
-Parameters = tuple[Any, ...]  # one row's values for the INSERT, in column order
-
 
 def new_request_id() -> str:
     """A request's id: in its ledger row, its x-request-id header and its log lines."""
     return f"req_{secrets.token_hex(12)}"
-
-
-@dataclass(slots=True)  # not frozen: a frozen init sets every field through object.__setattr__, per request
-class LedgerRecord:
-    """A ledger row as the request path produces it; JSON-native so the spool round-trips it exactly."""
-
-    request_id: str
-    tenant_id: int
-    api_key_id: int
-    endpoint: str
-    public_model: str
-    stream: bool
-    status: str
-    http_status: int
-    created_at: str  # ISO 8601, when the request arrived
-    latency_ms: int
-    error_type: str = ""
-    provider: str = ""
-    deployment_id: int | None = None
-    upstream_model: str = ""
-    prompt_tokens: int = 0
-    completion_tokens: int = 0
-    cached_tokens: int = 0
-    usage_source: str = "none"
-    input_usd_per_mtok: str | None = None  # Decimal as text
-    output_usd_per_mtok: str | None = None
-    cached_input_usd_per_mtok: str | None = None
-    cost_usd: str = "0"
-    ttft_ms: int | None = None
-    cache_status: str = ""  # hit-l1, hit-l2, miss, bypass; "" where the endpoint has no cache
-    cost_avoided_usd: str = "0"  # Decimal as text
-    attempts: list[dict[str, Any]] | None = None  # the route taken; None (old segments): no attempts
-    cache_write_tokens: int = 0  # of prompt_tokens; old segments lack it: they were written before it existed
-    cache_write_usd_per_mtok: str | None = None  # Decimal as text
-    usage_note: str = ""  # why usage is the gateway's estimate when the provider reported some
-    note: str = ""  # e.g. that the request was answered by replaying an earlier one (idempotency)
 
 
 NEAR_FULL = 0.8  # of EDGE_LEDGER_SPOOL_MAX_BYTES: /health says degraded from here, before readiness fails
@@ -90,7 +51,7 @@ def record_request(
 ) -> None:
     """One request's row: the serving attempt (the last) names its provider, deployment and prices."""
     target = attempts[-1].target if attempts else None
-    prices = target.prices if target else None
+    prices = target.prices_at(received_at) if target else None
     append_record(LedgerRecord(
         request_id=request_id, tenant_id=key.tenant_id, api_key_id=key.key_id, endpoint=endpoint,
         public_model=model, stream=stream, status=status, http_status=http_status, error_type=error_type,
@@ -102,7 +63,7 @@ def record_request(
         cached_tokens=usage.cached_tokens, cache_write_tokens=usage.cache_creation_tokens, usage_source=usage.source,
         **_price_columns(prices), cost_usd=f"{cost_usd:f}", cache_status=cache_status,
         cost_avoided_usd=f"{cost_avoided_usd:f}", attempts=attempts_record(attempts), usage_note=usage_note,
-        note=note,
+        note=note, price_version_id=prices.version_id if prices else None,
     ))
 
 
@@ -113,7 +74,7 @@ def _price_columns(prices: Prices | None) -> dict[str, str | None]:
 
 def append_record(record: LedgerRecord) -> None:
     spool = _spool or start_ledger()
-    spool.append({name: getattr(record, name) for name in _RECORD_FIELDS})  # asdict() deep-copies: slow
+    spool.append({name: getattr(record, name) for name in RECORD_FIELDS})  # asdict() deep-copies: slow
 
 
 def start_ledger() -> LedgerSpool:
@@ -190,7 +151,7 @@ def insert_rows(rows: list[Row]) -> list[Refusal]:
     refused = []
     for row in rows:
         try:
-            batch.append((row, _parameters(row)))
+            batch.append((row, parameters(row)))
         except Exception as error:
             refused.append(Refusal(row, f"unreadable value: {_describe(error)}"))
     return refused + _insert(batch)
@@ -221,8 +182,8 @@ def _insert(batch: list[tuple[Row, Parameters]]) -> list[Refusal]:
 
 def _commit(parameters: list[Parameters]) -> None:
     nested = connection.in_atomic_block
-    with transaction.atomic(), connection.cursor() as cursor:
-        cursor.executemany(_insert_statement(), parameters)
+    with transaction.atomic():
+        write_rows(parameters)
         if nested:
             # Foreign keys are deferred, and a savepoint's release checks none: check now, or a dry run
             # would report a row of a tenant that does not exist as fine.
@@ -248,45 +209,3 @@ def _describe(error: Exception) -> str:
     sqlstate = getattr(error.__cause__, "sqlstate", None)
     message = " ".join(str(error).split())
     return f"{type(error).__name__}{f' ({sqlstate})' if sqlstate else ''}: {message}"[:500]
-
-
-# LedgerRecord's fields are named after the ledger table's columns; kind is constant here.
-_RECORD_FIELDS = {field.name: field.default for field in fields(LedgerRecord)}
-_DECIMAL_FIELDS = {
-    "input_usd_per_mtok", "output_usd_per_mtok", "cached_input_usd_per_mtok", "cost_usd", "cost_avoided_usd",
-    "cache_write_usd_per_mtok",
-}
-
-
-@cache
-def _insert_statement() -> str:
-    from apps.billing.models import LedgerEntry
-
-    quote = connection.ops.quote_name
-    columns = ", ".join(quote(name) for name in (*_RECORD_FIELDS, "kind"))
-    placeholders = ", ".join(["%s"] * (len(_RECORD_FIELDS) + 1))
-    return (
-        f"INSERT INTO {quote(LedgerEntry._meta.db_table)} ({columns}) VALUES ({placeholders}) "
-        f"ON CONFLICT ({quote('request_id')}) DO NOTHING"
-    )
-
-
-def _parameters(row: Row) -> Parameters:
-    # .get with the record's default: a segment spooled by an older release may lack newer fields.
-    values = [row.get(name, default) for name, default in _DEFAULTS]
-    values[_CREATED_AT] = connection.ops.adapt_datetimefield_value(datetime.fromisoformat(str(values[_CREATED_AT])))
-    for index in _DECIMAL_INDEXES:
-        if (value := values[index]) is not None:
-            amount = Decimal(value)
-            if not amount.is_finite():  # Postgres stores NaN in a numeric column, and every sum over it is NaN
-                raise ValueError(f"{_FIELD_NAMES[index]} is {value!r}, not a finite number")
-            values[index] = connection.ops.adapt_decimalfield_value(amount)
-    values[_ATTEMPTS] = connection.ops.adapt_json_value(values[_ATTEMPTS] or [], None)
-    return (*values, "request")
-
-
-_DEFAULTS = [(name, None if default is MISSING else default) for name, default in _RECORD_FIELDS.items()]
-_FIELD_NAMES = list(_RECORD_FIELDS)
-_CREATED_AT = list(_RECORD_FIELDS).index("created_at")
-_ATTEMPTS = list(_RECORD_FIELDS).index("attempts")
-_DECIMAL_INDEXES = [index for index, name in enumerate(_RECORD_FIELDS) if name in _DECIMAL_FIELDS]

@@ -274,6 +274,9 @@ class Rollup(models.Model):
     class Meta:
         abstract = True
 
+    def __str__(self) -> str:
+        return f"tenant {self.tenant_id} from {self.bucket:%Y-%m-%d %H:%M}"
+
 
 class HourlyRollup(Rollup):
     class Meta:

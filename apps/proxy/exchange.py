@@ -69,7 +69,7 @@ class Exchange:
             return
         self.status = status
         target = self.attempts[-1].target if self.attempts else None  # none for a cache hit: nothing was spent
-        self.cost_usd = cost_of(self.usage, target.prices) if target else Decimal(0)
+        self.cost_usd = cost_of(self.usage, target.prices_at(self.received_at)) if target else Decimal(0)
         record_request(
             request_id=self.request_id, key=self.key, endpoint=self.endpoint, model=self.model, stream=self.stream,
             received_at=self.received_at, status=status, http_status=http_status, error_type=error_type,

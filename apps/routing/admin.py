@@ -25,6 +25,13 @@ from django.http import HttpRequest
 
 from apps.providers.forms import ProviderForm
 from apps.providers.models import Provider
+from apps.routing.admin_prices import (
+    DeploymentForm,
+    PriceVersionInline,
+    keep_stored_prices,
+    submitted_prices,
+    version_prices,
+)
 from apps.routing.models import BreakerOverride, Deployment, PublicModel, RoutingPolicy
 from apps.routing.status import DeploymentStatus, close_breakers, deployment_statuses
 from apps.routing.table import routing_tables
@@ -198,6 +205,23 @@ class PublicModelAdmin(RoutingConfigAdmin):
     def deployment_count(self, model: Any) -> int:
         return int(model.deployment_count)
 
+    def save_formset(self, request: HttpRequest, form: Form, formset: Any, change: bool) -> None:
+        """Deployments' prices change through versions (effective now), as on a deployment's own page."""
+        if formset.model is not Deployment:
+            return super().save_formset(request, form, formset, change)
+        edited = []
+        for deployment_form in formset.forms:
+            if deployment_form in formset.deleted_forms or not deployment_form.has_changed():
+                continue
+            deployment = deployment_form.instance
+            created = deployment.pk is None
+            edited.append((deployment, submitted_prices(deployment_form), created))
+            if not created:
+                keep_stored_prices(deployment)
+        super().save_formset(request, form, formset, change)
+        for deployment, prices, created in edited:
+            version_prices(deployment, prices, created=created)
+
 
 @admin.register(Deployment)
 class DeploymentAdmin(LiveStatusColumns, RoutingConfigAdmin):
@@ -211,6 +235,16 @@ class DeploymentAdmin(LiveStatusColumns, RoutingConfigAdmin):
     search_fields = ("model__name", "provider__name", "upstream_model")
     readonly_fields = ("created_at", "updated_at", "breaker_state", "success_rate", "latency", "ttft")
     actions = ("force_breaker_open", "force_breaker_closed", "breaker_automatic", "close_breaker_now")
+    form = DeploymentForm
+    inlines = (PriceVersionInline,)
+
+    def save_model(self, request: HttpRequest, obj: Any, form: Form, change: bool) -> None:
+        prices = submitted_prices(form)  # type: ignore[arg-type]  # a DeploymentForm
+        if change:
+            keep_stored_prices(obj)
+        super().save_model(request, obj, form, change)
+        version_prices(obj, prices, created=not change, effective_from=form.cleaned_data.get("prices_effective_from"),
+                       note=form.cleaned_data.get("price_note") or "")
 
     def get_queryset(self, request: HttpRequest) -> QuerySet[Deployment]:
         return super().get_queryset(request).select_related("model__policy", "provider")

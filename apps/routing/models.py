@@ -127,7 +127,12 @@ class PublicModel(models.Model):
 
 
 class Deployment(models.Model):
-    """One provider's copy of a model, with its prices in USD per million tokens."""
+    """One provider's copy of a model, with its prices in USD per million tokens.
+
+    The prices here are those of its newest ``PriceVersion`` (the one with the latest effective
+    date), kept so by ``apps.routing.price_versions.set_prices``, the only way to change them. The
+    versions are the truth: a request is costed with the version in effect when it arrived.
+    """
 
     model = models.ForeignKey(PublicModel, on_delete=models.CASCADE, related_name="deployments")
     provider = models.ForeignKey(Provider, on_delete=models.PROTECT, related_name="deployments")
@@ -169,3 +174,35 @@ class Deployment(models.Model):
 
     def __str__(self) -> str:
         return f"{self.model.name} → {self.provider.name}/{self.upstream_model}"
+
+
+class PriceVersion(models.Model):
+    """A deployment's four prices from ``effective_from`` until its next version's; never edited.
+
+    Written only by ``apps.routing.price_versions.set_prices``. Ledger rows name the version they
+    were costed with (``LedgerEntry.price_version_id``) and copy its numbers.
+    """
+
+    deployment = models.ForeignKey(Deployment, on_delete=models.CASCADE, related_name="price_versions")
+    effective_from = models.DateTimeField(help_text="Requests received from this moment on pay these prices.")
+    input_usd_per_mtok = models.DecimalField(max_digits=14, decimal_places=6, validators=NON_NEGATIVE)
+    output_usd_per_mtok = models.DecimalField(max_digits=14, decimal_places=6, validators=NON_NEGATIVE)
+    cached_input_usd_per_mtok = models.DecimalField(
+        max_digits=14, decimal_places=6, validators=NON_NEGATIVE, null=True, blank=True,
+        help_text="Blank: cached input tokens cost the input price.",
+    )
+    cache_write_usd_per_mtok = models.DecimalField(
+        max_digits=14, decimal_places=6, validators=NON_NEGATIVE, null=True, blank=True,
+        help_text="Blank: prompt tokens written to the provider's cache cost the input price.",
+    )
+    note = models.TextField(blank=True, help_text="Why the prices changed (a provider's announcement, a contract).")
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["deployment", "effective_from"]
+        constraints = [
+            models.UniqueConstraint(fields=["deployment", "effective_from"], name="unique_price_version"),
+        ]
+
+    def __str__(self) -> str:
+        return f"deployment {self.deployment_id} from {self.effective_from:%Y-%m-%d %H:%M:%S%z}"

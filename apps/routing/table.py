@@ -17,17 +17,19 @@ import logging
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from datetime import datetime
 from decimal import Decimal
 from fnmatch import fnmatchcase
 from typing import Any
 
 from django.conf import settings
+from django.utils import timezone
 
 from apps.providers.contracts import Upstream
 from apps.providers.models import Provider
 from apps.providers.secrets import SecretUnreadable
-from apps.routing.models import BreakerOverride, Deployment, PublicModel, RoutingPolicy
-from apps.routing.prices import Prices
+from apps.routing.models import BreakerOverride, Deployment, PriceVersion, PublicModel, RoutingPolicy
+from apps.routing.prices import Prices, prices_at
 from edge_project.db import DatabaseUnavailable, release_connection, run_bounded
 from edge_project.model_fields import default_of
 
@@ -46,6 +48,14 @@ class Target:
     weight: int
     breaker_override: str = BreakerOverride.AUTO.value
     max_output_tokens: int | None = None  # what a request that sets no cap may generate here (None: the default)
+    # The price versions a request served now may have arrived under, ascending: the one in effect when the
+    # table was loaded (``prices``, which ranking and admission use), the one before it (a request still in
+    # flight across a change) and every future one. Empty: ``prices`` whatever the time.
+    price_schedule: tuple[Prices, ...] = ()
+
+    def prices_at(self, moment: datetime) -> Prices:
+        """The prices of a request that arrived at ``moment``: the version in effect then."""
+        return prices_at(self.price_schedule, moment) if self.price_schedule else self.prices
 
     @property
     def label(self) -> str:
@@ -137,8 +147,13 @@ class RoutingTable:
     routes: Mapping[str, ModelRoute]  # concrete names only: what /v1/models lists
     loaded_at: float
     patterns: tuple[ModelRoute, ...] = field(default=())  # most specific first
+    prices_change_at: float | None = None  # Unix time of the next price version to take effect, if any
 
     def is_stale(self) -> bool:
+        """Older than EDGE_CONFIG_TTL_S, or a price version took effect since it was loaded (requests are
+        costed right either way: this brings ranking and admission's worst case up to date)."""
+        if self.prices_change_at is not None and time.time() >= self.prices_change_at:
+            return True
         return time.monotonic() - self.loaded_at > settings.EDGE_CONFIG_TTL_S
 
     def find(self, model: str) -> ModelRoute | None:
@@ -179,6 +194,8 @@ def query_routing_table() -> RoutingTable:
         .select_related("provider")
         .order_by("priority", "id")
     )
+    now = timezone.now()
+    schedules = _price_schedules(now)
     targets: dict[int, list[Target]] = {}
     upstreams: dict[int, Upstream | None] = {}
     for deployment in deployments:
@@ -186,7 +203,8 @@ def query_routing_table() -> RoutingTable:
             upstreams[deployment.provider_id] = _upstream(deployment.provider)
         upstream = upstreams[deployment.provider_id]
         if upstream is not None:
-            targets.setdefault(deployment.model_id, []).append(_target(deployment, upstream))
+            schedule = schedules.get(deployment.pk, ())
+            targets.setdefault(deployment.model_id, []).append(_target(deployment, upstream, schedule, now))
     shared = _cache_shared_tenants()
     first_pass = {model.name: _route(model, tuple(targets.get(model.pk, ())), shared) for model in models}
     every = {model.name: _with_fallbacks(first_pass[model.name], model.policy, first_pass) for model in models}
@@ -194,7 +212,33 @@ def query_routing_table() -> RoutingTable:
         routes={name: route for name, route in every.items() if not is_pattern(name)},
         patterns=tuple(every[name] for name in sorted(filter(is_pattern, every), key=_specificity)),
         loaded_at=time.monotonic(),
+        prices_change_at=_next_change(schedules, now),
     )
+
+
+def _price_schedules(now: datetime) -> dict[int, tuple[Prices, ...]]:
+    """Deployment id → its versions from the one before the version in effect ``now`` on (one query)."""
+    every: dict[int, list[Prices]] = {}
+    for version in PriceVersion.objects.order_by("deployment_id", "effective_from"):
+        every.setdefault(version.deployment_id, []).append(Prices(
+            input_usd_per_mtok=version.input_usd_per_mtok,
+            output_usd_per_mtok=version.output_usd_per_mtok,
+            cached_input_usd_per_mtok=_or(version.cached_input_usd_per_mtok, version.input_usd_per_mtok),
+            cache_write_usd_per_mtok=_or(version.cache_write_usd_per_mtok, version.input_usd_per_mtok),
+            version_id=version.pk,
+            effective_from=version.effective_from,
+        ))
+    schedules = {}
+    for deployment_id, versions in every.items():
+        in_effect = sum(1 for prices in versions if prices.effective_from and prices.effective_from <= now) - 1
+        schedules[deployment_id] = tuple(versions[max(in_effect - 1, 0):])
+    return schedules
+
+
+def _next_change(schedules: Mapping[int, tuple[Prices, ...]], now: datetime) -> float | None:
+    upcoming = [prices.effective_from for schedule in schedules.values() for prices in schedule
+                if prices.effective_from is not None and prices.effective_from > now]
+    return min(upcoming).timestamp() if upcoming else None
 
 
 def _route(model: PublicModel, targets: tuple[Target, ...], shared: Mapping[int, frozenset[int]]) -> ModelRoute:
@@ -267,27 +311,31 @@ def _upstream(provider: Provider) -> Upstream | None:
     )
 
 
-def _target(deployment: Deployment, upstream: Upstream) -> Target:
+def _target(deployment: Deployment, upstream: Upstream, schedule: tuple[Prices, ...], now: datetime) -> Target:
+    """A deployment without versions (rows written by hand, not through set_prices) is costed at its own
+    prices, with no version to name."""
+    prices = prices_at(schedule, now) if schedule else Prices(
+        input_usd_per_mtok=deployment.input_usd_per_mtok,
+        output_usd_per_mtok=deployment.output_usd_per_mtok,
+        cached_input_usd_per_mtok=_or(deployment.cached_input_usd_per_mtok, deployment.input_usd_per_mtok),
+        cache_write_usd_per_mtok=_or(deployment.cache_write_usd_per_mtok, deployment.input_usd_per_mtok),
+    )
     return Target(
         deployment_id=deployment.pk,
         upstream=upstream,
         upstream_model=deployment.upstream_model,
-        prices=Prices(
-            input_usd_per_mtok=deployment.input_usd_per_mtok,
-            output_usd_per_mtok=deployment.output_usd_per_mtok,
-            cached_input_usd_per_mtok=_or_input_price(deployment.cached_input_usd_per_mtok, deployment),
-            cache_write_usd_per_mtok=_or_input_price(deployment.cache_write_usd_per_mtok, deployment),
-        ),
+        prices=prices,
         priority=deployment.priority,
         weight=deployment.weight,
         breaker_override=deployment.breaker_override,
         max_output_tokens=deployment.max_output_tokens,
+        price_schedule=schedule if len(schedule) > 1 else (),
     )
 
 
-def _or_input_price(price: Decimal | None, deployment: Deployment) -> Decimal:
-    """A blank optional price means the deployment's input price."""
-    return price if price is not None else deployment.input_usd_per_mtok
+def _or(price: Decimal | None, input_price: Decimal) -> Decimal:
+    """A blank optional price means the input price."""
+    return price if price is not None else input_price
 
 
 class TableHolder:

@@ -17,7 +17,8 @@ import openai
 import pytest
 from django.db import connection
 
-from apps.billing.ledger import LedgerRecord, _parameters, insert_rows
+from apps.billing.ledger import LedgerRecord, insert_rows
+from apps.billing.ledger_write import parameters as _parameters
 from apps.billing.models import LedgerEntry
 from apps.providers.tokens import count_tokens
 from tests.factories import make_key, make_tenant, unique
@@ -150,7 +151,7 @@ def test_it_replays_spooled_rows_written_before_the_cache_write_columns():
 
 
 # Ledger columns this release adds; the release before it inserts rows without them.
-NEW_LEDGER_COLUMNS = ("usage_note",)  # this release's
+NEW_LEDGER_COLUMNS = ("usage_note", "price_version_id")  # this release's
 
 
 def test_a_gateway_of_the_previous_release_still_records_rows_once_this_releases_columns_exist():
@@ -161,7 +162,7 @@ def test_a_gateway_of_the_previous_release_still_records_rows_once_this_releases
     record = LedgerRecord(request_id=request_id, tenant_id=tenant.pk, api_key_id=key.pk, endpoint="chat.completions",
                           public_model="m", stream=False, status="ok", http_status=200,
                           created_at="2026-11-22T10:00:00+00:00", latency_ms=3, prompt_tokens=10)
-    values = dict(zip([field.name for field in fields(LedgerRecord)] + ["kind"],
+    values = dict(zip([field.name for field in fields(LedgerRecord)] + ["kind", "adjusts_id"],
                       _parameters(asdict(record)), strict=True))
     for new_column in NEW_LEDGER_COLUMNS:
         del values[new_column]

@@ -131,14 +131,17 @@ def test_it_adopts_the_next_segment_after_one_whose_rows_are_all_refused(owner, 
     assert set(quarantined(spool.quarantine)) == {bad["request_id"]}
 
 
-def test_it_commits_a_healthy_batch_in_one_statement(owner):
+def test_it_commits_a_healthy_batch_in_one_statement_and_one_upsert_per_rollup_row(owner):
     rows = [ledger_row(owner) for _ in range(50)]
 
     with CaptureQueriesContext(connection) as queries:
         assert insert_rows(rows) == []
 
-    [insert] = [query["sql"] for query in queries.captured_queries if "INSERT" in query["sql"]]
-    assert insert.startswith("50 times")
+    inserts = [query["sql"] for query in queries.captured_queries if "INSERT" in query["sql"]]
+    [ledger] = [sql for sql in inserts if LedgerEntry._meta.db_table in sql]
+    rollups = [sql for sql in inserts if "rollup" in sql]
+    assert ledger.count("RETURNING") == 1
+    assert len(rollups) == 2 and all(sql.startswith("1 times") for sql in rollups)  # the rows share one hour
     assert LedgerEntry.objects.filter(request_id__in=[row["request_id"] for row in rows]).count() == 50
 
 
@@ -150,7 +153,9 @@ def test_it_finds_one_refused_row_among_64_in_a_few_statements(owner):
         [refusal] = insert_rows(rows)
 
     assert refusal.row is rows[41]
-    assert len([query for query in queries.captured_queries if "INSERT" in query["sql"]]) <= 2 * 6 + 1  # halving
+    ledger_inserts = [query for query in queries.captured_queries
+                      if query["sql"].startswith(f'INSERT INTO "{LedgerEntry._meta.db_table}"')]
+    assert len(ledger_inserts) <= 2 * 6 + 1  # halving
     committed = LedgerEntry.objects.filter(request_id__in=[row["request_id"] for row in rows]).count()
     assert committed == 63
 

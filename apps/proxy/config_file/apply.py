@@ -28,6 +28,7 @@ from apps.proxy.config_file.schema import (
     TenantSpec,
 )
 from apps.routing.models import Deployment, PublicModel, RoutingPolicy
+from apps.routing.price_versions import ensure_price_version, prices_differ, set_prices
 
 
 @dataclass
@@ -71,6 +72,9 @@ class ApplyReport:
             self.deployments.summary("deployments", removals=True),
             self.tenants.summary("tenants"),
         ]
+
+
+APPLIED_NOTE = "config as code (edge_apply)"
 
 
 def apply_config(*, data: object, env: Mapping[str, str], write: bool) -> ApplyReport:
@@ -193,21 +197,33 @@ def _sync_deployments(
         if row is None:
             row = Deployment(model=model, provider=providers[deployment_spec.provider],
                              upstream_model=deployment_spec.upstream_model)
-        changed = _assign(row, **_deployment_values(deployment_spec))
-        counts.add(created=created, changed=changed)
+        prices = _deployment_prices(deployment_spec)
+        reprice = not created and prices_differ(row, **prices)
+        changed = _assign(row, **(_deployment_values(deployment_spec) | (prices if created else {})))
+        counts.add(created=created, changed=changed or reprice)
         _save(row, created=created, changed=changed, write=write)
+        if write and created:
+            ensure_price_version(deployment=row, note=APPLIED_NOTE)
+        elif write and reprice:  # a new version from now on: what was served before keeps its prices
+            set_prices(deployment=row, note=APPLIED_NOTE, **prices)
     for (provider_name, upstream_model), row in existing.items():
         counts.removed.append(f"{model.name} → {provider_name}/{upstream_model}")
         if write:
             row.delete()
 
 
-def _deployment_values(spec: DeploymentSpec) -> dict[str, Any]:
+def _deployment_prices(spec: DeploymentSpec) -> dict[str, Any]:
+    """A file's prices are a deployment's newest; changed ones become a version effective now."""
     return {
         "input_usd_per_mtok": spec.input_usd_per_mtok,
         "output_usd_per_mtok": spec.output_usd_per_mtok,
         "cached_input_usd_per_mtok": spec.cached_input_usd_per_mtok,
         "cache_write_usd_per_mtok": spec.cache_write_usd_per_mtok,
+    }
+
+
+def _deployment_values(spec: DeploymentSpec) -> dict[str, Any]:
+    return {
         "max_output_tokens": spec.max_output_tokens,
         "priority": spec.priority,
         "weight": spec.weight,

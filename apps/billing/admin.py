@@ -63,6 +63,9 @@ class TenantAdmin(LimitsAdmin):
     fieldsets = (
         (None, {"fields": ("slug", "name", "is_active")}),
         limits_fieldset("timezone"),
+        ("Budget alerts", {"fields": ("alert_emails", "alert_webhook_url"),
+                           "description": "Sent once for each share of a budget passed in a period "
+                                          "(EDGE_BUDGET_ALERT_THRESHOLDS), for the tenant and for each of its keys."}),
         ("History", {"fields": ("created_at",)}),
     )
 

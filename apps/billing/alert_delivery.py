@@ -76,7 +76,7 @@ def sign(body: bytes, secret: str, timestamp: int) -> dict[str, str]:
 
 def subject(payload: dict[str, Any]) -> str:
     who = payload["subject"]
-    name = f"key {who['prefix']}…" if who["kind"] == "key" else f"tenant {who['tenant']}"
+    name = f"key {who['prefix']}" if who["kind"] == "key" else f"tenant {who['tenant']}"  # ASCII: a readable header
     return f"[LLM Edge] {name} has spent {payload['threshold_percent']}% of its budget ({payload['period']})"
 
 

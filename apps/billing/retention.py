@@ -143,7 +143,7 @@ def delete_archived(rows: QuerySet[LedgerEntry], *, month: date, count: int, pat
             cursor.execute("SET LOCAL edge.ledger_retention = 'archive'")
         # Raw SQL: QuerySet.delete() would load every row to look for cascades (there are none to follow).
         cursor.execute(f"DELETE FROM {LedgerEntry._meta.db_table} WHERE id IN ({sql})", params)
-        deleted = cursor.rowcount
+        deleted = int(cursor.rowcount)
     if deleted != count:
         raise RetentionError(f"{month:%Y-%m}: archived {count} rows but the delete found {deleted}; nothing deleted")
     return deleted

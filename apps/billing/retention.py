@@ -100,8 +100,9 @@ def archive_month(month: date, *, before: date, directory: Path, dry_run: bool) 
         return ArchivedMonth(month, None, rows.count())
     directory.mkdir(parents=True, exist_ok=True)
     path = directory / f"ledger-{month:%Y-%m}.{timezone.now():%Y%m%dT%H%M%S}.jsonl.gz"
+    outermost = not connection.in_atomic_block  # inside a caller's transaction, its isolation level applies
     with transaction.atomic():
-        if connection.vendor == "postgresql":
+        if connection.vendor == "postgresql" and outermost:
             with connection.cursor() as cursor:
                 cursor.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ")
         written = write_archive(rows, path)
@@ -144,6 +145,8 @@ def delete_archived(rows: QuerySet[LedgerEntry], *, month: date, count: int, pat
         # Raw SQL: QuerySet.delete() would load every row to look for cascades (there are none to follow).
         cursor.execute(f"DELETE FROM {LedgerEntry._meta.db_table} WHERE id IN ({sql})", params)
         deleted = int(cursor.rowcount)
+        if connection.vendor == "postgresql":  # the guard is back for whatever else this transaction does
+            cursor.execute("SET LOCAL edge.ledger_retention = ''")
     if deleted != count:
         raise RetentionError(f"{month:%Y-%m}: archived {count} rows but the delete found {deleted}; nothing deleted")
     return deleted

@@ -13,6 +13,7 @@ from apps.billing.keys import issue_key
 from apps.billing.models import ApiKey, Tenant
 from apps.providers.models import Provider
 from apps.routing.models import Deployment, PublicModel, RoutingPolicy
+from apps.routing.price_versions import ensure_price_version
 
 _sequence = itertools.count(1)
 
@@ -85,4 +86,5 @@ def make_route(
         cached_input_usd_per_mtok=Decimal(cached_price) if cached_price is not None else None,
         cache_write_usd_per_mtok=Decimal(cache_write_price) if cache_write_price is not None else None,
     )
+    ensure_price_version(deployment=deployment, note="test route")  # as admin and edge_apply do
     return Route(model=model, deployment=deployment, provider=provider)

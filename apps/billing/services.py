@@ -8,10 +8,9 @@ from decimal import Decimal
 from django.db import transaction
 from django.utils import timezone
 
-from apps.billing.admission import admission
+from apps.billing.adjustments import COPIED, adjustment_row, count_adjustments
 from apps.billing.keys import issue_key
-from apps.billing.ledger import new_request_id
-from apps.billing.limits import Subject, key_subject, tenant_subject
+from apps.billing.ledger_write import parameters, write_rows
 from apps.billing.models import LIMITED_FIELDS, ApiKey, LedgerEntry, Tenant
 
 
@@ -52,26 +51,8 @@ def record_adjustment(*, entry: LedgerEntry, cost_delta_usd: Decimal, note: str)
     difference counts against the budgets of the request's key and tenant in their current periods."""
     if not note.strip():
         raise ValueError("an adjustment needs a note saying why")
-    adjustment = LedgerEntry.objects.create(
-        request_id=new_request_id().replace("req_", "adj_"),
-        kind=LedgerEntry.Kind.ADJUSTMENT,
-        adjusts=entry,
-        note=note.strip(),
-        tenant_id=entry.tenant_id,
-        api_key_id=entry.api_key_id,
-        endpoint=entry.endpoint,
-        public_model=entry.public_model,
-        provider=entry.provider,
-        deployment_id=entry.deployment_id,
-        upstream_model=entry.upstream_model,
-        status=LedgerEntry.Status.OK,
-        http_status=entry.http_status,
-        cost_usd=cost_delta_usd,
-        created_at=timezone.now(),
-    )
-    subjects: tuple[Subject, ...] = (tenant_subject(Tenant.objects.get(pk=entry.tenant_id)),)
-    if entry.api_key_id is not None:
-        subjects += (key_subject(ApiKey.objects.select_related("tenant").get(pk=entry.api_key_id)),)
-    transaction.on_commit(lambda: admission.count_spend(request_id=adjustment.request_id, subjects=subjects,
-                                                        cost_usd=cost_delta_usd))
-    return adjustment
+    request = {name: getattr(entry, name) for name in ("request_id", *COPIED)}
+    row = adjustment_row(request, amount_usd=cost_delta_usd, note=note.strip())
+    write_rows([parameters(row)])
+    transaction.on_commit(lambda: count_adjustments([row]))
+    return LedgerEntry.objects.get(request_id=row["request_id"])

@@ -278,7 +278,7 @@ def usd(units: int) -> str:
 
 
 def fill_rollups() -> None:
-    """The rollups summed from the ledger in SQL, as tests do (tests/harness/rollups.py), then VACUUM
+    """The rollups rebuilt from the ledger (apps.billing.rollup_checks, as tests do), then VACUUM
     ANALYZE (autocommit, Django's default: it sets the visibility map that index-only scans need)."""
     from django.db import connection
 

@@ -17,19 +17,18 @@ from typing import Any
 from django.conf import settings
 from django.utils import timezone
 
+from apps.billing.rollup_checks import Drift, verify_rollups
 from apps.billing.rollup_metrics import ROLLUP_CHECKS_TOTAL, ROLLUP_DRIFT_TOTAL, ROLLUP_DRIFT_USD
 
 logger = logging.getLogger(__name__)
 SPEND_MEASURES = ("cost_usd", "adjustment_usd")
 
 
-def verify_recent_rollups(*, window: timedelta | None = None) -> list[Any]:
+def verify_recent_rollups(*, window: timedelta | None = None) -> list[Drift]:
     """The drifts found over the recent window (empty when the rollups agree), logged and counted."""
-    from apps.billing.rollup_checks import verify_rollups  # type: ignore[import-not-found,unused-ignore]
-
     end = timezone.now().replace(minute=0, second=0, microsecond=0) + timedelta(hours=1)
     start = end - (window or timedelta(seconds=settings.EDGE_ROLLUP_VERIFY_WINDOW_S))
-    drifts: list[Any] = verify_rollups(start=start, end=end)
+    drifts = verify_rollups(start=start, end=end)
     ROLLUP_CHECKS_TOTAL.inc()
     ROLLUP_DRIFT_USD.set(float(sum((spend_difference(drift.differences) for drift in drifts), Decimal(0))))
     for drift in drifts:

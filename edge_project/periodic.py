@@ -53,6 +53,7 @@ def run_task(name: str) -> None:
     from edge_project.celery import app
 
     try:
+        app.loader.import_default_modules()  # the apps' tasks.py, found as a worker finds them (once; cached)
         app.tasks[name].apply(throw=True)
     except Exception:
         logger.exception("scheduled task %s failed", name)

@@ -16,6 +16,7 @@ from apps.billing.models import ApiKey, BudgetAlert, LedgerEntry, Tenant
 from apps.billing.tasks import send_budget_alerts
 from tests.factories import make_key, make_tenant, unique
 from tests.harness.celery_worker import CeleryWorker, WebhookReceiver
+from tests.harness.gateway import GatewayProcess
 from tests.harness.waiting import wait_until
 
 SECRET = "whsec-test-0123456789"
@@ -135,3 +136,17 @@ def test_thresholds_come_from_the_setting(settings):
     alerts.send_budget_alerts()
 
     assert list(BudgetAlert.objects.filter(subject_id=key.pk).values_list("threshold_percent", flat=True)) == [25]
+
+
+def test_without_a_broker_the_gateway_runs_the_schedule_itself(live_db, tmp_path: Path):
+    env = {"REDIS_URL": "", "EDGE_SCHEDULE": "budget-alerts=0.2,verify-rollups=0"}  # `make run`'s situation
+    with WebhookReceiver() as hooks:
+        tenant, key = budgeted_key(budget="10", webhook=hooks.url)
+        spend(tenant, key, "5")
+        with GatewayProcess(spool_dir=tmp_path / "spool", log_path=tmp_path / "gateway.log", env=env):
+            wait_until(lambda: len(hooks.received) == 1, timeout_s=20, what="the 50 % alert")
+            spend(tenant, key, "3")
+            wait_until(lambda: len(hooks.received) == 2, timeout_s=20, what="the 80 % alert")
+
+    assert [hook.json()["threshold_percent"] for hook in hooks.received] == [50, 80]
+    assert "x-edge-signature" not in hooks.received[0].headers  # no secret set: unsigned

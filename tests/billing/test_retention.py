@@ -60,6 +60,7 @@ def test_it_archives_and_deletes_exactly_the_months_before_the_cut(tmp_path):
     assert [row["request_id"] for row in files["2026-08"]] == [rows["2026-08-01T00:00"].request_id,
                                                               rows["2026-08-20T10:00"].request_id]
     assert files["2026-09"][0]["cost_usd"] == "0.1234567891" and files["2026-09"][0]["tenant_id"] == tenant.pk
+    assert files["2026-09"][0]["cost_avoided_usd"] == "0.0000000000"  # every digit, never "0E-10"
     assert "2026-08: 2 rows archived to" in out.getvalue()
     assert rollup_totals(july_to_september, now=at("2026-12-01"), tenant_id=tenant.pk) == before
     assert before.requests == 4 and before.cost_usd == Decimal("0.4938271564")

@@ -32,6 +32,7 @@ from apps.billing.admin_filters import (
 )
 from apps.billing.admin_ledger import CreatedRangeFilter, LedgerChangeList, totals_context
 from apps.billing.admin_limits import LimitsAdmin, limits_fieldset
+from apps.billing.admin_rerate import rerate_page, rerate_redirect
 from apps.billing.csv_export import ledger_csv_response
 from apps.billing.forms import AdjustmentForm, ApiKeyChangeForm, ApiKeyCreateForm
 from apps.billing.limits_text import limits_text
@@ -186,7 +187,7 @@ class LedgerEntryAdmin(LedgerAdminBase):
     sortable_by = ()
     search_fields = ("request_id",)
     search_help_text = "An exact request id (the x-request-id header); the request's adjustments are listed too."
-    actions = ("export_selected_csv",)
+    actions = ("export_selected_csv", "rerate_selected")
     # Counting the whole ledger on every page view, and per-filter counts, cost a scan each.
     show_full_result_count = False
     list_per_page = 100
@@ -253,6 +254,7 @@ class LedgerEntryAdmin(LedgerAdminBase):
         return [
             path("export/", self.admin_site.admin_view(self.export_view), name=f"{name}_export"),
             path("<path:object_id>/adjust/", self.admin_site.admin_view(self.adjust_view), name=f"{name}_adjust"),
+            path("rerate/", self.admin_site.admin_view(self.rerate_view), name=f"{name}_rerate"),
             *super().get_urls(),
         ]
 
@@ -276,6 +278,19 @@ class LedgerEntryAdmin(LedgerAdminBase):
     @admin.action(description="Export selected as CSV", permissions=["view"])
     def export_selected_csv(self, request: HttpRequest, queryset: QuerySet[LedgerEntry]) -> HttpResponseBase:
         return ledger_csv_response(queryset)
+
+    def has_adjust_permission(self, request: HttpRequest) -> bool:  # the re-rate action's permission
+        return self.may_adjust(request)
+
+    @admin.action(description="Re-rate a period of the selected requests' deployment…", permissions=["adjust"])
+    def rerate_selected(self, request: HttpRequest, queryset: QuerySet[LedgerEntry]) -> HttpResponseBase:
+        return rerate_redirect(self, queryset)
+
+    def rerate_view(self, request: HttpRequest) -> HttpResponse:
+        fields = ("deployment", "start", "end", "price_version", "input_usd_per_mtok", "output_usd_per_mtok",
+                  "cached_input_usd_per_mtok", "cache_write_usd_per_mtok", "note")
+        return rerate_page(self, request, allowed=self.may_adjust(request),
+                           fieldsets=lambda form: admin_form(form, [(None, {"fields": fields})], self))
 
     def export_view(self, request: HttpRequest) -> HttpResponseBase:
         """Every row the changelist would show for the same query string, across all its pages."""

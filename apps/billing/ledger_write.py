@@ -23,7 +23,7 @@ from apps.billing.rollups import SOURCE_COLUMNS, add_to_rollups
 from apps.billing.rows import Row
 
 Parameters = tuple[Any, ...]  # one row's values for the INSERT, in COLUMNS order
-ROWS_PER_STATEMENT = 500  # × 38 columns: well under Postgres' 65,535 and SQLite's 32,766 parameters
+ROWS_PER_STATEMENT = 100  # measured: faster than 50 or 500 a statement; 3,300 parameters, under every limit
 
 
 @dataclass(slots=True)  # not frozen: a frozen init sets every field through object.__setattr__, per request

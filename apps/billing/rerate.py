@@ -34,6 +34,7 @@ from apps.billing.pricing import cost_of
 from apps.billing.rows import Row
 from apps.providers.contracts import Usage
 from apps.routing.models import PriceVersion
+from apps.routing.price_schedule import version_prices
 from apps.routing.prices import Prices
 
 BATCH = 2000  # request rows read, and adjustments written, at a time
@@ -83,18 +84,7 @@ def _prices(deployment_id: int, prices: Prices | None, version: PriceVersion | N
         return prices
     if version.deployment_id != deployment_id:
         raise ValueError(f"price version {version.pk} is not deployment {deployment_id}'s")
-    return Prices(
-        input_usd_per_mtok=version.input_usd_per_mtok,
-        output_usd_per_mtok=version.output_usd_per_mtok,
-        cached_input_usd_per_mtok=_or(version.cached_input_usd_per_mtok, version.input_usd_per_mtok),
-        cache_write_usd_per_mtok=_or(version.cache_write_usd_per_mtok, version.input_usd_per_mtok),
-        version_id=version.pk,
-        effective_from=version.effective_from,
-    )
-
-
-def _or(price: Decimal | None, input_price: Decimal) -> Decimal:
-    return price if price is not None else input_price
+    return version_prices(version)
 
 
 def _lock(deployment_id: int) -> None:

@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any
 
 from django import forms
 from django.contrib import admin
+from django.contrib.admin.widgets import AdminSplitDateTime
 from django.http import HttpRequest
 
 from apps.routing.models import Deployment, PriceVersion
@@ -30,9 +31,10 @@ ADMIN_NOTE = "changed in admin"
 
 
 class DeploymentForm(DeploymentFormBase):
-    prices_effective_from = forms.DateTimeField(
-        required=False, help_text="When changed prices take effect. Blank: now. Requests already recorded keep "
-                                  "their cost; re-rate a past period from the ledger's page or with edge_rerate.",
+    prices_effective_from = forms.SplitDateTimeField(
+        required=False, widget=AdminSplitDateTime,
+        help_text="When changed prices take effect. Blank: now. Requests already recorded keep their cost; re-rate "
+                  "a past period from the ledger's page or with edge_rerate.",
     )
     price_note = forms.CharField(required=False, max_length=500, help_text="Why the prices change.")
 

@@ -18,7 +18,6 @@ import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
-from decimal import Decimal
 from fnmatch import fnmatchcase
 from typing import Any
 
@@ -28,7 +27,8 @@ from django.utils import timezone
 from apps.providers.contracts import Upstream
 from apps.providers.models import Provider
 from apps.providers.secrets import SecretUnreadable
-from apps.routing.models import BreakerOverride, Deployment, PriceVersion, PublicModel, RoutingPolicy
+from apps.routing.models import BreakerOverride, Deployment, PublicModel, RoutingPolicy
+from apps.routing.price_schedule import next_change, or_input_price, price_schedules
 from apps.routing.prices import Prices, prices_at
 from edge_project.db import DatabaseUnavailable, release_connection, run_bounded
 from edge_project.model_fields import default_of
@@ -195,7 +195,7 @@ def query_routing_table() -> RoutingTable:
         .order_by("priority", "id")
     )
     now = timezone.now()
-    schedules = _price_schedules(now)
+    schedules = price_schedules(now)
     targets: dict[int, list[Target]] = {}
     upstreams: dict[int, Upstream | None] = {}
     for deployment in deployments:
@@ -212,33 +212,8 @@ def query_routing_table() -> RoutingTable:
         routes={name: route for name, route in every.items() if not is_pattern(name)},
         patterns=tuple(every[name] for name in sorted(filter(is_pattern, every), key=_specificity)),
         loaded_at=time.monotonic(),
-        prices_change_at=_next_change(schedules, now),
+        prices_change_at=next_change(schedules, now),
     )
-
-
-def _price_schedules(now: datetime) -> dict[int, tuple[Prices, ...]]:
-    """Deployment id → its versions from the one before the version in effect ``now`` on (one query)."""
-    every: dict[int, list[Prices]] = {}
-    for version in PriceVersion.objects.order_by("deployment_id", "effective_from"):
-        every.setdefault(version.deployment_id, []).append(Prices(
-            input_usd_per_mtok=version.input_usd_per_mtok,
-            output_usd_per_mtok=version.output_usd_per_mtok,
-            cached_input_usd_per_mtok=_or(version.cached_input_usd_per_mtok, version.input_usd_per_mtok),
-            cache_write_usd_per_mtok=_or(version.cache_write_usd_per_mtok, version.input_usd_per_mtok),
-            version_id=version.pk,
-            effective_from=version.effective_from,
-        ))
-    schedules = {}
-    for deployment_id, versions in every.items():
-        in_effect = sum(1 for prices in versions if prices.effective_from and prices.effective_from <= now) - 1
-        schedules[deployment_id] = tuple(versions[max(in_effect - 1, 0):])
-    return schedules
-
-
-def _next_change(schedules: Mapping[int, tuple[Prices, ...]], now: datetime) -> float | None:
-    upcoming = [prices.effective_from for schedule in schedules.values() for prices in schedule
-                if prices.effective_from is not None and prices.effective_from > now]
-    return min(upcoming).timestamp() if upcoming else None
 
 
 def _route(model: PublicModel, targets: tuple[Target, ...], shared: Mapping[int, frozenset[int]]) -> ModelRoute:
@@ -317,8 +292,8 @@ def _target(deployment: Deployment, upstream: Upstream, schedule: tuple[Prices, 
     prices = prices_at(schedule, now) if schedule else Prices(
         input_usd_per_mtok=deployment.input_usd_per_mtok,
         output_usd_per_mtok=deployment.output_usd_per_mtok,
-        cached_input_usd_per_mtok=_or(deployment.cached_input_usd_per_mtok, deployment.input_usd_per_mtok),
-        cache_write_usd_per_mtok=_or(deployment.cache_write_usd_per_mtok, deployment.input_usd_per_mtok),
+        cached_input_usd_per_mtok=or_input_price(deployment.cached_input_usd_per_mtok, deployment.input_usd_per_mtok),
+        cache_write_usd_per_mtok=or_input_price(deployment.cache_write_usd_per_mtok, deployment.input_usd_per_mtok),
     )
     return Target(
         deployment_id=deployment.pk,
@@ -331,11 +306,6 @@ def _target(deployment: Deployment, upstream: Upstream, schedule: tuple[Prices, 
         max_output_tokens=deployment.max_output_tokens,
         price_schedule=schedule if len(schedule) > 1 else (),
     )
-
-
-def _or(price: Decimal | None, input_price: Decimal) -> Decimal:
-    """A blank optional price means the input price."""
-    return price if price is not None else input_price
 
 
 class TableHolder:

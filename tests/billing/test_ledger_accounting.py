@@ -17,7 +17,8 @@ import openai
 import pytest
 from django.db import connection
 
-from apps.billing.ledger import LedgerRecord, insert_rows
+from apps.billing.ledger import insert_rows
+from apps.billing.ledger_write import LedgerRecord
 from apps.billing.ledger_write import parameters as _parameters
 from apps.billing.models import LedgerEntry
 from apps.providers.tokens import count_tokens

@@ -16,7 +16,8 @@ from django.db import DataError
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from apps.billing.ledger import LedgerRecord, close_connection, insert_rows
+from apps.billing.ledger import close_connection, insert_rows
+from apps.billing.ledger_write import LedgerRecord
 from apps.billing.models import ApiKey, LedgerEntry, Tenant
 from apps.billing.rows import Row, encode_line
 from apps.billing.spool import LedgerSpool

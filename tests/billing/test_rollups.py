@@ -3,6 +3,7 @@ never edits one; a rebuild from the ledger gives back the rows the writers made.
 
 from __future__ import annotations
 
+import io
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any
@@ -13,6 +14,7 @@ from django.db import connection
 
 from apps.billing.ledger import insert_rows
 from apps.billing.models import ApiKey, DailyRollup, HourlyRollup, LedgerEntry, Tenant
+from apps.billing.quarantine import DIRECTORY_NAME, Quarantine
 from apps.billing.rerate import rerate
 from apps.billing.rollup_checks import ledger_sums, rebuild_rollups, rollup_sums, verify_rollups
 from apps.billing.rollups import MEASURES
@@ -237,3 +239,27 @@ def test_edge_rerate_rerates_a_period_from_the_command_line(owner, capsys):
     assert output[1] == "1 requests re-rated, 0 adjustments written, 0 USD in all"
     assert sum(net_costs(list(LedgerEntry.objects.filter(tenant=owner[0], kind="request")
                               .values_list("request_id", flat=True))).values()) == 0
+
+
+def test_a_batch_of_many_statements_adds_every_row_once(owner):
+    rows = [request_row(owner, minute % 230, prompt_tokens=100 + minute) for minute in range(437)]
+
+    assert insert_rows(rows) == []
+
+    assert [drift for drift in verify_rollups(start=START, end=END) if drift.tenant_id == owner[0].pk] == []
+    assert sum(HourlyRollup.objects.filter(tenant_id=owner[0].pk).values_list("requests_ok", flat=True)) == 437
+
+
+def test_rows_reingested_from_the_quarantine_join_the_rollups(owner, tmp_path, settings):
+    settings.EDGE_LEDGER_SPOOL_DIR = tmp_path / "spool"
+    quarantine = Quarantine(tmp_path / "spool" / DIRECTORY_NAME)
+    row = request_row(owner, 1, public_model="x\x00y")
+    quarantine.add(insert_rows([row]))
+    assert not HourlyRollup.objects.filter(tenant_id=owner[0].pk).exists()
+    fixed = quarantine.directory.joinpath(next(p.name for p in quarantine.directory.iterdir()))
+    fixed.write_text(fixed.read_text().replace("x\\u0000y", "fixed"))
+
+    call_command("edge_ledger", "quarantine", "reingest", stdout=io.StringIO())
+
+    rollup = HourlyRollup.objects.get(tenant_id=owner[0].pk)
+    assert (rollup.public_model, rollup.requests_ok, rollup.prompt_tokens) == ("fixed", 1, 1234)

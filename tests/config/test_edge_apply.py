@@ -157,6 +157,23 @@ def test_it_updates_a_changed_price(tmp_path: Path, document: dict[str, Any]) ->
     assert deployments_of("cfg-chat")[0][3] == Decimal("0.65")
 
 
+def test_a_changed_price_is_a_new_version_from_now_and_the_old_one_stays(
+    tmp_path: Path, document: dict[str, Any]
+) -> None:
+    apply(write(tmp_path, document))
+    deployment = Deployment.objects.get(model__name="cfg-chat", upstream_model="gpt-4o-mini")
+    [first] = deployment.price_versions.all()
+    document["models"][0]["deployments"][0]["output_usd_per_mtok"] = "0.65"
+
+    apply(write(tmp_path, document))
+    apply(write(tmp_path, document))  # unchanged the second time: no version
+
+    old, new = deployment.price_versions.order_by("effective_from")
+    assert old == first and (old.output_usd_per_mtok, new.output_usd_per_mtok) == (Decimal("0.60"), Decimal("0.65"))
+    assert new.effective_from > old.effective_from and new.note == "config as code (edge_apply)"
+    assert old.effective_from == deployment.created_at
+
+
 def test_it_removes_deployments_missing_from_the_file(tmp_path: Path, document: dict[str, Any]) -> None:
     apply(write(tmp_path, document))
     del document["models"][0]["deployments"][1]

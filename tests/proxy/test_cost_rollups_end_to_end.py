@@ -125,7 +125,7 @@ def test_a_price_version_effective_later_takes_effect_at_its_moment_in_every_gat
     after = set_prices(deployment=deployment, input_usd_per_mtok=Decimal(2), output_usd_per_mtok=Decimal(3),
                        effective_from=switch, note="announced last month")
 
-    request_ids = []
+    request_ids: list[str] = []
     while datetime.now(UTC) < switch + timedelta(seconds=0.5):  # requests on both sides of the moment
         request_ids.append(chat(served, (gateway, second_gateway)[len(request_ids) % 2], unique("price")))
     rows = wait_for_rows(request_ids).values()

@@ -136,7 +136,8 @@ class LedgerChangeList(ChangeList):
             raise IncorrectLookupParameters(str(exc)) from exc
         self.result_list = self.page.rows  # a list is all the templates iterate
         self.result_count = len(self.page.rows)
-        self.full_result_count = None
+        # Equal, so the search bar prints no "N results": N would be this page's rows, not the matches.
+        self.full_result_count = self.result_count
         self.show_full_result_count = False
         self.show_admin_actions = True
         self.can_show_all = False

@@ -167,3 +167,15 @@ def test_a_page_is_whole_even_when_the_rollups_count_rows_the_ledger_lacks(admin
     page = admin_client.get(reverse(CHANGELIST), {**LEDGER_RANGE, "tenant__id__exact": tenant.pk}).content.decode()
 
     assert len(listed(page)) == 2 and listed(page)[1] == older[1].request_id
+
+
+def test_it_never_claims_a_page_is_all_there_is(admin_client, monkeypatch):
+    monkeypatch.setattr(LedgerEntryAdmin, "list_per_page", 2)
+    tenant = make_tenant()
+    for _ in range(3):
+        make_entry(tenant)
+
+    html = admin_client.get(reverse(CHANGELIST), {**LEDGER_RANGE, "tenant__id__exact": tenant.pk}).content.decode()
+
+    assert len(listed(html)) == 2 and link(html, "older")
+    assert "2 results" not in html and "Show all" not in html

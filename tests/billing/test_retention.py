@@ -5,6 +5,9 @@ from __future__ import annotations
 
 import gzip
 import json
+import os
+import subprocess
+import sys
 from datetime import UTC, date, datetime
 from decimal import Decimal
 from io import StringIO
@@ -22,6 +25,7 @@ from apps.billing.retention import cutoff_keeping
 from apps.billing.tasks import apply_ledger_retention
 from tests.admin.conftest import make_entry
 from tests.factories import make_tenant
+from tests.harness.gateway import ROOT
 from tests.harness.rollups import rebuild_rollups
 
 pytestmark = pytest.mark.django_db
@@ -133,3 +137,33 @@ def test_keeping_n_months_keeps_this_one_and_the_n_minus_one_before():
     assert cutoff_keeping(3, today=date(2026, 12, 6)) == date(2026, 10, 1)
     assert cutoff_keeping(1, today=date(2026, 1, 31)) == date(2026, 1, 1)
     assert cutoff_keeping(14, today=date(2026, 2, 1)) == date(2025, 1, 1)
+
+
+SQLITE_SCRIPT = """
+import django, io, json, sys
+django.setup()
+from datetime import UTC, datetime
+from decimal import Decimal
+from django.core.management import call_command
+from apps.billing.models import LedgerEntry, Tenant
+call_command("migrate", verbosity=0)
+tenant = Tenant.objects.create(slug="t", name="T")
+for n, month in enumerate((4, 5, 6)):
+    LedgerEntry.objects.create(request_id=f"r{n}", tenant=tenant, status="ok", http_status=200,
+                               cost_usd=Decimal("0.5"), created_at=datetime(2026, month, 2, tzinfo=UTC))
+call_command("edge_ledger", "archive", "--before", "2026-06", "--dir", sys.argv[1], stdout=io.StringIO())
+print(json.dumps(sorted(LedgerEntry.objects.values_list("request_id", flat=True))))
+"""
+
+
+@pytest.mark.django_db(databases=[])  # its own database: a SQLite file in a child process
+def test_retention_works_on_sqlite_too(tmp_path):
+    env = {**os.environ, "DATABASE_URL": f"sqlite:///{tmp_path / 'edge.sqlite3'}", "DEBUG": "true",
+           "DJANGO_SETTINGS_MODULE": "edge_project.settings.base"}
+    env.pop("REDIS_URL", None)
+    done = subprocess.run([sys.executable, "-c", SQLITE_SCRIPT, str(tmp_path / "archive")], cwd=ROOT, env=env,
+                          capture_output=True, text=True, timeout=120)
+
+    assert done.returncode == 0, done.stderr
+    assert json.loads(done.stdout.strip().splitlines()[-1]) == ["r2"]
+    assert sorted(archived(tmp_path / "archive")) == ["2026-04", "2026-05"]

@@ -37,6 +37,7 @@ from apps.billing.csv_export import ledger_csv_response
 from apps.billing.forms import AdjustmentForm, ApiKeyChangeForm, ApiKeyCreateForm
 from apps.billing.limits_text import limits_text
 from apps.billing.models import ApiKey, LedgerEntry, Tenant
+from apps.billing.reports.admin_views import report_urls
 
 if TYPE_CHECKING:  # django-stubs makes ModelAdmin generic; Django itself cannot subscript it
     from django.contrib.admin.options import _FieldOpts
@@ -47,7 +48,8 @@ else:
 
 Fieldsets = list[tuple[str | None, "_FieldOpts"]]
 NEW_KEY_FIELDSETS: Fieldsets = [
-    (None, {"fields": ["tenant", "name", "allowed_models", "expires_at"]}), limits_fieldset(live=False),
+    (None, {"fields": ["tenant", "name", "allowed_models", "expires_at", "reports_scope"]}),
+    limits_fieldset(live=False),
 ]
 
 
@@ -58,14 +60,14 @@ def admin_form(form: forms.Form, fieldsets: Fieldsets, model_admin: admin.ModelA
 
 @admin.register(Tenant)
 class TenantAdmin(LimitsAdmin):
-    list_display = ("slug", "name", "is_active", "limits", "key_count", "created_at")
+    list_display = ("slug", "name", "is_active", "limits", "key_count", "costs", "created_at")
     list_filter = ("is_active",)
     search_fields = ("slug", "name")
-    readonly_fields = ("created_at", "budget_now")
+    readonly_fields = ("created_at", "budget_now", "costs")
     # Django 6's default for a scheme-less URL, said now (5.2 warns until it is said).
     formfield_overrides = {models.URLField: {"assume_scheme": "https"}}
     fieldsets = (
-        (None, {"fields": ("slug", "name", "is_active")}),
+        (None, {"fields": ("slug", "name", "is_active", "costs")}),
         limits_fieldset("timezone"),
         ("Budget alerts", {"fields": ("alert_emails", "alert_webhook_url"),
                            "description": "Sent once for each share of a budget passed in a period "
@@ -76,6 +78,16 @@ class TenantAdmin(LimitsAdmin):
     def get_queryset(self, request: HttpRequest) -> QuerySet[Tenant]:
         tenants: QuerySet[Tenant] = super().get_queryset(request).annotate(key_count=Count("api_keys"))
         return tenants
+
+    def get_urls(self) -> list[URLPattern]:
+        return [*report_urls(self), *super().get_urls()]
+
+    @admin.display(description="costs")
+    def costs(self, tenant: Any) -> str:  # unsaved (no pk) on the add page
+        if tenant.pk is None:
+            return "-"
+        return format_html('<a href="{}">Report and FOCUS export</a>',
+                           reverse("admin:billing_tenant_report", args=[tenant.pk]))
 
     @admin.display(description="keys", ordering="key_count")
     def key_count(self, tenant: Any) -> str:
@@ -92,8 +104,8 @@ class ApiKeyAdmin(LimitsAdmin):
     search_fields = ("prefix", "name", "tenant__slug")
     # key_hash is never listed anywhere: it is editable=False, so no form offers it either.
     fieldsets = (
-        (None, {"fields": ("tenant", "prefix", "status", "name", "allowed_models", "expires_at", "created_at",
-                           "revoked_at")}),
+        (None, {"fields": ("tenant", "prefix", "status", "name", "allowed_models", "expires_at", "reports_scope",
+                           "created_at", "revoked_at")}),
         limits_fieldset(),
     )
     readonly_fields = ("tenant", "prefix", "status", "created_at", "revoked_at", "budget_now")
@@ -153,7 +165,7 @@ class ApiKeyAdmin(LimitsAdmin):
             return services.create_api_key(
                 tenant=form.cleaned_data["tenant"], name=form.cleaned_data["name"],
                 allowed_models=form.cleaned_data["allowed_models"], expires_at=form.cleaned_data["expires_at"],
-                **form.limits(),
+                reports_scope=form.cleaned_data["reports_scope"], **form.limits(),
             )
         except ValidationError as exc:  # a check only the model makes (a negative budget): shown on its field
             form.add_error(None, exc)

@@ -98,6 +98,9 @@ class ApiKeyCreateForm(forms.Form):
     expires_at = forms.SplitDateTimeField(
         label="Expires", required=False, widget=AdminSplitDateTime, help_text="Blank: never expires. Times in UTC."
     )
+    reports_scope = forms.BooleanField(
+        label="Reports scope", required=False, help_text=ApiKey._meta.get_field("reports_scope").help_text
+    )
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
@@ -123,7 +126,7 @@ class ApiKeyChangeForm(ApiKeyModelForm):
 
     class Meta:
         model = ApiKey
-        fields = ["name", "allowed_models", "expires_at", *LIMITED_FIELDS]
+        fields = ["name", "allowed_models", "expires_at", "reports_scope", *LIMITED_FIELDS]
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)

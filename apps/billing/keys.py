@@ -19,7 +19,7 @@ import time
 from collections import OrderedDict
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Final, Literal
+from typing import TYPE_CHECKING, Final, Literal
 
 from django.conf import settings
 
@@ -27,7 +27,13 @@ from apps.billing.limits import Subject, subjects_of
 from edge_project.background import run_in_background
 from edge_project.db import DatabaseUnavailable, database_failing, probe_due, run_bounded
 
+if TYPE_CHECKING:
+    from apps.billing.models import ApiKey
+
 KEY_PREFIX = "sk-edge-"
+# The scope that lets a key read its tenant's usage and costs (/v1/organization/...).
+REPORTS_SCOPE = "reports"
+SCOPES = (REPORTS_SCOPE,)
 DISPLAY_PREFIX_LENGTH = len(KEY_PREFIX) + 8
 _MAX_CACHED = 50_000
 
@@ -50,6 +56,7 @@ class KeyInfo:
     allowed_models: frozenset[str]  # empty: every model
     expires_at: datetime | None
     subjects: tuple[Subject, ...] = ()  # the key's and its tenant's, if they limit anything (apps.billing.limits)
+    scopes: frozenset[str] = frozenset()  # what the key may do beyond calling models, e.g. {"reports"}
 
     def may_use(self, model: str) -> bool:
         return not self.allowed_models or model in self.allowed_models
@@ -167,7 +174,12 @@ def load_key_info(key_hash: str) -> KeyInfo | None:
         allowed_models=frozenset(key.allowed_models or ()),
         expires_at=key.expires_at,
         subjects=subjects_of(key),
+        scopes=scopes_of(key),
     )
+
+
+def scopes_of(key: ApiKey) -> frozenset[str]:
+    return frozenset({REPORTS_SCOPE}) if key.reports_scope else frozenset()
 
 
 key_cache = KeyCache()

@@ -110,6 +110,12 @@ class ApiKey(Limited):
     expires_at = models.DateTimeField(null=True, blank=True)
     revoked_at = models.DateTimeField(null=True, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
+    # A scope, not a limit: off by default, so a key made for an application cannot read its tenant's
+    # spend. db_default: a previous release's admin inserts keys without the column.
+    reports_scope = models.BooleanField(
+        default=False, db_default=False, verbose_name="reports scope",
+        help_text="May read its tenant's usage and costs through /v1/organization/costs and /usage/*.",
+    )
 
     objects = ApiKeyQuerySet.as_manager()
 

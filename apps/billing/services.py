@@ -17,20 +17,20 @@ from apps.billing.models import LIMITED_FIELDS, ApiKey, LedgerEntry, Tenant
 def create_api_key(
     *, tenant: Tenant, name: str = "", allowed_models: list[str] | None = None, expires_at: datetime | None = None,
     rpm: int | None = None, tpm: int | None = None, max_parallel: int | None = None,
-    budget_usd: Decimal | None = None, budget_period: str | None = None,
+    budget_usd: Decimal | None = None, budget_period: str | None = None, reports_scope: bool = False,
 ) -> tuple[ApiKey, str]:
     """Store a new key's hash and return the raw key, which exists nowhere else: show it once.
 
     Limits and the budget left None are unlimited (``budget_period`` None: the column's default). A
     value its column refuses (an rpm of 0, a negative budget) raises ValidationError, naming the
-    field, and nothing is stored.
+    field, and nothing is stored. ``reports_scope`` lets the key read its tenant's usage and costs.
     """
     issued = issue_key()
     period = {"budget_period": budget_period} if budget_period is not None else {}
     key = ApiKey(
         tenant=tenant, name=name, prefix=issued.prefix, key_hash=issued.key_hash,
         allowed_models=sorted(set(allowed_models or [])), expires_at=expires_at,
-        rpm=rpm, tpm=tpm, max_parallel=max_parallel, budget_usd=budget_usd, **period,
+        rpm=rpm, tpm=tpm, max_parallel=max_parallel, budget_usd=budget_usd, reports_scope=reports_scope, **period,
     )
     key.clean_fields(exclude=[field.name for field in ApiKey._meta.fields if field.name not in LIMITED_FIELDS])
     key.save()

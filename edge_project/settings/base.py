@@ -236,3 +236,7 @@ EMAIL_HOST_PASSWORD = env_str("EMAIL_HOST_PASSWORD", "")
 EMAIL_USE_TLS = env_bool("EMAIL_USE_TLS", False)
 EMAIL_TIMEOUT = env_int("EMAIL_TIMEOUT", 10)  # seconds; an SMTP server that hangs must not hold the worker
 EMAIL_FILE_PATH = env_str("EMAIL_FILE_PATH", str(VAR_DIR / "mail"))  # for EMAIL_BACKEND=...filebased.EmailBackend
+
+# --- Cost reports (apps.billing.reports) ---
+# Who bills the tenants: FOCUS exports name it as InvoiceIssuerName (the gateway's operator).
+EDGE_INVOICE_ISSUER_NAME = env_str("EDGE_INVOICE_ISSUER_NAME", "LLM Edge")

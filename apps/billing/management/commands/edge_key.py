@@ -17,6 +17,7 @@ from django.core.exceptions import ValidationError
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 from django.utils import timezone
 
+from apps.billing.keys import REPORTS_SCOPE, SCOPES
 from apps.billing.limits_text import budget_text, limits_text
 from apps.billing.models import ApiKey, BudgetPeriod, Tenant
 from apps.billing.services import create_api_key, revoke_api_key
@@ -48,6 +49,9 @@ class Command(BaseCommand):
         create.add_argument("--budget-usd", type=_usd, help="USD per budget period, e.g. 100.00; default: none.")
         create.add_argument("--budget-period", choices=BudgetPeriod.values,
                             help=f"Budget period, in the tenant's time zone; default: {DEFAULT_PERIOD}.")
+        create.add_argument("--scope", action="append", choices=SCOPES, default=[],
+                            help="Grant a scope (repeatable): reports = read the tenant's usage and costs "
+                                 "(/v1/organization/...). Default: none, the key only calls models.")
         listing = actions.add_parser("list", help="A tenant's keys and their status (never the keys themselves).")
         listing.add_argument("--tenant", required=True, help="Tenant slug.")
         revoke = actions.add_parser("revoke", help="Revoke the key with this display prefix.")
@@ -57,6 +61,7 @@ class Command(BaseCommand):
         action = options["action"]
         if action == "create":
             limits = {field: options[field] for field in LIMIT_OPTIONS if options[field] is not None}
+            limits["reports_scope"] = REPORTS_SCOPE in options["scope"]
             self.create_key(options["tenant"], options["name"], options["models"], options["expires_days"], limits)
         elif action == "list":
             self.list_keys(options["tenant"])
@@ -89,6 +94,7 @@ class Command(BaseCommand):
         self.stdout.write(f"models:  {', '.join(key.allowed_models) or 'all'}")
         self.stdout.write(f"expires: {_when(key.expires_at)}")
         self.stdout.write(f"limits:  {limits_text(key)}")
+        self.stdout.write(f"scopes:  {REPORTS_SCOPE if key.reports_scope else 'none'}")
         self.stdout.write("The key below is shown only this once; store it now.")
         self.stdout.write(raw)
 

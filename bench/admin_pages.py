@@ -8,8 +8,8 @@ no network) by a superuser, once to warm the database's cache and ``--repeats`` 
 median and worst are printed with the page's query count, and whether any query used COUNT or
 OFFSET. Exit status 1 when a page's worst time is over ``--budget-ms`` (default 1000).
 
-Pages are listed in ``pages()``; another app's pages (reports) are added there or with ``--page
-NAME=URL`` (repeatable). Budget figures on tenant and key pages come from admission; the script runs
+Pages are listed in ``pages()`` and ``report_pages()``; more are added there or with ``--page NAME=URL``
+(repeatable). Budget figures on tenant and key pages come from admission; the script runs
 without Redis, so they are rebuilt from the ledger, which is the slow case.
 """
 
@@ -120,6 +120,23 @@ def pages(client: Client) -> list[tuple[str, Callable[[], str]]]:
         ("keys: list of big tenant", lambda: f"/admin/billing/apikey/?tenant__id__exact={big.pk}"),
         ("keys: busiest key (budget)", lambda: f"/admin/billing/apikey/{key.pk}/change/"),
         ("admin index", lambda: "/admin/"),
+        *report_pages(big.pk, first=newest[2] - timedelta(days=91), last=newest[2]),
+    ]
+
+
+def report_pages(tenant_id: int, *, first: datetime, last: datetime) -> list[tuple[str, Callable[[], str]]]:
+    """The cost report pages (apps.billing.reports), over the whole loaded span and over a month."""
+    reports, tenant = "/admin/billing/tenant/reports/", f"/admin/billing/tenant/{tenant_id}/report/"
+    span = f"start={first:%Y-%m-%d}&end={last:%Y-%m-%d}"
+    return [
+        ("reports: every tenant, this month", lambda: reports),
+        ("reports: every tenant, 92 days by tenant", lambda: f"{reports}?{span}&period=day&group=tenant"),
+        ("reports: every tenant, 92 days by model", lambda: f"{reports}?{span}&period=week&group=model"),
+        ("reports: big tenant, 92 days by key", lambda: f"{tenant}?{span}&period=day&group=key"),
+        ("reports: big tenant, 92 days by provider", lambda: f"{tenant}?{span}&period=month&group=provider"),
+        ("reports: big tenant, CSV of its keys", lambda: f"{tenant}?{span}&group=key&export=keys"),
+        ("reports: big tenant, FOCUS export of a month",
+         lambda: f"/admin/billing/tenant/{tenant_id}/focus/?month={last:%Y-%m}"),
     ]
 
 

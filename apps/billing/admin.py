@@ -23,7 +23,10 @@ from django.urls import URLPattern, path, reverse
 from django.utils.cache import add_never_cache_headers
 from django.utils.html import format_html, format_html_join
 
-from apps.billing import services
+from apps.billing import (
+    admin_alerts,  # noqa: F401  (registers the budget alerts' page)
+    services,
+)
 from apps.billing.admin_filters import (
     ExpiryFilter,
     ProviderNameFilter,

@@ -150,3 +150,17 @@ def test_without_a_broker_the_gateway_runs_the_schedule_itself(live_db, tmp_path
 
     assert [hook.json()["threshold_percent"] for hook in hooks.received] == [50, 80]
     assert "x-edge-signature" not in hooks.received[0].headers  # no secret set: unsigned
+
+
+@pytest.mark.django_db
+def test_admin_lists_alerts_and_offers_no_edits(admin_client):
+    tenant, key = budgeted_key(budget="2")
+    spend(tenant, key, "1.7")
+    alerts.send_budget_alerts()
+
+    listing = admin_client.get("/admin/billing/budgetalert/").content.decode()
+    alert = BudgetAlert.objects.get(subject_id=key.pk, superseded=False)
+    change = admin_client.post(f"/admin/billing/budgetalert/{alert.pk}/change/", {"threshold_percent": "1"})
+
+    assert tenant.slug in listing and "Add budget alert" not in listing
+    assert change.status_code == 403 and BudgetAlert.objects.get(pk=alert.pk).threshold_percent == 80

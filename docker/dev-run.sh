@@ -103,6 +103,11 @@ curl -i $GATEWAY_URL/v1/chat/completions \\
   -H "Content-Type: application/json" \\
   -d '{"model": "gpt-4o-mini", "messages": [{"role": "user", "content": "Hello!"}]}'
 
+  Background work (budget alerts, rollup checks, retention) runs inside this gateway: no Redis, no
+  Celery broker. In production, with REDIS_URL set, run beside the gateways (README, "Background work"):
+    celery -A edge_project worker --loglevel INFO     (as many as you like)
+    celery -A edge_project beat --loglevel INFO       (exactly one)
+
 EOF
 
 wait "$server_pid"

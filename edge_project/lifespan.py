@@ -17,6 +17,7 @@ from apps.proxy.metrics import observe as metrics
 from apps.proxy.metrics.upkeep import upkeep as metrics_upkeep
 from edge_project.api_handler import ApiHandler
 from edge_project.background import finish_background_work
+from edge_project.periodic import periodic
 from edge_project.redis_clients import close_async_redis
 
 logger = logging.getLogger(__name__)
@@ -61,8 +62,10 @@ class EdgeApplication:
                     return
                 admission.start()  # counted among the processes that share the limits while Redis is down
                 metrics_upkeep.start()
+                periodic.start()  # scheduled tasks, when no Celery broker runs them (edge_project.periodic)
                 await send({"type": "lifespan.startup.complete"})
             elif message["type"] == "lifespan.shutdown":
+                await periodic.stop()
                 await metrics_upkeep.stop()
                 await close_clients()
                 await finish_background_work(settings.REDIS_TIMEOUT_S * 4)  # L2 writes, before Redis clients close

@@ -15,6 +15,7 @@ from django.contrib.admin import helpers
 from django.contrib.admin.options import IS_POPUP_VAR, IncorrectLookupParameters
 from django.contrib.admin.utils import unquote
 from django.core.exceptions import PermissionDenied, ValidationError
+from django.db import models
 from django.db.models import Count, Q, QuerySet, Sum
 from django.http import Http404, HttpRequest, HttpResponse, HttpResponseBase, HttpResponseRedirect
 from django.template.response import TemplateResponse
@@ -22,13 +23,17 @@ from django.urls import URLPattern, path, reverse
 from django.utils.cache import add_never_cache_headers
 from django.utils.html import format_html, format_html_join
 
-from apps.billing import services
+from apps.billing import (
+    admin_alerts,  # noqa: F401  (registers the budget alerts' page)
+    services,
+)
 from apps.billing.admin_filters import (
     ExpiryFilter,
     ProviderNameFilter,
     PublicModelNameFilter,
     RevokedFilter,
 )
+from apps.billing.admin_ledger import CreatedRangeFilter, LedgerChangeList, totals_context
 from apps.billing.admin_limits import LimitsAdmin, limits_fieldset
 from apps.billing.admin_rerate import rerate_page, rerate_redirect
 from apps.billing.csv_export import ledger_csv_response
@@ -62,9 +67,14 @@ class TenantAdmin(LimitsAdmin):
     list_filter = ("is_active",)
     search_fields = ("slug", "name")
     readonly_fields = ("created_at", "budget_now", "costs")
+    # Django 6's default for a scheme-less URL, said now (5.2 warns until it is said).
+    formfield_overrides = {models.URLField: {"assume_scheme": "https"}}
     fieldsets = (
         (None, {"fields": ("slug", "name", "is_active", "costs")}),
         limits_fieldset("timezone"),
+        ("Budget alerts", {"fields": ("alert_emails", "alert_webhook_url"),
+                           "description": "Sent once for each share of a budget passed in a period "
+                                          "(EDGE_BUDGET_ALERT_THRESHOLDS), for the tenant and for each of its keys."}),
         ("History", {"fields": ("created_at",)}),
     )
 
@@ -184,14 +194,18 @@ class LedgerEntryAdmin(LedgerAdminBase):
         "created_at", "request_id", "tenant", "key_prefix", "public_model", "provider", "status", "http_status",
         "prompt_tokens", "completion_tokens", "cached_tokens", "cost_usd", "latency_ms", "usage_source", "cache_status",
     )
-    list_filter = ("tenant", "status", ProviderNameFilter, PublicModelNameFilter, "kind", "cache_status")
+    # The time range first: every other filter applies inside it (apps.billing.admin_ledger).
+    list_filter = (CreatedRangeFilter, "tenant", "status", ProviderNameFilter, PublicModelNameFilter, "kind",
+                   "cache_status")
     list_select_related = ("tenant", "api_key")
-    date_hierarchy = "created_at"
+    # Pages follow (created_at, id) cursors; sorting by another column would need an index per column.
+    sortable_by = ()
     search_fields = ("request_id",)
     search_help_text = "An exact request id (the x-request-id header); the request's adjustments are listed too."
     actions = ("export_selected_csv", "rerate_selected")
     # Counting the whole ledger on every page view, and per-filter counts, cost a scan each.
     show_full_result_count = False
+    list_per_page = 100
     show_facets = admin.ShowFacets.NEVER
     fieldsets = (
         (None, {"fields": ("request_id", "kind", "created_at", "tenant", "api_key", "status", "http_status",
@@ -259,13 +273,14 @@ class LedgerEntryAdmin(LedgerAdminBase):
             *super().get_urls(),
         ]
 
+    def get_changelist(self, request: HttpRequest, **kwargs: Any) -> type[LedgerChangeList]:
+        return LedgerChangeList
+
     def changelist_view(self, request: HttpRequest, extra_context: dict[str, Any] | None = None) -> Any:
         response = super().changelist_view(request, extra_context)
         context = getattr(response, "context_data", None)
-        if context and "cl" in context:  # not for redirects, or a CSV from an action
-            totals = context["cl"].queryset.aggregate(cost=Sum("cost_usd"), avoided=Sum("cost_avoided_usd"))
-            context["filtered_cost"] = format(totals["cost"], "f") if totals["cost"] is not None else "0"
-            context["filtered_cost_avoided"] = format(totals["avoided"], "f") if totals["avoided"] is not None else "0"
+        if context and isinstance(context.get("cl"), LedgerChangeList):  # not for redirects, or an action's CSV
+            context.update(totals_context(context["cl"]))
         return response
 
     def change_view(

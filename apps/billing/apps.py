@@ -5,3 +5,6 @@ class BillingConfig(AppConfig):
     name = "apps.billing"
     label = "billing"
     verbose_name = "Billing"
+
+    def ready(self) -> None:
+        from apps.billing import checks  # noqa: F401  (registers the background work's system checks)

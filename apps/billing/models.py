@@ -75,6 +75,14 @@ class Tenant(Limited):
         help_text="IANA time zone of its budget periods (day, week, month), its keys' included.",
     )
     created_at = models.DateTimeField(auto_now_add=True)
+    # Where its budget alerts go (apps.billing.alerts), besides EDGE_BUDGET_ALERT_WEBHOOK_URL.
+    alert_emails = models.TextField(
+        blank=True, db_default="", help_text="Addresses for budget alerts, comma-separated. Blank: no emails.",
+    )
+    alert_webhook_url = models.URLField(
+        max_length=500, blank=True, db_default="",
+        help_text="Budget alerts are POSTed here as JSON (signed if EDGE_BUDGET_ALERT_WEBHOOK_SECRET is set).",
+    )
 
     class Meta:
         ordering = ["slug"]
@@ -286,3 +294,39 @@ class DailyRollup(Rollup):
     class Meta:
         constraints = [models.UniqueConstraint(fields=Rollup.DIMENSIONS, name="daily_rollup_dimensions")]
         indexes = [models.Index(fields=["tenant_id", "bucket"], name="daily_rollup_tenant")]
+
+
+class BudgetAlert(models.Model):
+    """A key's or tenant's spend passed a share of its budget in one budget period: recorded once.
+
+    The row is the promise that the alert is sent once: the budget-alert task runs every minute and
+    its insert of (subject, period, threshold) succeeds once. Delivery is tried on later runs until it
+    succeeds or EDGE_BUDGET_ALERT_ATTEMPTS run out; ``superseded`` rows were passed in the same run as
+    a higher threshold and are not sent (one message says 100 %, not three).
+    """
+
+    class SubjectKind(models.TextChoices):
+        KEY = "key"
+        TENANT = "tenant"
+
+    subject_kind = models.CharField(max_length=8, choices=SubjectKind.choices)
+    subject_id = models.BigIntegerField()
+    tenant = models.ForeignKey(Tenant, on_delete=models.CASCADE, related_name="budget_alerts")
+    period = models.CharField(max_length=16, help_text="The budget period: d2026-12-06, w2026-W49, m2026-12, total.")
+    threshold_percent = models.PositiveSmallIntegerField()
+    budget_usd = models.DecimalField(max_digits=20, decimal_places=10)
+    spent_usd = models.DecimalField(max_digits=24, decimal_places=10, help_text="Spend when the threshold was seen.")
+    crossed_at = models.DateTimeField()
+    superseded = models.BooleanField(default=False)
+    attempts = models.PositiveSmallIntegerField(default=0)
+    delivered_at = models.DateTimeField(null=True, blank=True)
+    last_error = models.CharField(max_length=500, blank=True)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(
+            fields=["subject_kind", "subject_id", "period", "threshold_percent"], name="budget_alert_once",
+        )]
+        indexes = [models.Index(fields=["delivered_at", "superseded"], name="budget_alert_pending")]
+
+    def __str__(self) -> str:
+        return f"{self.subject_kind} {self.subject_id} {self.period} {self.threshold_percent}%"

@@ -18,6 +18,7 @@ from edge_project.env import (
     env_raw,
     env_str,
 )
+from edge_project.schedule import beat_schedule
 
 BASE_DIR = Path(__file__).resolve().parent.parent.parent
 VAR_DIR = Path(env_str("EDGE_VAR_DIR", str(BASE_DIR / "var")))  # local state: SQLite file, ledger spool
@@ -48,6 +49,8 @@ INSTALLED_APPS = [
 # their own handler (edge_project.lifespan): sessions, CSRF and messages cost ~60% of a trivial
 # async view's throughput and mean nothing to a bearer-key client.
 MIDDLEWARE = [
+    # django_http_* metrics of admin and browser pages in /metrics (the API path counts its own: apps.proxy.metrics).
+    "django_prometheus.middleware.PrometheusBeforeMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
@@ -55,6 +58,7 @@ MIDDLEWARE = [
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    "django_prometheus.middleware.PrometheusAfterMiddleware",
 ]
 API_MIDDLEWARE: list[str] = []
 API_PATH_PREFIXES = ("/v1/", "/health", "/metrics")  # served by the API handler, with API_MIDDLEWARE
@@ -212,6 +216,42 @@ EDGE_AUTH_FAILURES_WINDOW_S = env_float("EDGE_AUTH_FAILURES_WINDOW_S", 60.0)  # 
 # rebuilt from the ledger when no counter knows it; a rebuild slower than this is abandoned, and that request
 # is not held to that budget (the next one tries again).
 EDGE_BUDGET_REBUILD_TIMEOUT_S = env_float("EDGE_BUDGET_REBUILD_TIMEOUT_S", 2.0)
+
+# --- Background work: Celery, budget alerts, rollup checks, retention (apps.billing.tasks) -----------
+# Celery's broker is the gateway's Redis; without it (`make run`) tasks run eagerly, in the process that
+# calls them, and the gateway runs the schedule itself (edge_project.periodic).
+CELERY_BROKER_URL = env_str("CELERY_BROKER_URL", REDIS_URL or "")  # default: REDIS_URL
+CELERY_TASK_ALWAYS_EAGER = not CELERY_BROKER_URL  # no broker: .delay() runs the task at once, in-process
+CELERY_TASK_EAGER_PROPAGATES = True  # ...and raises its errors there rather than burying them in a result
+CELERY_TASK_IGNORE_RESULT = True  # tasks report through logs, metrics and rows; nothing awaits a result
+CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True  # a worker started before Redis waits for it
+# The installation's Redis prefix on the broker's keys too, so two installations can share one Redis.
+CELERY_BROKER_TRANSPORT_OPTIONS = {"global_keyprefix": EDGE_REDIS_PREFIX}
+CELERY_TIMEZONE = "UTC"
+CELERY_WORKER_HIJACK_ROOT_LOGGER = False  # keep LOGGING's JSON lines
+CELERY_TASK_TIME_LIMIT = env_int("CELERY_TASK_TIME_LIMIT", 30 * 60)  # a stuck task is killed after this (s)
+EDGE_RETENTION_MONTHS = env_int("EDGE_RETENTION_MONTHS", 0)  # ledger months kept (current included); 0: keep all
+EDGE_RETENTION_DIR = Path(env_str("EDGE_RETENTION_DIR", str(VAR_DIR / "archive")))  # archived months (.jsonl.gz)
+# Entry intervals of the schedule (edge_project.schedule): "budget-alerts=30,verify-rollups=0" (0: off).
+CELERY_BEAT_SCHEDULE = beat_schedule(env_str("EDGE_SCHEDULE", ""), retention_months=EDGE_RETENTION_MONTHS)
+EDGE_PERIODIC_IN_PROCESS = env_bool("EDGE_PERIODIC_IN_PROCESS", True)  # no broker: the gateway runs the schedule
+EDGE_ROLLUP_VERIFY_WINDOW_S = env_int("EDGE_ROLLUP_VERIFY_WINDOW_S", 2 * 60 * 60)  # hours checked against the ledger
+# Budget alerts: a key's or tenant's spend in its budget period passing each of these percentages of its
+# budget is sent once (per period) to its tenant's webhook and emails, and to the URL below.
+EDGE_BUDGET_ALERT_THRESHOLDS = env_list("EDGE_BUDGET_ALERT_THRESHOLDS", ["50", "80", "100"])
+EDGE_BUDGET_ALERT_WEBHOOK_URL = env_str("EDGE_BUDGET_ALERT_WEBHOOK_URL", "")  # every tenant's alerts; "": none
+EDGE_BUDGET_ALERT_WEBHOOK_SECRET = env_str("EDGE_BUDGET_ALERT_WEBHOOK_SECRET", "")  # HMAC-SHA256 key; "": unsigned
+EDGE_BUDGET_ALERT_TIMEOUT_S = env_float("EDGE_BUDGET_ALERT_TIMEOUT_S", 5.0)  # one webhook POST, connect to last byte
+EDGE_BUDGET_ALERT_ATTEMPTS = env_int("EDGE_BUDGET_ALERT_ATTEMPTS", 5)  # deliveries tried (one per run) before giving up
+DEFAULT_FROM_EMAIL = env_str("DEFAULT_FROM_EMAIL", "llm-edge@localhost")  # sender of alert emails
+EMAIL_BACKEND = env_str("EMAIL_BACKEND", "django.core.mail.backends.smtp.EmailBackend")
+EMAIL_HOST = env_str("EMAIL_HOST", "localhost")
+EMAIL_PORT = env_int("EMAIL_PORT", 25)
+EMAIL_HOST_USER = env_str("EMAIL_HOST_USER", "")
+EMAIL_HOST_PASSWORD = env_str("EMAIL_HOST_PASSWORD", "")
+EMAIL_USE_TLS = env_bool("EMAIL_USE_TLS", False)
+EMAIL_TIMEOUT = env_int("EMAIL_TIMEOUT", 10)  # seconds; an SMTP server that hangs must not hold the worker
+EMAIL_FILE_PATH = env_str("EMAIL_FILE_PATH", str(VAR_DIR / "mail"))  # for EMAIL_BACKEND=...filebased.EmailBackend
 
 # --- Cost reports (apps.billing.reports) ---
 # Who bills the tenants: FOCUS exports name it as InvoiceIssuerName (the gateway's operator).

@@ -17,6 +17,7 @@ from django.http import StreamingHttpResponse
 from django.test.utils import CaptureQueriesContext
 
 from apps.billing.models import ApiKey, LedgerEntry, Tenant
+from apps.billing.rollups import SOURCE_COLUMNS, add_to_rollups
 from tests.factories import unique
 
 CHROMIUM = Path("/usr/bin/chromium")
@@ -25,11 +26,13 @@ CHROMIUM_ARGS = [
     "--disable-sync", "--no-first-run",
 ]
 BASE_TIME = datetime(2026, 11, 1, 12, 0, tzinfo=UTC)
+# The ledger list shows the last 24 hours unless asked for a range: this one holds make_entry's rows.
+LEDGER_RANGE = {"since": "2026-11-01", "until": "2026-11-30"}
 _minutes = itertools.count()
 
 
 def make_entry(tenant: Tenant, key: ApiKey | None = None, **fields: Any) -> LedgerEntry:
-    """A request row as the gateway would write it; each call is a minute later than the last."""
+    """A request row as the gateway would write it, rollups included; each call is a minute later than the last."""
     values: dict[str, Any] = {
         "request_id": unique("req"), "tenant": tenant, "api_key": key, "endpoint": "chat.completions",
         "public_model": "gpt-test", "provider": "prov-test", "upstream_model": "up-test", "status": "ok",
@@ -37,7 +40,10 @@ def make_entry(tenant: Tenant, key: ApiKey | None = None, **fields: Any) -> Ledg
         "usage_source": "provider", "cost_usd": Decimal("0.0000045000"), "latency_ms": 120,
         "created_at": BASE_TIME + timedelta(minutes=next(_minutes)),
     }
-    return LedgerEntry.objects.create(**{**values, **fields})
+    entry = LedgerEntry.objects.create(**{**values, **fields})
+    # As the ledger writer does (apps.billing.ledger_write): the row counts in the rollups at once.
+    add_to_rollups([LedgerEntry.objects.filter(pk=entry.pk).values(*SOURCE_COLUMNS).get()])
+    return entry
 
 
 def read_stream(response: StreamingHttpResponse) -> str:

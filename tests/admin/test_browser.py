@@ -9,6 +9,7 @@ from decimal import Decimal
 
 import httpx
 import pytest
+from django.utils import timezone
 
 from apps.billing.keys import hash_key
 from apps.billing.models import ApiKey, LedgerEntry
@@ -16,6 +17,7 @@ from apps.providers.models import Provider
 from tests.admin.conftest import make_entry
 from tests.conftest import wait_until_served
 from tests.factories import make_key, make_route, make_tenant, unique
+from tests.harness.rollups import rebuild_rollups
 from tests.harness.served import ledger_row
 
 pytestmark = [pytest.mark.browser, pytest.mark.usefixtures("live_db")]
@@ -89,9 +91,12 @@ def test_it_lists_the_ledger_exports_it_and_adjusts_an_entry(admin_page, gateway
     wait_until_served(gateway.url, raw_key, route.model.name)
     request_id = chat(gateway.url, raw_key, route.model.name).headers["x-request-id"]
     served = ledger_row(request_id)
+    now = timezone.now()  # the list shows the last 24 hours unless asked for a range
     for cost in ("0.0012500000", "0.0000000001"):
-        make_entry(tenant, key, cost_usd=Decimal(cost), public_model=route.model.name)
-    make_entry(tenant, key, status="error", http_status=502, error_type="upstream_error", cost_usd=Decimal(0))
+        make_entry(tenant, key, cost_usd=Decimal(cost), public_model=route.model.name, created_at=now)
+    make_entry(tenant, key, status="error", http_status=502, error_type="upstream_error", cost_usd=Decimal(0),
+               created_at=now)
+    rebuild_rollups()  # the list's totals are the rollups'
 
     admin_page.goto(f"/admin/billing/ledgerentry/?tenant__id__exact={tenant.pk}")
     rows = LedgerEntry.objects.filter(tenant=tenant)  # the gateway's own rows too (its /v1/models calls)

@@ -5,7 +5,9 @@ from __future__ import annotations
 import csv
 import io
 import re
+from datetime import timedelta
 from decimal import Decimal
+from urllib.parse import parse_qsl, urlencode
 
 import pytest
 from django.contrib.auth.models import Permission
@@ -14,8 +16,9 @@ from django.urls import reverse
 
 from apps.billing import csv_export
 from apps.billing.models import LedgerEntry
-from tests.admin.conftest import BASE_TIME, count_queries, make_entry, read_stream
+from tests.admin.conftest import BASE_TIME, LEDGER_RANGE, count_queries, make_entry, read_stream
 from tests.factories import make_key, make_tenant
+from tests.harness.rollups import rebuild_rollups
 
 pytestmark = pytest.mark.django_db
 CHANGELIST = "admin:billing_ledgerentry_changelist"
@@ -34,7 +37,7 @@ def test_it_offers_no_add_edit_or_delete(admin_client):
     delete = admin_client.post(reverse("admin:billing_ledgerentry_delete", args=[entry.pk]), {"post": "yes"})
     edit = admin_client.post(change_url, {"cost_usd": "0", "status": "error"})
     page = admin_client.get(change_url).content.decode()
-    listing = admin_client.get(reverse(CHANGELIST)).content.decode()
+    listing = admin_client.get(reverse(CHANGELIST), LEDGER_RANGE).content.decode()
 
     assert (add.status_code, delete.status_code, edit.status_code) == (403, 403, 403)
     assert model_to_dict(LedgerEntry.objects.get(pk=entry.pk)) == model_to_dict(entry)
@@ -61,7 +64,7 @@ def test_it_exports_rows_with_every_amount_exact(admin_client):
     free = make_entry(tenant, key, cost_usd=Decimal(0), status="error", http_status=502, error_type="upstream_error",
                       usage_source="none", prompt_tokens=0, completion_tokens=0, public_model="=HYPERLINK(1)")
 
-    response = admin_client.get(reverse(EXPORT), {"tenant__id__exact": tenant.pk})
+    response = admin_client.get(reverse(EXPORT), {**LEDGER_RANGE, "tenant__id__exact": tenant.pk})
 
     text = read_stream(response)
     assert response["Content-Type"] == "text/csv; charset=utf-8"
@@ -89,8 +92,9 @@ def test_it_exports_only_what_the_filters_match(admin_client):
     failed = make_entry(tenant, status="error", http_status=500)
     make_entry(other, status="error", http_status=500)
 
-    by_tenant = read_stream(admin_client.get(reverse(EXPORT), {"tenant__id__exact": tenant.pk}))
-    by_status = read_stream(admin_client.get(reverse(EXPORT), {"tenant__id__exact": tenant.pk, "status": "error"}))
+    by_tenant = read_stream(admin_client.get(reverse(EXPORT), {**LEDGER_RANGE, "tenant__id__exact": tenant.pk}))
+    by_status = read_stream(admin_client.get(reverse(EXPORT), {**LEDGER_RANGE, "tenant__id__exact": tenant.pk,
+                                                               "status": "error"}))
     by_search = read_stream(admin_client.get(reverse(EXPORT), {"q": ok.request_id}))
 
     assert {row["request_id"] for row in rows(by_tenant)} == {ok.request_id, failed.request_id}
@@ -102,16 +106,19 @@ def test_it_links_the_export_to_the_current_filters(admin_client):
     tenant = make_tenant()
     make_entry(tenant)
 
-    page = admin_client.get(reverse(CHANGELIST), {"tenant__id__exact": tenant.pk, "status": "ok"}).content.decode()
+    query = {**LEDGER_RANGE, "tenant__id__exact": str(tenant.pk), "status": "ok"}
+    page = admin_client.get(reverse(CHANGELIST), query).content.decode()
 
-    assert f'href="{reverse(EXPORT)}?status=ok&amp;tenant__id__exact={tenant.pk}"' in page
+    link = re.search(r'href="([^"]+)" id="export-matching"', page)
+    assert link is not None and link.group(1).startswith(reverse(EXPORT) + "?")
+    assert dict(parse_qsl(link.group(1).replace("&amp;", "&").split("?", 1)[1])) == query
 
 
 def test_it_exports_the_selected_rows(admin_client):
     tenant = make_tenant()
     first, _, third = (make_entry(tenant) for _ in range(3))
 
-    response = admin_client.post(reverse(CHANGELIST), {
+    response = admin_client.post(reverse(CHANGELIST) + "?" + urlencode(LEDGER_RANGE), {
         "action": "export_selected_csv", "_selected_action": [first.pk, third.pk],
     })
 
@@ -121,10 +128,10 @@ def test_it_exports_the_selected_rows(admin_client):
 def test_it_streams_every_row_once_across_chunks(admin_client, monkeypatch):
     monkeypatch.setattr(csv_export, "CHUNK_ROWS", 2)
     tenant = make_tenant()
-    same_moment = BASE_TIME.replace(year=2027)  # rows sharing a timestamp straddle a chunk boundary
+    same_moment = BASE_TIME + timedelta(days=20)  # rows sharing a timestamp straddle a chunk boundary
     entries = [make_entry(tenant, created_at=same_moment) for _ in range(3)] + [make_entry(tenant) for _ in range(2)]
 
-    exported = rows(read_stream(admin_client.get(reverse(EXPORT), {"tenant__id__exact": tenant.pk})))
+    exported = rows(read_stream(admin_client.get(reverse(EXPORT), {**LEDGER_RANGE, "tenant__id__exact": tenant.pk})))
 
     assert sorted(row["request_id"] for row in exported) == sorted(entry.request_id for entry in entries)
     assert len(exported) == 5
@@ -136,10 +143,11 @@ def test_it_totals_the_cost_of_the_filtered_rows(admin_client):
     make_entry(tenant, cost_usd=Decimal("1.5000000001"))
     make_entry(make_tenant(), cost_usd=Decimal(7))
 
-    page = admin_client.get(reverse(CHANGELIST), {"tenant__id__exact": tenant.pk}).content.decode()
+    rebuild_rollups()
 
-    assert "Total cost of the 2 matching entries" in page
-    assert "<strong>1.5000045001 USD</strong>" in page
+    page = admin_client.get(reverse(CHANGELIST), {**LEDGER_RANGE, "tenant__id__exact": tenant.pk}).content.decode()
+
+    assert "2 requests, spend <strong>1.5000045001 USD</strong>" in page
 
 
 def test_it_records_an_adjustment_as_a_new_row_and_leaves_the_original(admin_client):
@@ -203,7 +211,7 @@ def test_it_finds_a_request_and_its_adjustments_by_request_id(admin_client):
 
 
 def test_it_lists_the_ledger_in_a_constant_number_of_queries(admin_client, django_assert_max_num_queries):
-    url = reverse(CHANGELIST)
+    url = reverse(CHANGELIST) + "?" + urlencode(LEDGER_RANGE)
     tenant = make_tenant()
     make_entry(tenant, make_key(tenant)[0])
     few = count_queries(lambda: admin_client.get(url))

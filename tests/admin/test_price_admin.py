@@ -6,7 +6,7 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any
-from urllib.parse import parse_qs, urlparse
+from urllib.parse import parse_qs, urlencode, urlparse
 
 import pytest
 from django.urls import reverse
@@ -14,7 +14,7 @@ from django.urls import reverse
 from apps.billing.models import LedgerEntry
 from apps.routing.models import Deployment
 from apps.routing.table import query_routing_table
-from tests.admin.conftest import make_entry
+from tests.admin.conftest import LEDGER_RANGE, make_entry
 from tests.factories import make_key, make_route, make_tenant
 
 pytestmark = pytest.mark.django_db
@@ -75,7 +75,7 @@ def test_the_ledgers_rerate_action_prefills_the_period_and_writes_adjustments(ad
     tenant = make_tenant()
     entries = [make_entry(tenant, make_key(tenant)[0], deployment_id=deployment.pk, prompt_tokens=1000,
                           completion_tokens=1000, cost_usd=Decimal("0.002")) for _ in range(2)]
-    changelist = reverse("admin:billing_ledgerentry_changelist")
+    changelist = reverse("admin:billing_ledgerentry_changelist") + "?" + urlencode(LEDGER_RANGE)  # the rows' dates
 
     chosen = admin_client.post(changelist, {"action": "rerate_selected", "_selected_action": [e.pk for e in entries]})
     initial = {name: values[0] for name, values in parse_qs(urlparse(chosen["Location"]).query).items()}

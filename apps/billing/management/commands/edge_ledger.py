@@ -1,4 +1,5 @@
 """`manage.py edge_ledger quarantine list|reingest [--dry-run]`: the ledger rows the database refused.
+`manage.py edge_ledger archive --before YYYY-MM [--dir DIR] [--dry-run]`: retention (apps.billing.retention).
 
 Each host keeps its quarantine in ``$EDGE_LEDGER_SPOOL_DIR/quarantine/``; run the command there, with
 the gateway's environment. ``reingest`` tries every quarantined row again once the cause is fixed (a
@@ -10,7 +11,9 @@ is already in the ledger leave it too, unchanged in the ledger, so running it tw
 
 from __future__ import annotations
 
-from argparse import ArgumentParser
+from argparse import ArgumentParser, ArgumentTypeError
+from datetime import date, datetime
+from pathlib import Path
 from typing import Any
 
 from django.conf import settings
@@ -19,12 +22,13 @@ from django.db import Error
 
 from apps.billing.ledger import insert_rows, try_rows
 from apps.billing.quarantine import DIRECTORY_NAME, Entry, Quarantine, Reingested
+from apps.billing.retention import RetentionError, archive_months
 
 LIST_COLUMNS = ("quarantined at", "request id", "tenant id", "reason")
 
 
 class Command(BaseCommand):
-    help = "List and re-ingest the ledger rows the database refused (the spool's quarantine)."
+    help = "List and re-ingest the ledger rows the database refused (the spool's quarantine); archive old months."
 
     def add_arguments(self, parser: ArgumentParser) -> None:
         assert isinstance(parser, CommandParser)
@@ -35,8 +39,18 @@ class Command(BaseCommand):
         reingest = actions.add_parser("reingest", help="Insert quarantined rows again; those that insert leave.")
         reingest.add_argument("--dry-run", action="store_true",
                               help="Report what would insert and what would still be refused; change nothing.")
+        archive = sections.add_parser(
+            "archive", help="Move whole months before --before to .jsonl.gz files and delete them; rollups stay.")
+        archive.add_argument("--before", required=True, type=_month,
+                             help="The first month kept, YYYY-MM: every month before it is archived.")
+        archive.add_argument("--dir", type=Path, default=None,
+                             help="Where the files go (default EDGE_RETENTION_DIR).")
+        archive.add_argument("--dry-run", action="store_true", help="Count each month's rows; change nothing.")
 
     def handle(self, *args: Any, **options: Any) -> None:
+        if options["section"] == "archive":
+            return self.archive(options["before"], options["dir"] or settings.EDGE_RETENTION_DIR,
+                                dry_run=options["dry_run"])
         quarantine = Quarantine(settings.EDGE_LEDGER_SPOOL_DIR / DIRECTORY_NAME)
         if options["action"] == "list":
             self.list_entries(quarantine)
@@ -65,6 +79,19 @@ class Command(BaseCommand):
             ) from error
         self.report(report, dry_run=dry_run)
 
+    def archive(self, before: date, directory: Path, *, dry_run: bool) -> None:
+        try:
+            months = archive_months(before=before, directory=directory, dry_run=dry_run)
+        except RetentionError as error:
+            raise CommandError(str(error)) from error
+        for month in months:
+            where = "would be archived" if month.path is None else f"archived to {month.path} and deleted"
+            self.stdout.write(f"{month.month:%Y-%m}: {month.rows} rows {where}")
+        if not months:
+            self.stdout.write(f"no ledger rows before {before:%Y-%m}")
+        elif not dry_run:
+            self.stdout.write("the rollups keep these months' totals; reports still show them")
+
     def report(self, report: Reingested, *, dry_run: bool) -> None:
         self.stdout.write(f"{report.inserted} rows {'would be ' if dry_run else ''}re-ingested")
         for refusal in report.refused:
@@ -84,6 +111,13 @@ def _cells(entry: Entry) -> tuple[str, ...]:
         entry.record.get("quarantined_at", "-"), row.get("request_id", "-"), row.get("tenant_id", "-"),
         entry.record.get("reason", "-"),
     ))
+
+
+def _month(text: str) -> date:
+    try:
+        return datetime.strptime(text, "%Y-%m").date()
+    except ValueError:
+        raise ArgumentTypeError(f"{text!r} is not a month (YYYY-MM)") from None
 
 
 def _printable(text: str) -> str:

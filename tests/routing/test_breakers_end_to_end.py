@@ -11,6 +11,7 @@ import pytest
 
 from apps.routing.models import BreakerOverride, Deployment
 from tests.harness.gateway import GatewayProcess
+from tests.harness.waiting import wait_until
 from tests.routing.conftest import Pool, statuses
 
 pytestmark = pytest.mark.usefixtures("live_db")
@@ -97,26 +98,30 @@ def test_an_operator_can_force_a_breaker_open_and_closed_in_every_process(
     pool = pool_with(strategy="failover")
     pool.served_through(second_gateway)
     Deployment.objects.filter(pk=pool.deployments[0].pk).update(breaker_override=BreakerOverride.OPEN)
-    reload_tables(pool, second_gateway)
+    reload_tables(pool, second_gateway, first_breaker="forced open")
 
     for via in (pool.gateway, second_gateway):
         assert statuses(pool.send(5, concurrency=1, via=via)) == {200: 5}
     assert pool.served_by() == [0, 10]
 
     Deployment.objects.filter(pk=pool.deployments[0].pk).update(breaker_override=BreakerOverride.CLOSED)
-    reload_tables(pool, second_gateway)
+    reload_tables(pool, second_gateway, first_breaker="forced closed")
     pool.fail(0, fail_status=500)
     pool.send(8, concurrency=1)
     assert pool.served_by()[0] == 8  # forced closed: tried first every time, well past five failures
 
 
-def reload_tables(pool: Pool, *others: GatewayProcess) -> None:
-    """Make every gateway reload its routing table: the first request after EDGE_CONFIG_TTL_S (0.1 s in
-    tests) starts a reload and is itself served from the old table."""
-    time.sleep(0.2)
+def reload_tables(pool: Pool, *others: GatewayProcess, first_breaker: str) -> None:
+    """Make every gateway reload its routing table, until each shows the first deployment's breaker as
+    ``first_breaker``: the first request after EDGE_CONFIG_TTL_S (0.1 s in tests) starts a reload and is
+    itself served from the old table, and a reload takes as long as the machine lets it."""
+    name = f"{pool.name} → {pool.deployments[0].provider.name}/{pool.upstream(0)}"
     for via in (pool.gateway, *others):
-        pool.post(via=via)
-    time.sleep(0.2)
+        def reloaded(via: GatewayProcess = via) -> bool:
+            pool.post(via=via)
+            return bool(via.health_detail()["providers"]["deployments"][name]["breaker"] == first_breaker)
+
+        wait_until(reloaded, what=f"{via.url} shows the breaker {first_breaker}")
     pool.fake.reset()
 
 
